@@ -1,0 +1,328 @@
+"""Rules that need more than one resource: references, conflicts, and what they imply.
+
+Istio accepts many of these configurations and fails at run time instead (a missing subset is a
+503 ``NC`` on every request). chaoskit reports them before any traffic flows: errors for what
+can only fail, warnings for what is legal but most likely a mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from chaoskit.config import hosts
+from chaoskit.config.http_route import Destination
+from chaoskit.config.issues import Issues
+from chaoskit.config.lint import lint_virtual_service
+from chaoskit.config.mesh import Mesh
+from chaoskit.config.resource import Resource
+from chaoskit.config.service_entry import ServiceEntry
+from chaoskit.config.virtual_service import MESH, VirtualService
+from chaoskit.config.yamlsource import Location
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selection: every selector label is present with the same value."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_mesh(mesh: Mesh, issues: Issues) -> None:
+    """Cross-resource errors and warnings, then per-resource lints that need mesh defaults."""
+    _check_virtual_services(mesh, issues)
+    _check_destination_rules(mesh, issues)
+    _check_upstream_faults(mesh, issues)
+    _check_singletons(mesh, issues)
+    for vs in mesh.virtual_services:
+        lint_virtual_service(vs, mesh.defaults.route_timeout, mesh.defaults.retry, issues)
+
+
+# -- destinations ---------------------------------------------------------------------------
+
+
+def _is_cluster_local(fqdn: str) -> bool:
+    return fqdn.endswith("." + hosts.CLUSTER_DOMAIN)
+
+
+def check_destination(
+    mesh: Mesh, dest: Destination, owner: Resource, path: str, loc: Location, issues: Issues
+) -> None:
+    """Is the host in the registry, the subset defined, the port unambiguous?"""
+    svc = mesh.find_service(dest.fqdn)
+    if svc is None:
+        message = (
+            f"host {dest.host!r} ({dest.fqdn}) is not in the registry: no ServiceEntry "
+            "defines it, so Istio answers 503 NC (cluster not found)"
+        )
+        if _is_cluster_local(dest.fqdn) or not mesh.service_entries:
+            issues.error(loc, owner.ref, f"{path}.host", message)
+        else:
+            issues.warning(loc, owner.ref, f"{path}.host", message + "; add a ServiceEntry for it")
+        return
+    if dest.subset is not None and dest.subset not in mesh.subsets_for(dest.fqdn):
+        defined = sorted(mesh.subsets_for(dest.fqdn))
+        known = f" (defined: {', '.join(defined)})" if defined else ""
+        issues.error(
+            loc,
+            owner.ref,
+            f"{path}.subset",
+            f"subset {dest.subset!r} is not defined by any DestinationRule for "
+            f"{dest.fqdn}{known}; Istio answers 503 NC",
+        )
+    _check_port(svc.entry, dest, owner, path, loc, issues)
+
+
+def _check_port(
+    se: ServiceEntry, dest: Destination, owner: Resource, path: str, loc: Location, issues: Issues
+) -> None:
+    numbers = [p.number for p in se.ports]
+    if dest.port is None and len(numbers) > 1:
+        issues.error(
+            loc,
+            owner.ref,
+            f"{path}.port",
+            f"{dest.host} has several ports ({', '.join(map(str, numbers))}); "
+            "destination.port is required",
+        )
+    elif dest.port is not None and numbers and dest.port not in numbers:
+        issues.error(
+            loc,
+            owner.ref,
+            f"{path}.port.number",
+            f"{dest.host} has no port {dest.port} (ports: {', '.join(map(str, numbers))})",
+        )
+
+
+def _destinations(vs: VirtualService) -> Iterable[tuple[str, Destination, Location]]:
+    for r in vs.http:
+        base = f"spec.http[{r.index}]"
+        for i, d in enumerate(r.route):
+            yield f"{base}.route[{i}].destination", d.destination, r.location
+        for i, m in enumerate(r.mirrors):
+            yield (
+                f"{base}.mirror{'s' if len(r.mirrors) > 1 else ''}[{i}]",
+                m.destination,
+                r.location,
+            )
+    for kind, routes in (("tcp", vs.tcp), ("tls", vs.tls)):
+        for l4 in routes:
+            for i, d4 in enumerate(l4.route):
+                yield f"spec.{kind}[{l4.index}].route[{i}].destination", d4.destination, l4.location
+
+
+# -- virtual services -------------------------------------------------------------------------
+
+
+def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
+    claimed: dict[str, VirtualService] = {}
+    by_name = {(vs.namespace, vs.name): vs for vs in mesh.virtual_services}
+    workload_labels = [w.labels for w in mesh.workload_entries]
+    for vs in mesh.virtual_services:
+        for path, dest, loc in _destinations(vs):
+            check_destination(mesh, dest, vs, path, loc, issues)
+        for gw in vs.gateways:
+            if gw != MESH and gw not in mesh.gateways_by_ref:
+                issues.error(
+                    vs.location,
+                    vs.ref,
+                    "spec.gateways",
+                    f"gateway {gw!r} does not exist (no Gateway {gw})",
+                )
+        if MESH in vs.gateways:
+            for h in vs.fqdn_hosts:
+                other = claimed.get(h)
+                if other is None:
+                    claimed[h] = vs
+                else:
+                    issues.error(
+                        vs.location,
+                        vs.ref,
+                        "spec.hosts",
+                        f"host {h} is also routed by {other.ref} ({other.location}); on "
+                        "sidecars only one VirtualService per host takes effect",
+                    )
+        for r in vs.http:
+            for i, m in enumerate(r.match):
+                path = f"spec.http[{r.index}].match[{i}]"
+                for gw in m.gateways:
+                    if gw != MESH and gw not in mesh.gateways_by_ref:
+                        issues.error(
+                            r.location, vs.ref, f"{path}.gateways", f"gateway {gw!r} does not exist"
+                        )
+                if m.source_labels and not any(
+                    labels_match(m.source_labels, wl) for wl in workload_labels
+                ):
+                    issues.warning(
+                        r.location,
+                        vs.ref,
+                        f"{path}.sourceLabels",
+                        "no WorkloadEntry has these labels: no caller can match this rule",
+                    )
+            if r.delegate is not None:
+                target = by_name.get((r.delegate.namespace, r.delegate.name))
+                if target is None:
+                    issues.error(
+                        r.location,
+                        vs.ref,
+                        f"spec.http[{r.index}].delegate",
+                        f"delegate VirtualService {r.delegate.namespace}/{r.delegate.name} "
+                        "does not exist",
+                    )
+                elif not target.is_delegate:
+                    issues.error(
+                        r.location,
+                        vs.ref,
+                        f"spec.http[{r.index}].delegate",
+                        f"{target.ref} has hosts, so it cannot be a delegate",
+                    )
+
+
+# -- destination rules ------------------------------------------------------------------------
+
+
+def _check_destination_rules(mesh: Mesh, issues: Issues) -> None:
+    routed = {d.fqdn for vs in mesh.virtual_services for _, d, _ in _destinations(vs)}
+    for host, rules in mesh.rules_by_host.items():
+        with_policy = [dr for dr in rules if dr.traffic_policy is not None]
+        for dr in with_policy[1:]:
+            issues.warning(
+                dr.location,
+                dr.ref,
+                "spec.trafficPolicy",
+                f"ignored: {with_policy[0].ref} also sets a top-level trafficPolicy for "
+                f"{host}, and Istio keeps only the first",
+            )
+    for dr in mesh.destination_rules:
+        svc = mesh.find_service(dr.fqdn_host) if not dr.fqdn_host.startswith("*") else None
+        if svc is None and not dr.fqdn_host.startswith("*"):
+            if dr.fqdn_host not in routed:
+                issues.warning(
+                    dr.location,
+                    dr.ref,
+                    "spec.host",
+                    f"nothing routes to {dr.fqdn_host}: no ServiceEntry defines it and no "
+                    "VirtualService sends traffic there",
+                )
+            continue
+        if svc is None:
+            continue
+        endpoints = list(svc.entry.endpoints)
+        _check_outlier(
+            dr.ref, dr.location, "spec.trafficPolicy", dr.traffic_policy, len(endpoints), issues
+        )
+        for i, subset in enumerate(dr.subsets):
+            members = [e for e in endpoints if labels_match(subset.labels, e.labels)]
+            path = f"spec.subsets[{i}]"
+            if endpoints and not members and svc.entry.resolution in ("STATIC", "DNS"):
+                issues.warning(
+                    dr.location,
+                    dr.ref,
+                    f"{path}.labels",
+                    f"subset {subset.name!r} selects no endpoint of {svc.host}: its "
+                    "requests get 503 no healthy upstream",
+                )
+            policy = subset.traffic_policy if subset.traffic_policy is not None else None
+            if policy is not None and policy.outlier_detection is not None:
+                _check_outlier(
+                    dr.ref, dr.location, f"{path}.trafficPolicy", policy, len(members), issues
+                )
+            elif policy is None or policy.outlier_detection is None:
+                top = dr.traffic_policy
+                if (
+                    top is not None
+                    and top.outlier_detection is not None
+                    and len(members) != len(endpoints)
+                ):
+                    _check_outlier(
+                        dr.ref,
+                        dr.location,
+                        "spec.trafficPolicy",
+                        top,
+                        len(members),
+                        issues,
+                        subset=subset.name,
+                    )
+
+
+def _check_outlier(
+    ref: str,
+    loc: Location,
+    path: str,
+    policy: object,
+    n_endpoints: int,
+    issues: Issues,
+    *,
+    subset: str | None = None,
+) -> None:
+    od = getattr(policy, "outlier_detection", None) if policy is not None else None
+    if od is None or n_endpoints <= 0:
+        return
+    pct = od.effective_max_ejection_percent
+    if 100 / n_endpoints > pct:
+        where = f" in subset {subset!r}" if subset else ""
+        issues.warning(
+            loc,
+            ref,
+            f"{path}.outlierDetection.maxEjectionPercent",
+            f"can never eject: with {n_endpoints} endpoint{'s' if n_endpoints != 1 else ''}"
+            f"{where}, ejecting one is {100 / n_endpoints:.0f}% > maxEjectionPercent {pct:g}% "
+            "(Envoy >= 1.27 enforces it strictly); set maxEjectionPercent: 100",
+        )
+
+
+# -- chaoskit kinds and singletons ------------------------------------------------------------
+
+
+def _check_upstream_faults(mesh: Mesh, issues: Issues) -> None:
+    for uf in mesh.upstream_faults:
+        svc = mesh.find_service(uf.fqdn)
+        if svc is None:
+            issues.error(
+                uf.location,
+                uf.ref,
+                "spec.host",
+                f"host {uf.host!r} ({uf.fqdn}) is not in the registry: the fault could never fire",
+            )
+            continue
+        subsets = mesh.subsets_for(uf.fqdn)
+        if uf.subset is not None and uf.subset not in subsets:
+            issues.error(
+                uf.location,
+                uf.ref,
+                "spec.subset",
+                f"subset {uf.subset!r} is not defined by any DestinationRule for {uf.fqdn}",
+            )
+        eps = svc.entry.endpoints
+        if (
+            uf.endpoint_labels
+            and eps
+            and not any(labels_match(uf.endpoint_labels, e.labels) for e in eps)
+        ):
+            issues.warning(
+                uf.location,
+                uf.ref,
+                "spec.endpointLabels",
+                f"no endpoint of {svc.host} has these labels: the fault never fires",
+            )
+
+
+def _check_singletons(mesh: Mesh, issues: Issues) -> None:
+    for mc in mesh.mesh_configs[1:]:
+        issues.error(
+            mc.location,
+            mc.ref,
+            "metadata.name",
+            f"only one MeshConfig may be given ({mesh.mesh_configs[0].ref} is used)",
+        )
+    seen: dict[str, str] = {}
+    for sc in mesh.sidecars:
+        if sc.workload_selector:
+            continue
+        if sc.namespace in seen:
+            issues.error(
+                sc.location,
+                sc.ref,
+                "spec.workloadSelector",
+                f"namespace {sc.namespace} already has a Sidecar without workloadSelector "
+                f"({seen[sc.namespace]}); which one applies would be undefined",
+            )
+        else:
+            seen[sc.namespace] = sc.ref

@@ -1,0 +1,192 @@
+"""Files and folders of multi-document YAML → typed resources plus every issue found.
+
+Kinds are registered by name (the toxiproxy way): :data:`KINDS` maps each kind to its API group
+and the parser that reads its ``spec``. A parser takes ``(spec: Fields, api_version, metadata,
+location)`` and returns a frozen resource; it records problems instead of raising.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from chaoskit.config.fields import Context, Fields, did_you_mean
+from chaoskit.config.issues import Issues
+from chaoskit.config.resource import (
+    CHAOSKIT_API,
+    ISTIO_GROUP,
+    ISTIO_VERSIONS,
+    Metadata,
+    Resource,
+    parse_metadata,
+)
+from chaoskit.config.yamlsource import (
+    Document,
+    Location,
+    YamlError,
+    YMap,
+    parse_documents,
+    read_documents,
+)
+
+Parser = Callable[[Fields, str, Metadata, Location], Resource]
+
+ISTIO = "istio"
+CHAOSKIT = "chaoskit"
+
+#: kind → (API family, "module:function" of its spec parser), imported on first use.
+KINDS: dict[str, tuple[str, str]] = {
+    "VirtualService": (ISTIO, "chaoskit.config.virtual_service:parse_virtual_service"),
+    "DestinationRule": (ISTIO, "chaoskit.config.destination_rule:parse_destination_rule"),
+    "ServiceEntry": (ISTIO, "chaoskit.config.service_entry:parse_service_entry"),
+    "WorkloadEntry": (ISTIO, "chaoskit.config.service_entry:parse_workload_entry"),
+    "Gateway": (ISTIO, "chaoskit.config.gateway:parse_gateway"),
+    "Sidecar": (ISTIO, "chaoskit.config.sidecar:parse_sidecar"),
+    "UpstreamFault": (CHAOSKIT, "chaoskit.config.upstream_fault:parse_upstream_fault"),
+    "MeshConfig": (CHAOSKIT, "chaoskit.config.mesh_config:parse_mesh_config"),
+}
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_parsers: dict[str, Parser] = {}
+
+
+def parser_for(kind: str) -> Parser:
+    if kind not in _parsers:
+        module, _, func = KINDS[kind][1].partition(":")
+        _parsers[kind] = getattr(importlib.import_module(module), func)
+    return _parsers[kind]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What loading produced: resources in file order, every issue, and the files read."""
+
+    resources: tuple[Resource, ...]
+    issues: Issues
+    files: tuple[str, ...]
+    #: Files that could not be read or are not YAML at all (``validate`` exits 2 for these).
+    unreadable: tuple[str, ...] = ()
+
+
+def collect_files(
+    paths: Iterable[str | os.PathLike[str]], issues: Issues
+) -> tuple[list[str], list[str]]:
+    """Expand folders (recursively, sorted) into YAML files; missing paths become issues."""
+    files: list[str] = []
+    missing: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(
+                str(f)
+                for f in path.rglob("*")
+                if f.suffix in YAML_SUFFIXES
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+            )
+            if not found:
+                issues.error(
+                    Location(str(path), 1), "", "", "folder contains no .yaml or .yml files"
+                )
+            files.extend(found)
+        elif path.exists():
+            files.append(str(path))
+        else:
+            issues.error(Location(str(path), 1), "", "", "no such file or folder")
+            missing.append(str(path))
+    return files, missing
+
+
+def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
+    """Load every resource from files and folders, collecting all issues."""
+    issues = Issues()
+    files, unreadable = collect_files(paths, issues)
+    resources: list[Resource] = []
+    for file in files:
+        try:
+            docs = read_documents(file)
+        except YamlError as e:
+            issues.error(e.location, "", "", e.message)
+            unreadable.append(file)
+            continue
+        resources.extend(parse_resources(docs, issues))
+    return LoadResult(tuple(resources), issues, tuple(files), tuple(unreadable))
+
+
+def load_text(text: str, file: str = "<string>") -> LoadResult:
+    """Load resources from a YAML string (tests, the pytest plugin, the Python API)."""
+    issues = Issues()
+    try:
+        docs = parse_documents(text, file)
+    except YamlError as e:
+        issues.error(e.location, "", "", e.message)
+        return LoadResult((), issues, (file,), (file,))
+    return LoadResult(tuple(parse_resources(docs, issues)), issues, (file,))
+
+
+def parse_resources(docs: Iterable[Document], issues: Issues) -> list[Resource]:
+    out: list[Resource] = []
+    for doc in docs:
+        out.extend(parse_object(doc.value, doc.loc, f"document {doc.index + 1}", issues))
+    return out
+
+
+def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[Resource]:
+    """One YAML object → zero or more resources (``kind: List`` holds several)."""
+    if not isinstance(value, YMap):
+        issues.error(
+            loc, "", "", f"{label} must be a mapping with apiVersion, kind, metadata and spec"
+        )
+        return []
+    ctx = Context(issues, resource="")
+    top = Fields(value, "", ctx)
+    api_version = top.str("apiVersion", required=True)
+    kind = top.str("kind", required=True)
+    if api_version is None or kind is None:
+        top.accept("metadata", "spec", "status", "items")
+        return []
+    if kind == "List" and api_version == "v1":
+        out = []
+        for path, item, item_loc in top.list("items"):
+            out.extend(parse_object(item, item_loc, path, issues))
+        top.accept("metadata")
+        top.done()
+        return out
+    group, _, version = api_version.rpartition("/")
+    if kind not in KINDS:
+        if group in (ISTIO_GROUP, CHAOSKIT_API.split("/")[0]):
+            top.error("kind", f'unknown kind "{kind}" for {api_version}{did_you_mean(kind, KINDS)}')
+        elif hint := did_you_mean(kind, KINDS):
+            top.error("kind", f'unknown kind "{kind}"{hint}')
+        else:
+            top.warn("kind", f"{api_version} {kind} is not an Istio or chaoskit resource; ignored")
+        return []
+    family, _ = KINDS[kind]
+    if family == ISTIO and not (group == ISTIO_GROUP and version in ISTIO_VERSIONS):
+        top.error(
+            "apiVersion",
+            f'apiVersion "{api_version}" is not supported for {kind}; '
+            f"use {ISTIO_GROUP}/v1 (or v1beta1, v1alpha3)",
+        )
+        return []
+    if family == CHAOSKIT and api_version != CHAOSKIT_API:
+        top.error(
+            "apiVersion",
+            f'apiVersion "{api_version}" is not supported for {kind}; use {CHAOSKIT_API}',
+        )
+        return []
+
+    meta_f = top.obj("metadata", required=True)
+    metadata = parse_metadata(meta_f, fallback_name=f"<unnamed {kind} at line {loc.line}>")
+    ctx.resource = f"{kind}/{metadata.namespace}/{metadata.name}"
+    ctx.namespace = metadata.namespace
+    spec = top.obj("spec", required=True)
+    top.accept("status")
+    top.done()
+    if spec is None:
+        return []
+    return [parser_for(kind)(spec, api_version, metadata, value.loc)]

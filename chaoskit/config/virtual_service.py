@@ -1,0 +1,179 @@
+"""``VirtualService``: which rules apply to which hosts, for which gateways."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from chaoskit.config.fields import UINT32_MAX, Fields
+from chaoskit.config.hosts import check_host, expand, is_dns1123_label, overlaps
+from chaoskit.config.http_route import Destination, HTTPRoute, parse_destination, parse_http_route
+from chaoskit.config.resource import Metadata, Resource
+from chaoskit.config.yamlsource import Location
+
+#: The reserved gateway name for "all sidecars".
+MESH = "mesh"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteDestination:
+    """A weighted destination of a TCP or TLS rule (chaoskit validates these, see docs)."""
+
+    destination: Destination
+    weight: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class L4Route:
+    """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS."""
+
+    index: int
+    location: Location
+    route: tuple[RouteDestination, ...]
+    ports: tuple[int, ...] = ()
+    sni_hosts: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VirtualService(Resource):
+    KIND = "VirtualService"
+
+    hosts: tuple[str, ...] = ()
+    #: ``hosts`` expanded to fully qualified names (istio-reference §1).
+    fqdn_hosts: tuple[str, ...] = ()
+    #: Normalised to ``namespace/name``, or ``mesh``; omitted in YAML means ``("mesh",)``.
+    gateways: tuple[str, ...] = (MESH,)
+    http: tuple[HTTPRoute, ...] = ()
+    tcp: tuple[L4Route, ...] = ()
+    tls: tuple[L4Route, ...] = ()
+    export_to: tuple[str, ...] = ()
+
+    @property
+    def is_delegate(self) -> bool:
+        return not self.hosts
+
+
+def gateway_normalizer(namespace: str) -> Callable[[Fields, str, str], str | None]:
+    """A function that turns a written gateway name into ``ns/name`` (or ``mesh``)."""
+
+    def normalize(f: Fields, key: str, name: str) -> str | None:
+        if name == MESH:
+            return MESH
+        if "/" in name:
+            ns, _, gw = name.partition("/")
+            if not (is_dns1123_label(ns) and is_dns1123_label(gw)):
+                f.error(key, f"invalid gateway name {name!r} (expected namespace/name)")
+                return None
+            return name
+        if "." in name:
+            # Legacy FQDN form: name.namespace.svc.cluster.local
+            parts = name.split(".")
+            f.warn(
+                key,
+                f"gateway name {name!r} uses the deprecated FQDN form; write {parts[1]}/{parts[0]}",
+            )
+            return f"{parts[1]}/{parts[0]}"
+        if not is_dns1123_label(name):
+            f.error(key, f"invalid gateway name {name!r}")
+            return None
+        return f"{namespace}/{name}"
+
+    return normalize
+
+
+def _l4_routes(spec: Fields, key: str) -> tuple[L4Route, ...]:
+    out = []
+    for i, rf in enumerate(spec.objs(key)):
+        ports: list[int] = []
+        sni: list[str] = []
+        for mf in rf.objs("match"):
+            if (p := mf.int("port", minimum=1, maximum=65535)) is not None:
+                ports.append(p)
+            if key == "tls":
+                sni.extend(mf.str_list("sniHosts", required=True))
+            mf.accept(
+                "destinationSubnets", "sourceLabels", "gateways", "sourceNamespace", "sniHosts"
+            )
+            mf.done()
+        if key == "tls" and not rf.has("match"):
+            rf.error(None, "TLS route must have at least one match condition")
+        dests = []
+        for df in rf.objs("route", required=True):
+            dest_f = df.obj("destination", required=True)
+            dest = parse_destination(dest_f) if dest_f is not None else None
+            weight = df.int("weight", minimum=0, maximum=UINT32_MAX) or 0
+            df.done()
+            if dest is not None:
+                dests.append(RouteDestination(dest, weight))
+        rf.done()
+        out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni)))
+    return tuple(out)
+
+
+def parse_virtual_service(
+    spec: Fields, api_version: str, metadata: Metadata, location: Location
+) -> VirtualService:
+    """Read a VirtualService ``spec`` (metadata already parsed by the loader)."""
+    ns = metadata.namespace
+    normalize = gateway_normalizer(ns)
+    hosts = spec.str_list("hosts")
+    gateways_raw = spec.str_list("gateways")
+    gateways = tuple(g for g in (normalize(spec, "gateways", g) for g in gateways_raw) if g)
+    delegate = not spec.has("hosts")
+
+    bound_to_mesh = not gateways_raw or MESH in gateways
+    for h in hosts:
+        if h == "*" and bound_to_mesh:
+            spec.error(
+                "hosts",
+                "wildcard host * is not allowed for virtual services bound to the mesh gateway",
+            )
+        elif problem := check_host(h):
+            spec.error("hosts", problem)
+    fq = tuple(expand(h, ns) for h in hosts)
+    for i, a in enumerate(fq):
+        for b in fq[i + 1 :]:
+            if overlaps(a, b):
+                spec.error("hosts", f"duplicate hosts in virtual service: {a} & {b}")
+
+    http = tuple(parse_http_route(rf, i, normalize) for i, rf in enumerate(spec.objs("http")))
+    tcp = _l4_routes(spec, "tcp")
+    tls = _l4_routes(spec, "tls")
+    export_to = spec.str_list("exportTo")
+    spec.done()
+
+    if not any(spec.data.get(k) for k in ("http", "tcp", "tls")):
+        spec.error(None, "http, tcp or tls must be provided in virtual service")
+    if delegate:
+        if gateways_raw:
+            spec.error("gateways", "delegate virtual service must not have gateways")
+        if tcp or tls:
+            spec.error(None, "delegate virtual service must not have tcp or tls routes")
+        for r in http:
+            if r.delegate is not None:
+                spec.ctx.issues.error(
+                    r.location,
+                    spec.ctx.resource,
+                    f"spec.http[{r.index}].delegate",
+                    "a delegate virtual service cannot delegate further",
+                )
+    for r in http:
+        if r.delegate is not None and not gateways_raw:
+            spec.ctx.issues.warning(
+                r.location,
+                spec.ctx.resource,
+                f"spec.http[{r.index}].delegate",
+                "delegation only takes effect on gateways",
+            )
+    return VirtualService(
+        api_version=api_version,
+        metadata=metadata,
+        location=location,
+        hosts=hosts,
+        fqdn_hosts=fq,
+        gateways=gateways or (MESH,),
+        http=http,
+        tcp=tcp,
+        tls=tls,
+        export_to=export_to,
+    )

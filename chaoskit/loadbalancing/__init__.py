@@ -1,0 +1,1 @@
+"""Pure load balancing: which endpoint of a cluster serves the next attempt."""

@@ -1,0 +1,53 @@
+"""Seeded random streams: every random decision chaoskit makes comes from here.
+
+One run seed fans out into independent named streams (``"route"``, ``"lb/<cluster>"``,
+``"fault/VirtualService/default/ratings/0"``, ...). A stream depends only on the seed and its
+name, so adding a new kind of decision never shifts the numbers of an existing one, and the
+same seed with the same request sequence gives the same decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+
+
+def derive(seed: int, name: str) -> int:
+    """A 64-bit seed for the stream ``name`` of run ``seed`` (stable across processes)."""
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def new_seed() -> int:
+    """A fresh seed for a run that was not given one (printed, so it can be replayed)."""
+    return secrets.randbelow(2**31)
+
+
+def parse_seed(text: str) -> int:
+    """``"42"`` → 42; raises :class:`ValueError` with a readable message otherwise."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a seed (a whole number such as 42)") from None
+    if value < 0:
+        raise ValueError(f"seed {value} is negative")
+    return value
+
+
+class Seeds:
+    """The named streams of one run."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._streams: dict[str, random.Random] = {}
+
+    def stream(self, name: str) -> random.Random:
+        rng = self._streams.get(name)
+        if rng is None:
+            rng = self._streams[name] = random.Random(derive(self.seed, name))
+        return rng
+
+    def reset(self) -> None:
+        """Restart every stream from the seed (between tests, so each test replays alike)."""
+        self._streams.clear()

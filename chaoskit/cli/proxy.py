@@ -1,0 +1,192 @@
+"""``chaoskit proxy -f PATH``: the mesh proxy for local development and for experiments.
+
+Prints one ready line, then one access-log line per request. Watches its files: a valid change
+is swapped in atomically, an invalid one is reported and the last good configuration stays.
+SIGINT/SIGTERM stop it cleanly, freeing every port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import sys
+import threading
+from typing import Any, TextIO
+
+from chaoskit import accesslog
+from chaoskit.cli.exit_codes import ExitCode
+from chaoskit.config.issues import Issues
+from chaoskit.config.loader import collect_files
+from chaoskit.errors import ConfigError, ProxyError
+from chaoskit.records import Record
+from chaoskit.rng import parse_seed
+
+#: How often the configuration files are checked for changes.
+RELOAD_POLL_SECONDS = 0.5
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "proxy",
+        help="run the mesh proxy (HTTP_PROXY) with Istio routing, policies and faults",
+        description="Run chaoskit's proxy. Point clients at it with HTTP_PROXY/HTTPS_PROXY "
+        "(name the caller: http://productpage@127.0.0.1:15001). Every Gateway HTTP server "
+        "also gets a reverse-proxy listener on 127.0.0.1:<port>.",
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="YAML file or folder (repeatable; later files layer over earlier ones)",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:15001",
+        metavar="HOST:PORT",
+        help="forward-proxy address (default %(default)s)",
+    )
+    p.add_argument(
+        "--admin",
+        default="127.0.0.1:15000",
+        metavar="HOST:PORT",
+        help="admin address, loopback only (default %(default)s)",
+    )
+    p.add_argument("--seed", help="seed for every random decision (default: random, printed)")
+    p.add_argument(
+        "--access-log",
+        default="-",
+        metavar="FILE|-",
+        help="where to write access-log lines (default: standard output)",
+    )
+    p.add_argument("--access-log-format", choices=("text", "json"), default="text")
+    p.add_argument("--state-dir", help="where the CA is kept (default ~/.chaoskit)")
+    p.set_defaults(handler=run)  # fmt: skip
+
+
+def parse_address(text: str, what: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"{what} {text!r} is not HOST:PORT (e.g. 127.0.0.1:15001)")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
+    files, _ = collect_files(paths, Issues())
+    out = []
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        out.append((f, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class _LogWriter:
+    """Writes access-log lines; the proxy loop calls it, so keep it short and never raise."""
+
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self.stream = stream
+        self.format = accesslog.format_json if fmt == "json" else accesslog.format_text
+        self.lock = threading.Lock()
+
+    def __call__(self, record: Record) -> None:
+        try:
+            line = self.format(record)
+            with self.lock:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    from chaoskit.proxy.api import Proxy  # noqa: PLC0415 - mitmproxy loads only when needed
+
+    try:
+        listen_host, listen_port = parse_address(args.listen, "--listen")
+        admin_host, admin_port = parse_address(args.admin, "--admin")
+        seed = parse_seed(args.seed) if args.seed is not None else None
+    except ValueError as e:
+        print(f"chaoskit proxy: {e}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    if not is_loopback(admin_host):
+        print(f"chaoskit proxy: the admin listener must stay on loopback, not {admin_host}",
+              file=sys.stderr)  # fmt: skip
+        return ExitCode.BAD_INPUT
+    if not is_loopback(listen_host):
+        print(f"WARNING: listening on {listen_host}: anyone who can reach this address can use "
+              "the proxy and its CA-signed interception", file=sys.stderr)  # fmt: skip
+    files = list(args.files)
+    try:
+        proxy = Proxy(
+            *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
+            state_dir=args.state_dir,
+        )  # fmt: skip
+    except ConfigError as e:
+        print(f"chaoskit proxy: configuration rejected\n{e}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    log_stream: TextIO = sys.stdout
+    if args.access_log != "-":
+        log_stream = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
+    proxy.core.on_record.append(_LogWriter(log_stream, args.access_log_format))
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        proxy.start()
+    except ProxyError as e:
+        print(f"chaoskit proxy: {e}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    try:
+        gateways = ",".join(str(p) for p in sorted(set(proxy.core.gateway_ports.values()))) or "-"
+        print(
+            f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
+            f"seed={proxy.seed} ca={proxy.ca_path}",
+            flush=True,
+        )
+        _watch(proxy, files, stop)
+    finally:
+        proxy.stop()
+        if log_stream is not sys.stdout:
+            log_stream.close()
+    print("chaoskit proxy stopped", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
+    """Poll the files; swap in valid changes, report invalid ones and keep the last good config."""
+    last = _fingerprint(files)
+    while not stop.wait(RELOAD_POLL_SECONDS):
+        current = _fingerprint(files)
+        if current == last:
+            continue
+        last = current
+        try:
+            # Reload = the files as they are now, as the new base (not layered over the old one).
+            proxy.rebase(*files)
+        except ConfigError as e:
+            print(f"chaoskit proxy: change rejected, keeping the last good configuration\n{e}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        except Exception as e:  # a reload must never take the proxy down
+            print(f"chaoskit proxy: reload failed ({type(e).__name__}: {e}); keeping the last "
+                  "good configuration", file=sys.stderr, flush=True)  # fmt: skip
+        else:
+            n = len(proxy.validation.resources)
+            print(f"chaoskit proxy: reloaded {n} resources", file=sys.stderr, flush=True)

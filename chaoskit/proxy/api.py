@@ -1,0 +1,243 @@
+"""``chaoskit.Proxy``: the whole proxy in-process, on free loopback ports, in a background thread.
+
+>>> with chaoskit.Proxy("mesh/", seed=1) as proxy:           # doctest: +SKIP
+...     requests.get("http://reviews:9080/", proxies={"http": proxy.url})
+...     proxy.records[-1].status
+
+Configuration is layered: ``apply(*sources)`` validates the new sources over the base given at
+construction and swaps the result in atomically on the proxy loop; in-flight requests finish on
+the snapshot they started with. ``apply()`` with no arguments returns to the base.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from chaoskit.config import Validation
+from chaoskit.config.gateway import Gateway
+from chaoskit.config.loader import LoadResult
+from chaoskit.config.mesh import Mesh
+from chaoskit.proxy.admin import ChaosAdmin
+from chaoskit.proxy.core import ChaosCore
+from chaoskit.proxy.pipeline import Pipeline
+from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
+from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.records import Record, RecordLog
+from chaoskit.rng import Seeds, new_seed
+from chaoskit.sources import to_results, validated
+from chaoskit.stats import Stats
+
+CA_FILE = "mitmproxy-ca-cert.pem"
+
+
+def default_state_dir() -> Path:
+    """Where the CA lives: ``$CHAOSKIT_HOME``, ``$XDG_STATE_HOME/chaoskit`` or ``~/.chaoskit``."""
+    if home := os.environ.get("CHAOSKIT_HOME"):
+        return Path(home)
+    if xdg := os.environ.get("XDG_STATE_HOME"):
+        return Path(xdg) / "chaoskit"
+    return Path.home() / ".chaoskit"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def http_gateway_ports(mesh: Mesh) -> list[int]:
+    """Ports of every HTTP-ish Gateway server: each becomes a reverse-proxy listener."""
+    ports: set[int] = set()
+    for gw in mesh.gateways:
+        assert isinstance(gw, Gateway)
+        for server in gw.servers:
+            if server.is_http and server.port is not None:
+                ports.add(server.port.number)
+    return sorted(ports)
+
+
+class Proxy:
+    """An in-process chaoskit proxy; use it as a context manager."""
+
+    def __init__(
+        self,
+        *config: Any,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_port: int | None = 0,
+        gateway_ports: dict[int, int] | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
+        record_capacity: int = 10_000,
+    ) -> None:
+        """``config``: paths, YAML text, dicts or resources (see :mod:`chaoskit.sources`).
+
+        ``gateway_ports`` maps a Gateway's port in the YAML to the port to bind (0 = any free
+        port), so tests can run Gateways without fixed ports; unmapped ports bind as written.
+        """
+        self._base: list[LoadResult] = to_results(config) if config else []
+        validation = validated(base=self._base)
+        self.seed = seed if seed is not None else new_seed()
+        self.records_log = RecordLog(record_capacity)
+        self.stats_counters = Stats()
+        self.pipeline = Pipeline(
+            Seeds(self.seed), UpstreamClient(), records=self.records_log, stats=self.stats_counters
+        )
+        self.pipeline.set_mesh(validation.mesh)
+        self.core = ChaosCore(self.pipeline)
+        self.host = host
+        self._port = port
+        # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
+        # take "any free port" get one picked here (the main listener binds port 0 itself).
+        self._gateway_map = {k: v or _free_port(host) for k, v in (gateway_ports or {}).items()}
+        self._admin_spec = (
+            reverse_mode(host, admin_port or _free_port(host)) if admin_port is not None else None
+        )
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.runtime: ProxyRuntime | None = None
+        self.validation: Validation = validation
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 15.0) -> Proxy:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.state_dir, 0o700)
+        addons: list[Any] = [self.core]
+        if self._admin_spec is not None:
+            admin_spec = self._admin_spec
+            addons.insert(
+                0, ChaosAdmin(self.core, lambda f: f.client_conn.proxy_mode.full_spec == admin_spec)
+            )
+        modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
+        self.runtime = ProxyRuntime(addons, modes, confdir=str(self.state_dir))
+        self.runtime.start(timeout)
+        self._map_gateways(gateway_specs)
+        return self
+
+    def _modes(self, mesh: Mesh) -> tuple[list[str], dict[str, int]]:
+        """Listener specs: the mesh proxy, one per Gateway HTTP port, the admin listener."""
+        modes = [regular_mode(self.host, self._port)]
+        gateway_specs: dict[str, int] = {}
+        for config_port in http_gateway_ports(mesh):
+            spec = reverse_mode(self.host, self._gateway_map.get(config_port, config_port))
+            gateway_specs[spec] = config_port
+            modes.append(spec)
+        if self._admin_spec is not None:
+            modes.append(self._admin_spec)
+        return modes, gateway_specs
+
+    def _map_gateways(self, gateway_specs: dict[str, int]) -> None:
+        bound = self._require().bound
+        self.core.gateway_ports = {
+            bound[spec][1]: port for spec, port in gateway_specs.items() if spec in bound
+        }
+
+    def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
+
+    def __enter__(self) -> Proxy:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def _require(self) -> ProxyRuntime:
+        if self.runtime is None:
+            raise RuntimeError(
+                "the proxy is not running; use 'with Proxy(...) as proxy:' or .start()"
+            )
+        return self.runtime
+
+    @property
+    def port(self) -> int:
+        return self._require().bound[regular_mode(self.host, self._port)][1]
+
+    @property
+    def url(self) -> str:
+        """The forward-proxy URL for ``HTTP_PROXY`` / ``proxies=``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        if self._admin_spec is None:
+            raise RuntimeError("this proxy was started without an admin listener")
+        return f"http://{self.host}:{self._require().bound[self._admin_spec][1]}"
+
+    def url_for(self, workload: str) -> str:
+        """The proxy URL for a named caller (a WorkloadEntry), for ``sourceLabels`` and Sidecars.
+
+        It carries a placeholder password because Python's requests only sends
+        ``Proxy-Authorization`` for plain-HTTP requests when the URL has both a user and a
+        password; curl and HTTPS tunnels also accept the plain ``http://name@host:port`` form.
+        """
+        return f"http://{workload}:chaoskit@{self.host}:{self.port}"
+
+    def gateway_url(self, config_port: int) -> str:
+        """Where the Gateway server declared on ``config_port`` listens."""
+        for bound, port in self.core.gateway_ports.items():
+            if port == config_port:
+                return f"http://{self.host}:{bound}"
+        raise KeyError(f"no Gateway HTTP server on port {config_port}")
+
+    @property
+    def ca_path(self) -> Path:
+        """mitmproxy's CA certificate: trust it to let the proxy see HTTPS to mesh hosts."""
+        return self.state_dir / CA_FILE
+
+    # -- configuration, records, stats ---------------------------------------------------------
+
+    def apply(self, *sources: Any) -> Validation:
+        """Validate ``sources`` layered over the base config and swap them in atomically."""
+        validation = validated(*sources, base=self._base)
+        mesh = validation.mesh
+        if self.runtime is not None:
+            modes, gateway_specs = self._modes(mesh)
+            if modes != self.runtime.modes:
+                self.runtime.run_coro(self.runtime.set_modes(modes))
+                self._map_gateways(gateway_specs)
+            self.runtime.call(lambda: self.core.set_mesh(mesh))
+        else:
+            self.core.set_mesh(mesh)
+        self.validation = validation
+        return validation
+
+    def rebase(self, *sources: Any) -> Validation:
+        """Replace the base configuration (a reload of the files) and apply it."""
+        base = to_results(sources)
+        validated(base=base)  # raises before anything changes
+        self._base = base
+        return self.apply()
+
+    def reset(self) -> None:
+        """Forget records, counters and cluster state; restart every seeded stream."""
+
+        def do() -> None:
+            self.records_log.clear()
+            self.stats_counters.reset()
+            self.pipeline.clusters.reset_state()
+            self.pipeline.seeds.reset()
+
+        if self.runtime is not None:
+            self.runtime.call(do)
+        else:
+            do()
+
+    @property
+    def records(self) -> list[Record]:
+        return self.records_log.snapshot()
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.stats_counters.snapshot()

@@ -1,0 +1,242 @@
+"""``ChaosCore``: the mitmproxy addon that puts every HTTP flow through the pipeline.
+
+The addon only translates: a flow becomes a :class:`~chaoskit.routing.request.RequestInfo`, the
+pipeline decides and forwards, and the :class:`~chaoskit.proxy.replies.Reply` becomes
+``flow.response``. It answers every flow itself (mitmproxy never forwards one), and it fails
+closed: an exception inside the core becomes a 500 naming the cause, never a request that slips
+past its faults (mitmproxy-notes §5, pitfall 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy import mode_specs
+
+from chaoskit.config import hosts, validate_paths
+from chaoskit.config.mesh import Mesh
+from chaoskit.proxy import replies
+from chaoskit.proxy.pipeline import Exchange, Pipeline
+from chaoskit.proxy.replies import Reply
+from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.records import Record
+from chaoskit.rng import Seeds, new_seed, parse_seed
+from chaoskit.routing.request import ANONYMOUS, RequestInfo, Workload, split_authority
+
+logger = logging.getLogger("chaoskit")
+
+MESH_LISTENER = "mesh"
+
+
+def gateway_listener(port: int) -> str:
+    return f"gateway:{port}"
+
+
+def workload_from_proxy_auth(value: str | None) -> str:
+    """The user name in ``Proxy-Authorization: Basic base64(user:)`` — the caller's identity."""
+    if not value or not value.lower().startswith("basic "):
+        return ""
+    try:
+        decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+    return decoded.partition(":")[0]
+
+
+def in_registry(mesh: Mesh, host: str) -> bool:
+    """Is ``host`` (as a client names it) a service of the mesh? Decides TLS interception."""
+    name = host.lower().rstrip(".")
+    candidates = {name, hosts.expand(name, "default")}
+    if name.count(".") in (1, 2) and not hosts.is_ip(name):  # svc.ns or svc.ns.svc
+        svc, _, rest = name.partition(".")
+        candidates.add(f"{svc}.{rest.split('.')[0]}.{hosts.CLUSTER_DOMAIN}")
+    return any(mesh.find_service(c) is not None for c in candidates)
+
+
+class ChaosCore:
+    """Routes, injects and forwards every HTTP flow; see the module docstring."""
+
+    def __init__(self, pipeline: Pipeline | None = None) -> None:
+        self.pipeline = pipeline or Pipeline(Seeds(new_seed()), UpstreamClient())
+        #: client connection id → workload name given on CONNECT (HTTPS keeps it for the tunnel)
+        self._identities: dict[str, str] = {}
+        #: called with each finished record (access log, tests)
+        self.on_record: list[Callable[[Record], None]] = []
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        #: bound port of a gateway listener → the Gateway server port it serves (from the YAML)
+        self.gateway_ports: dict[int, int] = {}
+
+    # -- configuration (mitmdump -s / mitmweb -s) ---------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "chaoskit_config",
+            str,
+            "",
+            "Istio/chaoskit YAML file or folder (several: comma-separated).",
+        )
+        loader.add_option(
+            "chaoskit_seed", str, "", "Seed for every random decision (default: random)."
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "chaoskit_seed" in updated and ctx.options.chaoskit_seed:
+            try:
+                self.pipeline.seeds = Seeds(parse_seed(ctx.options.chaoskit_seed))
+            except ValueError as e:
+                raise exceptions.OptionsError(f"chaoskit_seed: {e}") from None
+        if "chaoskit_config" in updated and ctx.options.chaoskit_config:
+            paths = [p.strip() for p in ctx.options.chaoskit_config.split(",") if p.strip()]
+            v = validate_paths(paths)
+            if not v.ok:
+                # OptionsError makes mitmproxy roll the option back: the old config stays.
+                lines = [str(i) for i in v.issues.errors]
+                raise exceptions.OptionsError("invalid chaoskit config:\n" + "\n".join(lines))
+            self.set_mesh(v.mesh)
+            logger.info(
+                f"chaoskit: loaded {len(v.resources)} resources, seed {self.pipeline.seeds.seed}"
+            )
+
+    def set_mesh(self, mesh: Mesh) -> None:
+        self.pipeline.set_mesh(mesh)
+
+    async def running(self) -> None:
+        # Under stock mitmdump/mitmweb: never dial upstream on connect (pitfall 1), and keep the
+        # Host header in reverse mode so Gateway host matching works (pitfall 13).
+        ctx.options.update(connection_strategy="lazy", keep_host_header=True)
+        await self.pipeline.client.start()
+        logger.info(f"chaoskit: seed {self.pipeline.seeds.seed}")
+
+    async def done(self) -> None:
+        await self.pipeline.client.close()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """Remember who opened the tunnel: requests inside it carry no Proxy-Authorization."""
+        name = workload_from_proxy_auth(flow.request.headers.get("proxy-authorization"))
+        if name:
+            self._identities[flow.client_conn.id] = name
+
+    def client_disconnected(self, client: Any) -> None:
+        self._identities.pop(client.id, None)
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Intercept TLS only for hosts in the registry; tunnel everything else untouched."""
+        server = data.context.server.address
+        host = data.client_hello.sni or (server[0] if server else "")
+        if not host or not in_registry(self.pipeline.snapshot.mesh, host):
+            data.ignore_connection = True
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def _listener(self, flow: http.HTTPFlow) -> str:
+        mode = flow.client_conn.proxy_mode
+        if isinstance(mode, mode_specs.ReverseMode):
+            port = flow.client_conn.sockname[1] if flow.client_conn.sockname else 0
+            return gateway_listener(self.gateway_ports.get(port, port))
+        return MESH_LISTENER
+
+    def request_info(self, flow: http.HTTPFlow, listener: str) -> RequestInfo:
+        req = flow.request
+        scheme = req.scheme or "http"
+        default_port = 443 if scheme == "https" else 80
+        authority = req.host_header or req.authority or f"{req.host}:{req.port}"
+        _, port = split_authority(
+            authority, default_port if listener != MESH_LISTENER else req.port
+        )
+        headers: dict[str, str] = {}
+        for k, v in req.headers.items(multi=True):
+            key = k.lower()
+            headers[key] = f"{headers[key]},{v}" if key in headers else v
+        name = workload_from_proxy_auth(headers.get("proxy-authorization"))
+        name = name or self._identities.get(flow.client_conn.id, "")
+        path, _, query = req.path.partition("?")
+        return RequestInfo(
+            method=req.method,
+            scheme=scheme,
+            authority=authority,
+            path=path or "/",
+            query=query,
+            headers=headers,
+            port=port,
+            source=self._workload(name),
+            client_address=flow.client_conn.peername[0] if flow.client_conn.peername else "",
+        )
+
+    def _workload(self, name: str) -> Workload:
+        if not name:
+            return ANONYMOUS
+        entry = self.pipeline.snapshot.mesh.workloads_by_name.get(name)
+        if entry is None:
+            return Workload(name=name)
+        return Workload(name=name, namespace=entry.namespace, labels=dict(entry.labels))
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None or flow.error is not None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        listener = self._listener(flow)
+        ex: Exchange | None = None
+        try:
+            info = self.request_info(flow, listener)
+            headers = [(k, v) for k, v in flow.request.headers.items(multi=True)]
+            ex = self.pipeline.new_exchange(
+                info, headers, flow.request.raw_content or b"", listener
+            )
+            reply = await self.pipeline.handle(ex)
+        except Exception as e:  # fail closed: never let the flow through untouched
+            logger.exception("chaoskit core error")
+            reply = replies.internal_error(f"{type(e).__name__}: {e}")
+        finally:
+            if task is not None:
+                self.in_flight.discard(task)
+        if "application/grpc" in flow.request.headers.get("content-type", ""):
+            reply = replies.as_grpc(reply)
+        flow.response = self._to_response(flow, reply, listener)
+        if ex is not None:
+            record = self.pipeline.finish(ex, reply)
+            self._annotate(flow, record)
+            for callback in self.on_record:
+                callback(record)
+
+    def _to_response(self, flow: http.HTTPFlow, reply: Reply, listener: str) -> http.Response:
+        server = "envoy" if listener == MESH_LISTENER else "istio-envoy"
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in reply.headers
+            if k.lower() != "server"
+        ]
+        headers.append((b"server", server.encode()))
+        if "close" in flow.request.headers.get("connection", "").lower():
+            headers.append((b"connection", b"close"))
+        reason = (reply.reason or "").encode("latin-1", "replace")
+        now = flow.request.timestamp_end or flow.request.timestamp_start
+        return http.Response(
+            b"HTTP/1.1", reply.status, reason, http.Headers(headers), reply.body, None, now, now
+        )
+
+    @staticmethod
+    def _annotate(flow: http.HTTPFlow, record: Record) -> None:
+        """What mitmweb shows: the route, the endpoint, and anything injected."""
+        flow.metadata["chaoskit"] = record.to_dict()
+        parts = [f"route {record.route_name or '-'}", f"cluster {record.cluster or '-'}"]
+        if record.upstream_host:
+            parts.append(f"endpoint {record.upstream_host}")
+        if record.flags:
+            parts.append("flags " + ",".join(record.flags))
+        if record.faults:
+            parts.append("injected " + ",".join(record.faults))
+        if len(record.attempts) > 1:
+            parts.append(f"{len(record.attempts)} attempts")
+        flow.comment = "; ".join(parts)
+        if record.faults or record.flags:
+            flow.marked = ":warning:"

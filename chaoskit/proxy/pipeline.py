@@ -1,0 +1,342 @@
+"""The request path, in Envoy's order (istio-reference §0), with no mitmproxy in sight.
+
+route → fault filter (delay, then abort) → router: cluster, route timeout { attempt: pick an
+endpoint, per-try timeout, send; retry per policy with back-off } → response header operations.
+
+Everything a request touched is collected in its :class:`Exchange` and becomes one immutable
+:class:`~chaoskit.records.Record` when the answer is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+
+from chaoskit.clock import SYSTEM_CLOCK, Clock
+from chaoskit.clusters import Cluster, ClusterManager
+from chaoskit.config.http_route import GRPC_STATUS
+from chaoskit.config.mesh import Mesh
+from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
+from chaoskit.proxy import replies
+from chaoskit.proxy.replies import Reply
+from chaoskit.proxy.upstream import HOP_BY_HOP, UpstreamClient, UpstreamFailure, UpstreamResponse
+from chaoskit.records import AttemptRecord, Record, RecordLog, order_flags
+from chaoskit.resilience.retry import Outcome, RetryPolicy
+from chaoskit.rng import Seeds
+from chaoskit.routing.decision import (
+    ClusterNotFound,
+    Forward,
+    LocalReply,
+    NoRoute,
+    Passthrough,
+)
+from chaoskit.routing.headers import apply as apply_headers
+from chaoskit.routing.request import RequestInfo
+from chaoskit.routing.router import Router
+from chaoskit.stats import Stats
+
+#: Envoy's connect timeout for passthrough (mesh ``connectTimeout`` default).
+PASSTHROUGH_CONNECT_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass
+class Exchange:
+    """One downstream request in flight: its inputs and everything decided about it."""
+
+    request: RequestInfo
+    headers: list[tuple[str, str]]  # as received, order and case kept
+    body: bytes
+    listener: str
+    start: float  # monotonic
+    start_wall: float
+    request_id: str = ""
+    flags: set[str] = dataclasses.field(default_factory=set)
+    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    faults: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    route_name: str = ""
+    host: str = ""
+    cluster: str = ""
+    upstream_host: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A configuration as the request path uses it; swapped as one reference."""
+
+    mesh: Mesh
+    router: Router
+
+
+class Pipeline:
+    """Decides and performs; owned by the proxy loop (not thread-safe by design)."""
+
+    def __init__(
+        self,
+        seeds: Seeds,
+        client: UpstreamClient,
+        *,
+        records: RecordLog | None = None,
+        stats: Stats | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.seeds = seeds
+        self.client = client
+        self.records = records if records is not None else RecordLog()
+        self.stats = stats if stats is not None else Stats()
+        self.clock = clock
+        self._sleep = sleep
+        self.clusters = ClusterManager(seeds)
+        self.snapshot = Snapshot(Mesh(), Router(Mesh()))
+
+    # -- configuration ------------------------------------------------------------------
+
+    def set_mesh(self, mesh: Mesh) -> None:
+        """Swap in a new configuration; requests already running finish on the old one."""
+        self.snapshot = Snapshot(mesh, Router(mesh))
+        self.clusters.update(mesh)
+
+    # -- the request path -----------------------------------------------------------------
+
+    def new_exchange(
+        self, request: RequestInfo, headers: list[tuple[str, str]], body: bytes, listener: str
+    ) -> Exchange:
+        ex = Exchange(request, headers, body, listener, self.clock.monotonic(), self.clock.wall())
+        ex.request_id = request.headers.get("x-request-id") or self._new_request_id()
+        return ex
+
+    def _new_request_id(self) -> str:
+        return str(uuid.UUID(int=self.seeds.stream("request-id").getrandbits(128), version=4))
+
+    async def handle(self, ex: Exchange) -> Reply:
+        snap = self.snapshot
+        decision = snap.router.route(ex.request, ex.listener, self.seeds.stream("route"))
+        if isinstance(decision, NoRoute):
+            return replies.no_route()
+        if isinstance(decision, ClusterNotFound):
+            ex.cluster = decision.cluster.name
+            ex.host = decision.cluster.host
+            return replies.cluster_not_found()
+        if isinstance(decision, LocalReply):
+            ex.route_name = decision.route_name
+            reply = replies.local_reply(
+                decision.status, decision.body, details=decision.details, headers=decision.headers
+            )
+            return reply
+        if isinstance(decision, Passthrough):
+            return await self._passthrough(ex, decision)
+        assert isinstance(decision, Forward)
+        return await self._forward(ex, decision)
+
+    async def _passthrough(self, ex: Exchange, p: Passthrough) -> Reply:
+        """ALLOW_ANY to a host outside the registry: the original destination, no policies."""
+        ex.route_name = "allow_any"
+        ex.host = p.host
+        ex.cluster = "PassthroughCluster"
+        headers = self._upstream_headers(ex, ex.headers, attempt=None)
+        path = ex.request.path + (f"?{ex.request.query}" if ex.request.query else "")
+        t0 = self.clock.monotonic()
+        ex.upstream_host = f"{p.host}:{p.port}"
+        try:
+            resp = await self.client.send(
+                ex.request.method, "http", p.host, p.port, path, headers, ex.body,
+                PASSTHROUGH_CONNECT_TIMEOUT,
+            )  # fmt: skip
+        except UpstreamFailure as f:
+            ex.attempts.append(
+                AttemptRecord(1, ex.upstream_host, f.kind, None, self.clock.monotonic() - t0)
+            )
+            return replies.upstream_reset(f.kind, f.flag, f.transport)
+        ex.attempts.append(
+            AttemptRecord(1, ex.upstream_host, "response", resp.status, self.clock.monotonic() - t0)
+        )
+        return self._relay(resp, t0)
+
+    async def _forward(self, ex: Exchange, fwd: Forward) -> Reply:
+        ex.route_name = fwd.route_name
+        ex.host = fwd.cluster.host
+        ex.cluster = fwd.cluster.name
+        reply = await self._fault_then_route(ex, fwd)
+        return reply.with_headers(apply_headers(fwd.response_headers, list(reply.headers)))
+
+    async def _fault_then_route(self, ex: Exchange, fwd: Forward) -> Reply:
+        fault = fwd.fault
+        if fault is not None:
+            stream = self.seeds.stream(f"fault/{fwd.route_name}/{ex.cluster}")
+            if fault.delay is not None and _draw(stream, fault.delay.percentage):
+                ex.flags.add("DI")
+                ex.faults.append("delay")
+                self.stats.inc("fault.delays_injected")
+                await self._sleep(fault.delay.fixed_delay)
+            if fault.abort is not None and _draw(stream, fault.abort.percentage):
+                ex.faults.append("abort")
+                self.stats.inc("fault.aborts_injected")
+                if fault.abort.grpc_status is not None:
+                    code = GRPC_STATUS[fault.abort.grpc_status]
+                    return replies.Reply(
+                        200,
+                        (("content-type", "application/grpc"), ("grpc-status", str(code)),
+                         ("grpc-message", "fault filter abort"), ("content-length", "0")),
+                        b"", ("FI",), "fault_filter_abort",
+                    )  # fmt: skip
+                return replies.fault_abort(fault.abort.http_status or 500)
+        cluster = self.clusters.get(fwd.cluster)
+        if cluster is None:
+            return replies.cluster_not_found()
+        timeout = fwd.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._attempts(ex, fwd, cluster)
+        except TimeoutError:
+            self.stats.cluster_inc(cluster.name, "upstream_rq_timeout")
+            ex.notes.append(f"route timeout {timeout:g}s expired")
+            return replies.upstream_timeout()
+
+    async def _attempts(self, ex: Exchange, fwd: Forward, cluster: Cluster) -> Reply:
+        policy = RetryPolicy.from_route(fwd.retry)
+        max_attempts = 1 + (policy.num_retries if policy else 0)
+        tried: list[UpstreamHost] = []
+        reply: Reply | None = None
+        for number in range(1, max_attempts + 1):
+            hosts = cluster.healthy_hosts()
+            if not hosts and not cluster.original_destination:
+                reply = replies.no_healthy_upstream()
+                break
+            avoid = tried if policy is not None and policy.retry_ignore_previous_hosts else ()
+            host = (
+                UpstreamHost(ex.request.host, ex.request.port)
+                if cluster.original_destination
+                else choose_avoiding(cluster.lb, hosts, cluster.rng, avoid)
+            )
+            if host is None:
+                reply = replies.no_healthy_upstream()
+                break
+            tried.append(host)
+            reply, outcome = await self._attempt(ex, fwd, cluster, host, number, policy)
+            if policy is None or not policy.should_retry(outcome):
+                break
+            if number == max_attempts:
+                ex.flags.add("URX")
+                ex.notes.append(f"retries exhausted after {number} attempts")
+                break
+            self.stats.cluster_inc(cluster.name, "upstream_rq_retry")
+            await self._sleep(policy.backoff(number, cluster.rng))
+        assert reply is not None
+        return reply
+
+    async def _attempt(
+        self, ex: Exchange, fwd: Forward, cluster: Cluster, host: UpstreamHost, number: int,
+        policy: RetryPolicy | None,
+    ) -> tuple[Reply, Outcome]:  # fmt: skip
+        headers = self._upstream_headers(ex, apply_headers(fwd.request_headers, ex.headers), number)
+        headers = [(k, v) for k, v in headers if k.lower() != "host"] + [("host", fwd.authority)]
+        if fwd.original_path is not None:
+            headers.append(("x-envoy-original-path", fwd.original_path))
+        per_try = policy.per_try_timeout if policy is not None else None
+        t0 = self.clock.monotonic()
+        ex.upstream_host = host.key
+        host.active_requests += 1
+        cluster.active_requests += 1
+        self.stats.cluster_inc(cluster.name, "upstream_rq_total")
+        try:
+            async with asyncio.timeout(per_try):
+                resp = await self.client.send(
+                    ex.request.method, "http", host.address, host.port, fwd.path, headers, ex.body,
+                    cluster.connect_timeout,
+                )  # fmt: skip
+        except UpstreamFailure as f:
+            kind = "connect-failure" if f.is_connect_failure else "reset"
+            if f.is_connect_failure:
+                self.stats.cluster_inc(cluster.name, "upstream_cx_connect_fail")
+            ex.attempts.append(
+                AttemptRecord(number, host.key, kind, None, self.clock.monotonic() - t0)
+            )
+            return replies.upstream_reset(f.kind, f.flag, f.transport), Outcome(kind)
+        except TimeoutError:
+            if per_try is None or asyncio.current_task() is None:
+                raise
+            ex.attempts.append(
+                AttemptRecord(
+                    number, host.key, "per-try-timeout", None, self.clock.monotonic() - t0
+                )
+            )
+            self.stats.cluster_inc(cluster.name, "upstream_rq_per_try_timeout")
+            return replies.upstream_timeout(per_try=True), Outcome("per-try-timeout")
+        finally:
+            host.active_requests -= 1
+            cluster.active_requests -= 1
+        ex.attempts.append(
+            AttemptRecord(number, host.key, "response", resp.status, self.clock.monotonic() - t0)
+        )
+        self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status}")
+        self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status // 100}xx")
+        lower = {k.lower(): v for k, v in resp.headers}
+        return self._relay(resp, t0), Outcome("response", resp.status, lower)
+
+    def _relay(self, resp: UpstreamResponse, t0: float) -> Reply:
+        elapsed_ms = int((self.clock.monotonic() - t0) * 1000)
+        headers = [*resp.headers, ("content-length", str(len(resp.body)))]
+        headers.append(("x-envoy-upstream-service-time", str(elapsed_ms)))
+        return Reply(resp.status, tuple(headers), resp.body, reason=resp.reason, local=False)
+
+    def _upstream_headers(
+        self, ex: Exchange, headers: list[tuple[str, str]], attempt: int | None
+    ) -> list[tuple[str, str]]:
+        out = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in HOP_BY_HOP
+            and k.lower() not in ("x-request-id", "x-envoy-attempt-count", "content-length")
+        ]
+        out.append(("x-request-id", ex.request_id))
+        out.append(("x-forwarded-proto", ex.request.scheme))
+        if attempt is not None:
+            out.append(("x-envoy-attempt-count", str(attempt)))
+        return out
+
+    # -- the record -------------------------------------------------------------------------
+
+    def finish(self, ex: Exchange, reply: Reply, *, client_gone: bool = False) -> Record:
+        flags = set(ex.flags) | set(reply.flags)
+        if client_gone:
+            flags.add("DC")
+        req = ex.request
+        record = Record(
+            seq=self.records.next_seq(),
+            request_id=ex.request_id,
+            start=ex.start_wall,
+            duration=self.clock.monotonic() - ex.start,
+            listener=ex.listener,
+            source=req.source.name,
+            method=req.method,
+            scheme=req.scheme,
+            authority=req.authority,
+            path=req.path + (f"?{req.query}" if req.query else ""),
+            status=reply.status,
+            flags=order_flags(flags),
+            details=reply.details or ("via_upstream" if not reply.local else ""),
+            route_name=ex.route_name,
+            host=ex.host,
+            cluster=ex.cluster,
+            upstream_host=ex.upstream_host,
+            attempts=tuple(ex.attempts),
+            faults=tuple(ex.faults),
+            notes=tuple(ex.notes),
+            bytes_received=len(ex.body),
+            bytes_sent=len(reply.body),
+            user_agent=req.headers.get("user-agent", ""),
+        )
+        self.records.append(record)
+        self.stats.inc("http.downstream_rq_total")
+        self.stats.inc(f"http.downstream_rq_{reply.status // 100}xx")
+        return record
+
+
+def _draw(rng: random.Random, percentage: float) -> bool:
+    """Envoy's fractional percent: an integer draw per million, so 0 is exactly never."""
+    per_million = round(percentage * 10_000)
+    return per_million > 0 and rng.randrange(1_000_000) < per_million

@@ -1,0 +1,112 @@
+"""Envoy's local replies, byte for byte where Envoy documents them (istio-reference §7.2).
+
+A :class:`Reply` is what the pipeline hands back for the client: status, headers, body, plus the
+response flags and ``%RESPONSE_CODE_DETAILS%`` for the record and the access log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    flags: tuple[str, ...] = ()
+    details: str = ""
+    reason: str = ""
+    #: True for replies chaoskit made itself (Envoy's "local reply"), False when relayed.
+    local: bool = True
+
+    def with_headers(self, headers: list[tuple[str, str]]) -> Reply:
+        return dataclasses.replace(self, headers=tuple(headers))
+
+
+def local_reply(
+    status: int,
+    body: str | bytes = "",
+    *,
+    flags: tuple[str, ...] = (),
+    details: str = "",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
+    data = body.encode() if isinstance(body, str) else body
+    hdrs: list[tuple[str, str]] = []
+    if data:
+        hdrs.append(("content-type", "text/plain"))
+    hdrs.append(("content-length", str(len(data))))
+    hdrs.extend(headers)
+    return Reply(status, tuple(hdrs), data, flags, details)
+
+
+def no_route() -> Reply:
+    return local_reply(404, flags=("NR",), details="route_not_found")
+
+
+def cluster_not_found() -> Reply:
+    return local_reply(503, flags=("NC",), details="cluster_not_found")
+
+
+def no_healthy_upstream() -> Reply:
+    return local_reply(503, "no healthy upstream", flags=("UH",), details="no_healthy_upstream")
+
+
+def upstream_reset(reason: str, flag: str, transport_failure: str | None = None) -> Reply:
+    """503 for a connection that failed or dropped before response headers arrived."""
+    body = UPSTREAM_RESET_PREFIX + reason
+    if transport_failure:
+        body += f", transport failure reason: {transport_failure}"
+    return local_reply(
+        503, body, flags=(flag,), details=f"upstream_reset_before_response_started{{{reason}}}"
+    )
+
+
+def overflow() -> Reply:
+    """Circuit-breaker overflow: never retried, and says so with ``x-envoy-overloaded``."""
+    reply = upstream_reset("overflow", "UO")
+    return dataclasses.replace(reply, headers=(*reply.headers, ("x-envoy-overloaded", "true")))
+
+
+def upstream_timeout(per_try: bool = False) -> Reply:
+    details = "upstream_per_try_timeout" if per_try else "upstream_response_timeout"
+    return local_reply(504, "upstream request timeout", flags=("UT",), details=details)
+
+
+def fault_abort(status: int) -> Reply:
+    return local_reply(status, "fault filter abort", flags=("FI",), details="fault_filter_abort")
+
+
+def block_all() -> Reply:
+    """REGISTRY_ONLY for a host outside the registry: Istio's ``block_all`` route."""
+    return local_reply(502, details="direct_response")
+
+
+def internal_error(cause: str) -> Reply:
+    """The core failed: answer (never forward untouched) and name the cause."""
+    return local_reply(
+        500, f"chaoskit internal error: {cause}", details="chaoskit_internal_error",
+        headers=(("x-chaoskit-error", "core-error"),),
+    )  # fmt: skip
+
+
+#: Envoy's HTTP → gRPC status mapping for local replies to gRPC requests.
+_GRPC_FOR_HTTP = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
+
+
+def as_grpc(reply: Reply) -> Reply:
+    """gRPC clients get HTTP 200 with ``grpc-status``/``grpc-message`` (Envoy's conversion)."""
+    if not reply.local or reply.status == 200:
+        return reply
+    code = _GRPC_FOR_HTTP.get(reply.status, 2)
+    headers = [(k, v) for k, v in reply.headers if k not in ("content-type", "content-length")]
+    headers += [
+        ("content-type", "application/grpc"),
+        ("grpc-status", str(code)),
+        ("grpc-message", reply.body.decode("utf-8", "replace")),
+        ("content-length", "0"),
+    ]
+    return dataclasses.replace(reply, status=200, headers=tuple(headers), body=b"")

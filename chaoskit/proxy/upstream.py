@@ -1,0 +1,152 @@
+"""Sending one attempt upstream through a pooled aiohttp session.
+
+Why aiohttp and not mitmproxy's own forwarding: per-try timeouts, retries to another endpoint and
+connect timeouts need the request in our hands (mitmproxy-notes §3.2). One session is shared by
+every client connection, so keep-alive connections to endpoints are pooled across clients.
+
+Failures are classified the way Envoy names them, because retry conditions (``connect-failure``,
+``reset``) and the local reply text depend on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import socket
+from collections.abc import Sequence
+
+import aiohttp
+
+#: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus proxy credentials).
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+        "upgrade", "proxy-authorization", "proxy-authenticate",
+    }
+)  # fmt: skip
+#: Largest upstream body buffered; above it the attempt fails instead of growing memory.
+MAX_RESPONSE_BODY = 64 * 1024 * 1024
+
+
+class UpstreamFailure(Exception):
+    """An attempt that produced no response headers.
+
+    ``kind`` is Envoy's reset reason: ``connection failure`` (flag UF, retried by
+    ``connect-failure``), ``connection termination`` (UC), ``protocol error`` (UPE), ``overflow``.
+    """
+
+    def __init__(self, kind: str, flag: str, transport: str | None = None) -> None:
+        super().__init__(f"{kind}" + (f" ({transport})" if transport else ""))
+        self.kind = kind
+        self.flag = flag
+        self.transport = transport
+
+    @property
+    def is_connect_failure(self) -> bool:
+        return self.kind == "connection failure"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def _errno_text(e: BaseException) -> str | None:
+    """Envoy's transport failure text for a refused connect: ``delayed connect error: 111``."""
+    code = getattr(e, "errno", None)
+    inner = getattr(e, "os_error", None)
+    if code is None and inner is not None:
+        code = getattr(inner, "errno", None)
+    if code in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET):
+        return f"delayed connect error: {code}"
+    return None
+
+
+class UpstreamClient:
+    """Owns the aiohttp session; create it on the proxy loop and close it there."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=30, enable_cleanup_closed=True, family=socket.AF_UNSPEC
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(
+        self,
+        method: str,
+        scheme: str,
+        address: str,
+        port: int,
+        path: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        connect_timeout: float,
+    ) -> UpstreamResponse:
+        """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        host = f"[{address}]" if ":" in address else address
+        url = f"{scheme}://{host}:{port}{path}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+        try:
+            async with self._session.request(
+                method,
+                url,
+                headers=list(headers),
+                data=body or None,
+                allow_redirects=False,
+                timeout=timeout,
+                ssl=False,
+            ) as resp:
+                data = await _read_body(resp)
+                out = tuple(
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in resp.raw_headers
+                    if k.decode("latin-1").lower() not in HOP_BY_HOP
+                    and k.lower() != b"content-length"
+                )
+                return UpstreamResponse(resp.status, resp.reason or "", out, data)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+            transport = _errno_text(e) or ("connect timeout" if _is_timeout(e) else None)
+            raise UpstreamFailure("connection failure", "UF", transport) from None
+        except aiohttp.ServerDisconnectedError:
+            raise UpstreamFailure("connection termination", "UC") from None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientOSError) as e:
+            raise UpstreamFailure("connection termination", "UC", _errno_text(e)) from None
+        except aiohttp.ClientResponseError:
+            raise UpstreamFailure("protocol error", "UPE") from None
+        except (aiohttp.InvalidURL, ValueError, aiohttp.ClientError) as e:
+            raise UpstreamFailure("protocol error", "UPE", type(e).__name__) from None
+
+
+def _is_timeout(e: BaseException) -> bool:
+    return isinstance(e, asyncio.TimeoutError | aiohttp.ConnectionTimeoutError)
+
+
+async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > MAX_RESPONSE_BODY:
+            raise UpstreamFailure("protocol error", "UPE", "response body larger than 64 MiB")
+    return bytes(body)

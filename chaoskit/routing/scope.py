@@ -1,0 +1,134 @@
+"""What one proxy can see: Sidecar selection, ``exportTo``, request host names, clusters.
+
+A :class:`Scope` describes the proxy that routes a request — the caller's sidecar (its
+namespace and Sidecar resource) or a gateway (its namespace, no Sidecar) — and answers the
+visibility questions Istio settles when it builds that proxy's configuration:
+
+- Sidecar for a workload (istio-reference §6): a Sidecar in the workload's namespace whose
+  ``workloadSelector`` matches > that namespace's selector-less Sidecar > the selector-less
+  Sidecar of the root namespace ``istio-system`` > none.
+- ``exportTo``: empty or ``*`` = everyone, ``.`` = own namespace, ``~`` = nobody, else a list.
+- A service is visible when exported to the proxy's namespace and imported by its Sidecar's
+  egress hosts; a cluster (``outbound|port|subset|host``) exists when its service is visible,
+  has that port, and the subset is defined by a DestinationRule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from chaoskit.config.hosts import CLUSTER_DOMAIN, is_ip
+from chaoskit.config.http_route import Destination
+from chaoskit.config.mesh import Mesh, Service
+from chaoskit.config.mesh_config import MeshDefaults
+from chaoskit.config.sidecar import OutboundTrafficPolicy, Sidecar, imports_host
+from chaoskit.routing.decision import ClusterKey
+from chaoskit.routing.request import Workload
+
+ROOT_NAMESPACE = "istio-system"
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selection: every selector label is present with the same value."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def sidecar_for(sidecars: Sequence[Sidecar], workload: Workload) -> Sidecar | None:
+    """The Sidecar that configures ``workload``'s proxy (first one wins among equals)."""
+    local = [s for s in sidecars if s.namespace == workload.namespace]
+    for s in local:
+        if s.workload_selector and labels_match(s.workload_selector, workload.labels):
+            return s
+    for s in local:
+        if not s.workload_selector:
+            return s
+    for s in sidecars:
+        if s.namespace == ROOT_NAMESPACE and not s.workload_selector:
+            return s
+    return None
+
+
+def exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str) -> bool:
+    """Whether a resource of ``owner_namespace`` with this ``exportTo`` is seen in ``namespace``."""
+    if not export_to:
+        return True
+    for e in export_to:
+        if e in ("*", namespace) or (e == "." and owner_namespace == namespace):
+            return True
+    return False
+
+
+def outbound_policy(sidecar: Sidecar | None, defaults: MeshDefaults) -> OutboundTrafficPolicy:
+    """The Sidecar's ``outboundTrafficPolicy`` when it has one, else the mesh's mode."""
+    if sidecar is not None and sidecar.outbound_traffic_policy is not None:
+        return sidecar.outbound_traffic_policy
+    return OutboundTrafficPolicy(defaults.outbound_policy)
+
+
+def host_candidates(host: str, namespace: str) -> tuple[str, ...]:
+    """Registry names a request Host may denote for a client in ``namespace``, literal first.
+
+    ``reviews`` → ``reviews.<namespace>.svc.cluster.local``; ``reviews.prod`` and
+    ``reviews.prod.svc`` → ``reviews.prod.svc.cluster.local`` (the virtual-host domains Istio
+    generates for Kubernetes-style services, istio-reference §1).
+    """
+    host = host.lower().rstrip(".")
+    if not host or is_ip(host) or host.endswith(CLUSTER_DOMAIN):
+        return (host,)
+    dots = host.count(".")
+    if dots == 0:
+        return host, f"{host}.{namespace}.{CLUSTER_DOMAIN}"
+    if dots == 1:
+        return host, f"{host}.{CLUSTER_DOMAIN}"
+    if dots == 2 and host.endswith(".svc"):
+        return host, f"{host}.cluster.local"
+    return (host,)
+
+
+def service_ports(svc: Service) -> tuple[int, ...]:
+    return tuple(p.number for p in svc.entry.ports)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scope:
+    """The proxy routing a request: its namespace, Sidecar (sidecars only) and port."""
+
+    mesh: Mesh
+    namespace: str
+    sidecar: Sidecar | None
+    #: The port the proxy serves: the service port on a sidecar, the server port on a gateway.
+    port: int
+
+    def service_visible(self, svc: Service, port: int | None = None) -> bool:
+        """Exported to this namespace and imported by the Sidecar (for ``port``, else any)."""
+        e = svc.entry
+        if not exported_to(e.export_to, e.namespace, self.namespace):
+            return False
+        return self.sidecar is None or imports_host(self.sidecar, svc.host, e.namespace, port)
+
+    def host_visible(self, pattern: str, owner_namespace: str, export_to: Sequence[str]) -> bool:
+        """Whether a VirtualService host of ``owner_namespace`` is visible on this port."""
+        if not exported_to(export_to, owner_namespace, self.namespace):
+            return False
+        if self.sidecar is None:
+            return True
+        return imports_host(self.sidecar, pattern, owner_namespace, self.port)
+
+    def cluster(self, dest: Destination) -> tuple[ClusterKey, bool]:
+        """The cluster a destination names and whether this proxy has it.
+
+        Port: ``destination.port``, else the service's only port, else the proxy's port
+        (Istio's ``GetDestinationCluster``).
+        """
+        svc = self.mesh.find_service(dest.fqdn)
+        ports = service_ports(svc) if svc is not None else ()
+        port = dest.port or (ports[0] if len(ports) == 1 else self.port)
+        if svc is None or not self.service_visible(svc):
+            return ClusterKey(dest.fqdn, port, dest.subset), False
+        key = ClusterKey(svc.host, port, dest.subset)
+        if ports and port not in ports:
+            return key, False
+        if dest.subset is not None and dest.subset not in self.mesh.subsets_for(svc.host):
+            return key, False
+        return key, True

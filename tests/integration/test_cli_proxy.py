@@ -1,0 +1,235 @@
+"""`chaoskit proxy` and `mitmdump -s` as a user runs them: subprocesses, real ports."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from chaoskit.testing import Upstream
+from chaoskit.testing.upstream import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def service(up: Upstream) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: web}}
+        spec:
+          hosts: [web]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{http: {up.port}}}}}]
+        """)
+
+
+class Lines:
+    """Collects a subprocess stream line by line, so tests can wait for one (bounded)."""
+
+    def __init__(self, stream) -> None:
+        self.q: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.q.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(
+            f"no line containing {text!r} within {timeout}s; saw:\n" + "\n".join(self.seen)
+        )
+
+
+def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], Lines, Lines]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CHAOSKIT_HOME": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    return proc, Lines(proc.stdout), Lines(proc.stderr)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_chaoskit_proxy_end_to_end(tmp_path):
+    with Upstream("web") as up:
+        mesh = tmp_path / "mesh"
+        mesh.mkdir()
+        (mesh / "web.yaml").write_text(service(up))
+        listen, admin = free_port(), free_port()
+        proc, out, err = start(
+            [
+                str(BIN / "chaoskit"),
+                "proxy",
+                "-f",
+                str(mesh),
+                "--listen",
+                f"127.0.0.1:{listen}",
+                "--admin",
+                f"127.0.0.1:{admin}",
+                "--seed",
+                "3",
+            ],
+            tmp_path,
+        )
+        try:
+            ready = out.wait_for("chaoskit proxy ready")
+            assert f"listen=http://127.0.0.1:{listen}" in ready and "seed=3" in ready
+            proxies = {"http": f"http://127.0.0.1:{listen}"}
+            r = requests.get("http://web/hello", proxies=proxies, timeout=10)
+            assert r.status_code == 200
+            line = out.wait_for('"GET /hello HTTP/1.1" 200')
+            assert (
+                f'"127.0.0.1:{up.port}"' in line
+                and "outbound|80||web.default.svc.cluster.local" in line
+            )
+
+            # an invalid change is reported and the old configuration keeps serving
+            (mesh / "vs.yaml").write_text(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                "metadata: {name: web}\nspec: {hosts: [web], http: [{timeout: 0s}]}\n"
+            )
+            err.wait_for("change rejected")
+            assert requests.get("http://web/", proxies=proxies, timeout=10).status_code == 200
+
+            # a valid change is swapped in
+            (mesh / "vs.yaml").write_text(
+                textwrap.dedent("""\
+                apiVersion: networking.istio.io/v1
+                kind: VirtualService
+                metadata: {name: web}
+                spec:
+                  hosts: [web]
+                  http: [{directResponse: {status: 418, body: {string: teapot}}}]
+                """)
+            )
+            err.wait_for("reloaded")
+            r = requests.get("http://web/", proxies=proxies, timeout=10)
+            assert (r.status_code, r.text) == (418, "teapot")
+            assert requests.get(f"http://127.0.0.1:{admin}/ready", timeout=5).status_code == 200
+        finally:
+            stop(proc)
+        assert proc.returncode == 0
+        for port in (listen, admin):  # ports are free again (a server may re-bind them at once)
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+                s.listen()
+        assert "Traceback" not in "\n".join(err.seen)
+
+
+def test_chaoskit_proxy_refuses_bad_config_and_public_admin(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {}\n"
+    )
+    r = subprocess.run(
+        [str(BIN / "chaoskit"), "proxy", "-f", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CHAOSKIT_HOME": str(tmp_path)},
+        check=False,
+    )
+    assert (
+        r.returncode == 2 and "configuration rejected" in r.stderr and "Traceback" not in r.stderr
+    )
+    r = subprocess.run(
+        [str(BIN / "chaoskit"), "proxy", "-f", str(bad), "--admin", "0.0.0.0:15000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2 and "loopback" in r.stderr
+
+
+@pytest.mark.skipif(not (BIN / "mitmdump").exists(), reason="mitmdump not installed")
+def test_same_answers_under_mitmdump(tmp_path):
+    from chaoskit.proxy import script
+
+    with Upstream("web") as up:
+        (tmp_path / "mesh.yaml").write_text(
+            service(up)
+            + "---\n"
+            + textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web}
+            spec:
+              hosts: [web]
+              http:
+              - match: [{uri: {prefix: /teapot}}]
+                directResponse: {status: 418}
+              - route: [{destination: {host: web}}]
+            """)
+        )
+        port = free_port()
+        proc, _out, _err = start(
+            [
+                str(BIN / "mitmdump"),
+                "-q",
+                "--listen-host",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--set",
+                f"confdir={tmp_path / 'mitm'}",
+                "-s",
+                script.__file__,
+                "--set",
+                f"chaoskit_config={tmp_path / 'mesh.yaml'}",
+                "--set",
+                "chaoskit_seed=5",
+            ],
+            tmp_path,
+        )
+        try:
+            proxies = {"http": f"http://127.0.0.1:{port}"}
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    r = requests.get("http://web/x", proxies=proxies, timeout=5)
+                    break
+                except requests.ConnectionError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+                    threading.Event().wait(0.1)
+            assert r.status_code == 200 and r.json()["upstream"] == "web"
+            assert requests.get("http://web/teapot", proxies=proxies, timeout=5).status_code == 418
+            r = requests.get("http://nowhere.invalid/", proxies=proxies, timeout=15)
+            assert r.status_code == 503  # passthrough to an unresolvable host: connection failure
+        finally:
+            stop(proc)

@@ -1,0 +1,114 @@
+"""The configuration docs cannot drift from the code.
+
+- Every ```yaml block in docs/*.md is a complete set of resources that validates with no errors
+  when layered over the Bookinfo demo mesh (``chaoskit validate experiments/bookinfo/mesh BLOCK``).
+- Every ```text block in docs/configuration.md whose first line looks like
+  ``FILE:LINE: error|warning: ...`` quotes issues that validating the ```yaml-invalid block right
+  above it (layered over the same mesh) really produces. ``FILE`` is ignored; ``LINE`` counts
+  from the first line inside the yaml-invalid block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from chaoskit.config import load_paths, load_text, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+BOOKINFO_MESH = ROOT / "experiments" / "bookinfo" / "mesh"
+
+_FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
+_ISSUE = re.compile(r"^\S*?:(?=\d+: (?:error|warning): )")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    doc: str
+    line: int  # line of the first line inside the fence, 1-based
+    lang: str
+    text: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc}:{self.line}"
+
+
+def read_blocks(path: Path) -> list[Block]:
+    """Fenced blocks of a Markdown file, in order."""
+    out: list[Block] = []
+    lang: str | None = None
+    start = 0
+    body: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fence = _FENCE.match(line)
+        if lang is None:
+            if fence:
+                lang, start, body = fence.group(1), number + 1, []
+        elif line.strip() == "```":
+            out.append(Block(path.name, start, lang, "\n".join(body) + "\n"))
+            lang = None
+        else:
+            body.append(line)
+    assert lang is None, f"{path.name}:{start - 1}: unterminated ``` block"
+    return out
+
+
+DOC_FILES = sorted(DOCS.glob("*.md"))
+BLOCKS = {p.name: read_blocks(p) for p in DOC_FILES}
+YAML_BLOCKS = [b for blocks in BLOCKS.values() for b in blocks if b.lang == "yaml"]
+
+
+def quoted_issue_pairs() -> list[tuple[Block | None, Block]]:
+    """(block right above, text block quoting issues) pairs of configuration.md."""
+    pairs: list[tuple[Block | None, Block]] = []
+    blocks = BLOCKS.get("configuration.md", [])
+    for i, b in enumerate(blocks):
+        first = b.text.lstrip("\n").split("\n", 1)[0]
+        if b.lang == "text" and _ISSUE.match(first):
+            pairs.append((blocks[i - 1] if i > 0 else None, b))
+    return pairs
+
+
+PAIRS = quoted_issue_pairs()
+
+
+def test_the_docs_exist_and_have_examples():
+    names = {p.name for p in DOC_FILES}
+    assert {"configuration.md", "istio-compatibility.md"} <= names
+    assert YAML_BLOCKS, "no ```yaml blocks found in docs/*.md"
+
+
+@pytest.mark.parametrize("block", YAML_BLOCKS, ids=lambda b: b.where)
+def test_yaml_block_validates_over_bookinfo(block: Block):
+    loaded = load_text(block.text, block.where)
+    v = validate([load_paths([BOOKINFO_MESH]), loaded])
+    errors = [str(i) for i in v.issues.sorted() if i.severity == "error"]
+    assert not errors, (
+        f"```yaml block at {block.where} does not validate over {BOOKINFO_MESH.name}/ "
+        "(line numbers count from the first line inside the block):\n  " + "\n  ".join(errors)
+    )
+    assert loaded.resources, f"```yaml block at {block.where} holds no resources"
+
+
+@pytest.mark.parametrize(("source", "quoted"), PAIRS, ids=[q.where for _, q in PAIRS])
+def test_quoted_issues_are_produced(source: Block | None, quoted: Block):
+    assert source is not None and source.lang == "yaml-invalid", (
+        f"{quoted.where}: quoted FILE:LINE issues need a ```yaml-invalid block right above them"
+    )
+    label = "example.yaml"
+    v = validate([load_paths([BOOKINFO_MESH]), load_text(source.text, label)])
+    produced = [str(i).removeprefix(label + ":") for i in v.issues.sorted()]
+    expected = [_ISSUE.sub("", line) for line in quoted.text.splitlines() if line.strip()]
+    missing = [e for e in expected if e not in produced]
+    assert not missing, (
+        f"{quoted.where}: quoted issues not produced by the ```yaml-invalid block at "
+        f"{source.where}:\n  missing: "
+        + "\n  missing: ".join(missing)
+        + "\n  produced: "
+        + "\n  produced: ".join(produced or ["(nothing)"])
+    )

@@ -44,6 +44,8 @@ class Cluster:
         rng: random.Random,
         *,
         original_destination: bool = False,
+        default_connect_timeout: float = 10.0,
+        scheme: str = "http",
     ) -> None:
         self.key = key
         self.name = key.name
@@ -54,11 +56,19 @@ class Cluster:
         self.original_destination = original_destination
         self.hosts = [UpstreamHost(s.address, s.port, s.weight, dict(s.labels)) for s in specs]
         self.lb: LoadBalancer = make_load_balancer(policy.load_balancer)
+        lb = policy.load_balancer
+        self.consistent_hash = lb.consistent_hash if lb is not None else None
+        #: How to talk to endpoints: TLS when the service port says HTTPS/TLS or the rule
+        #: originates TLS (``tls.mode: SIMPLE|MUTUAL``), plain HTTP otherwise.
+        self.scheme = scheme
         self.active_requests = 0
-
-    @property
-    def connect_timeout(self) -> float:
-        return self.policy.effective_connection_pool.effective_tcp.effective_connect_timeout
+        tcp = policy.connection_pool.tcp if policy.connection_pool is not None else None
+        # DestinationRule connectTimeout, else the mesh's (MeshConfig connectTimeout, 10 s).
+        self.connect_timeout = (
+            tcp.connect_timeout
+            if tcp is not None and tcp.connect_timeout is not None
+            else default_connect_timeout
+        )
 
     def healthy_hosts(self) -> list[UpstreamHost]:
         return list(self.hosts)
@@ -116,7 +126,11 @@ class ClusterManager:
             return None
         specs, policy, original = built
         old = self._retired.pop(key, None)
-        if old is not None and old.same_shape(specs, policy):
+        if (
+            old is not None
+            and old.same_shape(specs, policy)
+            and old.original_destination == original
+        ):
             cluster = old
         else:
             cluster = Cluster(
@@ -125,9 +139,22 @@ class ClusterManager:
                 policy,
                 self.seeds.stream(f"lb/{key.name}"),
                 original_destination=original,
+                default_connect_timeout=self.mesh.defaults.connect_timeout,
+                scheme=self._scheme(key, policy),
             )
         self._clusters[key] = cluster
         return cluster
+
+    def _scheme(self, key: ClusterKey, policy: TrafficPolicy) -> str:
+        svc = self.mesh.find_service(key.host)
+        port = svc.entry.port(key.port) if svc is not None else None
+        tls_mode = policy.tls.mode if policy.tls is not None else None
+        if (port is not None and port.protocol in ("HTTPS", "TLS")) or tls_mode in (
+            "SIMPLE",
+            "MUTUAL",
+        ):
+            return "https"
+        return "http"
 
     def _build(
         self, key: ClusterKey
@@ -145,7 +172,9 @@ class ClusterManager:
         policy = effective_policy(rule, key.port, key.subset)
         entry = svc.entry
         port = entry.port(key.port)
-        if entry.resolution == "NONE":
+        lb = policy.load_balancer
+        passthrough = lb is not None and lb.consistent_hash is None and lb.simple == "PASSTHROUGH"
+        if entry.resolution == "NONE" or passthrough:
             return (), policy, True
         specs: list[EndpointSpec] = []
         if not entry.endpoints and entry.resolution in ("DNS", "DNS_ROUND_ROBIN"):

@@ -247,7 +247,8 @@ class OutlierDetection:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClientTLSSettings:
-    """Accepted and checked; chaoskit's proxy does not originate TLS."""
+    """``SIMPLE``/``MUTUAL`` make the proxy speak TLS to endpoints (without verifying them or
+    presenting client certificates: see docs/istio-compatibility.md); the rest is checked only."""
 
     mode: str = "DISABLE"
     client_certificate: str | None = None

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import random
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +22,7 @@ from chaoskit.clusters import Cluster, ClusterManager
 from chaoskit.config.http_route import GRPC_STATUS
 from chaoskit.config.mesh import Mesh
 from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
+from chaoskit.loadbalancing.consistent_hash import hash_key_for, needs_new_cookie, new_cookie
 from chaoskit.proxy import replies
 from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.upstream import HOP_BY_HOP, UpstreamClient, UpstreamFailure, UpstreamResponse
@@ -30,9 +33,11 @@ from chaoskit.routing.decision import (
     ClusterNotFound,
     Forward,
     LocalReply,
+    Mirror,
     NoRoute,
     Passthrough,
 )
+from chaoskit.routing.headers import HeaderContext
 from chaoskit.routing.headers import apply as apply_headers
 from chaoskit.routing.request import RequestInfo
 from chaoskit.routing.router import Router
@@ -40,6 +45,7 @@ from chaoskit.stats import Stats
 
 #: Envoy's connect timeout for passthrough (mesh ``connectTimeout`` default).
 PASSTHROUGH_CONNECT_TIMEOUT = 10.0
+_HOSTNAME = socket.gethostname()
 
 
 @dataclasses.dataclass
@@ -91,6 +97,8 @@ class Pipeline:
         self.clock = clock
         self._sleep = sleep
         self.clusters = ClusterManager(seeds)
+        #: mirror requests in flight (kept referenced so they are not garbage-collected)
+        self._background: set[asyncio.Future[None]] = set()
         self.snapshot = Snapshot(Mesh(), Router(Mesh()))
 
     # -- configuration ------------------------------------------------------------------
@@ -160,10 +168,20 @@ class Pipeline:
         ex.route_name = fwd.route_name
         ex.host = fwd.cluster.host
         ex.cluster = fwd.cluster.name
-        reply = await self._fault_then_route(ex, fwd)
-        return reply.with_headers(apply_headers(fwd.response_headers, list(reply.headers)))
+        ctx = self._header_context(ex)
+        reply = await self._fault_then_route(ex, fwd, ctx)
+        return reply.with_headers(apply_headers(fwd.response_headers, list(reply.headers), ctx))
 
-    async def _fault_then_route(self, ex: Exchange, fwd: Forward) -> Reply:
+    def _header_context(self, ex: Exchange) -> HeaderContext:
+        return HeaderContext(
+            hostname=_HOSTNAME,
+            downstream_remote_address=ex.request.client_address,
+            protocol="HTTP/1.1",
+            start_time=datetime.datetime.fromtimestamp(ex.start_wall, tz=datetime.UTC),
+            request_headers=ex.request.headers,
+        )
+
+    async def _fault_then_route(self, ex: Exchange, fwd: Forward, ctx: HeaderContext) -> Reply:
         fault = fwd.fault
         if fault is not None:
             stream = self.seeds.stream(f"fault/{fwd.route_name}/{ex.cluster}")
@@ -187,36 +205,49 @@ class Pipeline:
         cluster = self.clusters.get(fwd.cluster)
         if cluster is None:
             return replies.cluster_not_found()
+        upstream_headers = apply_headers(fwd.request_headers, ex.headers, ctx)
+        for mirror in fwd.mirrors:
+            self._mirror(ex, fwd, mirror, upstream_headers)
         timeout = fwd.timeout
         try:
             async with asyncio.timeout(timeout):
-                return await self._attempts(ex, fwd, cluster)
+                return await self._attempts(ex, fwd, cluster, upstream_headers)
         except TimeoutError:
             self.stats.cluster_inc(cluster.name, "upstream_rq_timeout")
             ex.notes.append(f"route timeout {timeout:g}s expired")
             return replies.upstream_timeout()
 
-    async def _attempts(self, ex: Exchange, fwd: Forward, cluster: Cluster) -> Reply:
+    async def _attempts(
+        self, ex: Exchange, fwd: Forward, cluster: Cluster, upstream_headers: list[tuple[str, str]]
+    ) -> Reply:
         policy = RetryPolicy.from_route(fwd.retry)
         max_attempts = 1 + (policy.num_retries if policy else 0)
         tried: list[UpstreamHost] = []
         reply: Reply | None = None
+        hash_key, set_cookie = self._hash_key(ex, cluster)
+        # Envoy: retries avoid previous hosts, except under consistent hashing (§3.3).
+        avoid_previous = (
+            policy is not None and policy.retry_ignore_previous_hosts and hash_key is None
+        )
         for number in range(1, max_attempts + 1):
             hosts = cluster.healthy_hosts()
             if not hosts and not cluster.original_destination:
                 reply = replies.no_healthy_upstream()
                 break
-            avoid = tried if policy is not None and policy.retry_ignore_previous_hosts else ()
             host = (
                 UpstreamHost(ex.request.host, ex.request.port)
                 if cluster.original_destination
-                else choose_avoiding(cluster.lb, hosts, cluster.rng, avoid)
+                else choose_avoiding(
+                    cluster.lb, hosts, cluster.rng, tried if avoid_previous else (), hash_key
+                )
             )
             if host is None:
                 reply = replies.no_healthy_upstream()
                 break
             tried.append(host)
-            reply, outcome = await self._attempt(ex, fwd, cluster, host, number, policy)
+            reply, outcome = await self._attempt(
+                ex, fwd, cluster, host, number, policy, upstream_headers
+            )
             if policy is None or not policy.should_retry(outcome):
                 break
             if number == max_attempts:
@@ -226,13 +257,56 @@ class Pipeline:
             self.stats.cluster_inc(cluster.name, "upstream_rq_retry")
             await self._sleep(policy.backoff(number, cluster.rng))
         assert reply is not None
+        if set_cookie is not None:
+            reply = reply.with_headers([*reply.headers, ("set-cookie", set_cookie)])
         return reply
+
+    def _hash_key(self, ex: Exchange, cluster: Cluster) -> tuple[int | None, str | None]:
+        """Consistent hashing: the request's key, or a generated cookie (Envoy's ttl cookie)."""
+        settings = cluster.consistent_hash
+        if settings is None:
+            return None, None
+        key = hash_key_for(settings, ex.request)
+        if key is None and needs_new_cookie(settings, ex.request):
+            key, cookie = new_cookie(settings, cluster.rng)
+            return key, cookie
+        return key, None
+
+    def _mirror(
+        self, ex: Exchange, fwd: Forward, mirror: Mirror, headers: list[tuple[str, str]]
+    ) -> None:
+        """Fire-and-forget copy (istio-reference §2.7): never awaited, result discarded."""
+        if not _draw(self.seeds.stream(f"mirror/{mirror.cluster.name}"), mirror.percentage):
+            return
+        cluster = self.clusters.get(mirror.cluster)
+        hosts = cluster.healthy_hosts() if cluster is not None else []
+        host = choose_avoiding(cluster.lb, hosts, cluster.rng) if cluster and hosts else None
+        if cluster is None or host is None:
+            return
+        out = self._upstream_headers(ex, headers, attempt=None)
+        out = [(k, v) for k, v in out if k.lower() != "host"] + [("host", fwd.authority)]
+        name = cluster.name
+
+        async def send() -> None:
+            self.stats.cluster_inc(name, "upstream_rq_total")
+            try:
+                resp = await self.client.send(
+                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, out, ex.body,
+                    cluster.connect_timeout,
+                )  # fmt: skip
+                self.stats.cluster_inc(name, f"upstream_rq_{resp.status}")
+            except UpstreamFailure:
+                self.stats.cluster_inc(name, "upstream_cx_connect_fail")
+
+        task = asyncio.ensure_future(send())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _attempt(
         self, ex: Exchange, fwd: Forward, cluster: Cluster, host: UpstreamHost, number: int,
-        policy: RetryPolicy | None,
+        policy: RetryPolicy | None, upstream_headers: list[tuple[str, str]],
     ) -> tuple[Reply, Outcome]:  # fmt: skip
-        headers = self._upstream_headers(ex, apply_headers(fwd.request_headers, ex.headers), number)
+        headers = self._upstream_headers(ex, upstream_headers, number)
         headers = [(k, v) for k, v in headers if k.lower() != "host"] + [("host", fwd.authority)]
         if fwd.original_path is not None:
             headers.append(("x-envoy-original-path", fwd.original_path))
@@ -245,7 +319,7 @@ class Pipeline:
         try:
             async with asyncio.timeout(per_try):
                 resp = await self.client.send(
-                    ex.request.method, "http", host.address, host.port, fwd.path, headers, ex.body,
+                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers, ex.body,
                     cluster.connect_timeout,
                 )  # fmt: skip
         except UpstreamFailure as f:
@@ -257,7 +331,9 @@ class Pipeline:
             )
             return replies.upstream_reset(f.kind, f.flag, f.transport), Outcome(kind)
         except TimeoutError:
-            if per_try is None or asyncio.current_task() is None:
+            # Only our per-try timeout raises here: the route timeout cancels the task, and
+            # asyncio.timeout turns that into TimeoutError only at the outer block.
+            if per_try is None:
                 raise
             ex.attempts.append(
                 AttemptRecord(

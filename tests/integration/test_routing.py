@@ -265,3 +265,87 @@ def test_admin_endpoints(mesh, client, path):
     assert dump["seed"] == 7 and any(r["kind"] == "ServiceEntry" for r in dump["resources"])
     assert requests.post(f"{admin}/reset_counters", timeout=5).text == "OK\n"
     assert requests.get(f"{admin}/nope", timeout=5).status_code == 404
+
+
+def _wait_for(predicate, timeout: float = 5.0) -> bool:
+    import threading
+    import time as _time
+
+    deadline = _time.monotonic() + timeout
+    while _time.monotonic() < deadline:
+        if predicate():
+            return True
+        threading.Event().wait(0.01)
+    return predicate()
+
+
+def test_mirror_copies_requests_and_discards_answers(mesh, client, upstreams):
+    mesh.apply(
+        vs("""
+        hosts: [reviews]
+        http:
+        - route: [{destination: {host: reviews, subset: v1}}]
+          mirror: {host: reviews, subset: v2}
+          mirrorPercentage: {value: 100}
+    """)
+    )
+    for i in range(5):
+        r = client.get(f"http://reviews:9080/m{i}")
+        assert who(r) == "v1"
+    assert _wait_for(lambda: len(upstreams["v2"].requests) == 5)
+    assert sorted(q.path for q in upstreams["v2"].requests) == [f"/m{i}" for i in range(5)]
+
+
+def test_egress_gateway_pattern(mesh, client, upstreams):
+    gateway = textwrap.dedent("""\
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: istio-egressgateway, namespace: istio-system}
+        spec:
+          selector: {istio: egressgateway}
+          servers:
+          - port: {number: 8080, name: http, protocol: HTTP}
+            hosts: [api.example.test]
+        """)
+    mesh.apply(gateway)
+    gw_port = int(mesh.gateway_url(8080).rsplit(":", 1)[1])
+    external = upstreams["other"]
+    mesh.apply(
+        gateway,
+        textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: api}}
+        spec:
+          hosts: [api.example.test]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{http: {external.port}}}}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: istio-egressgateway, namespace: istio-system}}
+        spec:
+          hosts: [istio-egressgateway.istio-system.svc.cluster.local]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{http: {gw_port}}}}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {{name: api-through-egress}}
+        spec:
+          hosts: [api.example.test]
+          gateways: [istio-system/istio-egressgateway, mesh]
+          http:
+          - match: [{{gateways: [mesh], port: 80}}]
+            route: [{{destination: {{host: istio-egressgateway.istio-system.svc.cluster.local, port: {{number: 80}}}}}}]
+          - match: [{{gateways: [istio-system/istio-egressgateway], port: 8080}}]
+            route: [{{destination: {{host: api.example.test, port: {{number: 80}}}}}}]
+        """),
+    )
+    r = client.get("http://api.example.test/data")
+    assert r.status_code == 200 and who(r) == "other"
+    by_listener = {rec.listener: rec for rec in mesh.records}
+    assert set(by_listener) == {"mesh", "gateway:8080"}  # the egress gateway saw it first
+    assert by_listener["gateway:8080"].cluster == "outbound|80||api.example.test"

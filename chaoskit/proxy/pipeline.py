@@ -291,8 +291,8 @@ class Pipeline:
             self.stats.cluster_inc(name, "upstream_rq_total")
             try:
                 resp = await self.client.send(
-                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, out, ex.body,
-                    cluster.connect_timeout,
+                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, out,
+                    ex.body, cluster.connect_timeout,
                 )  # fmt: skip
                 self.stats.cluster_inc(name, f"upstream_rq_{resp.status}")
             except UpstreamFailure:
@@ -319,8 +319,8 @@ class Pipeline:
         try:
             async with asyncio.timeout(per_try):
                 resp = await self.client.send(
-                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers, ex.body,
-                    cluster.connect_timeout,
+                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
+                    ex.body, cluster.connect_timeout,
                 )  # fmt: skip
         except UpstreamFailure as f:
             kind = "connect-failure" if f.is_connect_failure else "reset"

@@ -307,6 +307,8 @@ def parse_retry(f: Fields) -> HTTPRetry | None:
 def _fault_percentage(f: Fields, what: str, *, allow_int_percent: bool) -> float:
     if f.has("percentage"):
         value = f.percent("percentage")
+        if value == 0:
+            f.warn("percentage", f"{what} percentage is 0%: it never fires")
         return value if value is not None else 0.0
     if allow_int_percent and f.has("percent"):
         value = f.int("percent", minimum=0, maximum=100)
@@ -348,7 +350,12 @@ def parse_fault(f: Fields) -> HTTPFaultInjection | None:
                 "abort.percent was removed in Istio 1.5 (it is pruned, leaving 0%); "
                 "use percentage: {value: N}",
             )
-        pct = _fault_percentage(a, "abort", allow_int_percent=False)
+        pct = (
+            0.0
+            if a.has("percent") and not a.has("percentage")
+            else _fault_percentage(a, "abort", allow_int_percent=False)
+        )
+        a.accept("percentage")
         a.done()
         if status is not None and grpc is not None:
             a.error(None, "only one of httpStatus, grpcStatus may be set")

@@ -50,6 +50,13 @@ KINDS: dict[str, tuple[str, str]] = {
     "MeshConfig": (CHAOSKIT, "chaoskit.config.mesh_config:parse_mesh_config"),
 }
 
+#: Istio kinds a real mesh folder holds that chaoskit has no use for: warned about, not errors.
+OTHER_ISTIO_KINDS = frozenset(
+    {
+        "EnvoyFilter", "WorkloadGroup", "ProxyConfig", "Telemetry", "PeerAuthentication",
+        "AuthorizationPolicy", "RequestAuthentication", "WasmPlugin",
+    }
+)  # fmt: skip
 YAML_SUFFIXES = (".yaml", ".yml")
 _parsers: dict[str, Parser] = {}
 
@@ -92,6 +99,7 @@ def collect_files(
                 issues.error(
                     Location(str(path), 1), "", "", "folder contains no .yaml or .yml files"
                 )
+                missing.append(str(path))
             files.extend(found)
         elif path.exists():
             files.append(str(path))
@@ -158,7 +166,9 @@ def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[
         return out
     group, _, version = api_version.rpartition("/")
     if kind not in KINDS:
-        if group in (ISTIO_GROUP, CHAOSKIT_API.split("/")[0]):
+        if group.endswith("istio.io") and kind in OTHER_ISTIO_KINDS:
+            top.warn("kind", f"{kind} is an Istio resource chaoskit does not use; ignored")
+        elif group in (ISTIO_GROUP, CHAOSKIT_API.split("/")[0]):
             top.error("kind", f'unknown kind "{kind}" for {api_version}{did_you_mean(kind, KINDS)}')
         elif hint := did_you_mean(kind, KINDS):
             top.error("kind", f'unknown kind "{kind}"{hint}')

@@ -276,7 +276,7 @@ def _parse_ports(spec: Fields) -> tuple[ServicePort, ...]:
     return tuple(out)
 
 
-def _check_export_to(spec: Fields) -> tuple[str, ...]:
+def check_export_to(spec: Fields) -> tuple[str, ...]:
     items = str_items(spec, "exportTo")
     seen: set[str] = set()
     for path, value, loc in items:
@@ -310,7 +310,7 @@ def parse_service_entry(
         selector = wf.str_map("labels")
         check_labels(wf, "labels", selector)
         wf.done()
-    export_to = _check_export_to(spec)
+    export_to = check_export_to(spec)
     sans = spec.str_list("subjectAltNames")
     spec.done()
 

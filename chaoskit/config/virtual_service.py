@@ -9,6 +9,7 @@ from chaoskit.config.fields import UINT32_MAX, Fields
 from chaoskit.config.hosts import check_host, expand, is_dns1123_label, overlaps
 from chaoskit.config.http_route import Destination, HTTPRoute, parse_destination, parse_http_route
 from chaoskit.config.resource import Metadata, Resource
+from chaoskit.config.service_entry import check_export_to
 from chaoskit.config.yamlsource import Location
 
 #: The reserved gateway name for "all sidecars".
@@ -139,7 +140,7 @@ def parse_virtual_service(
     http = tuple(parse_http_route(rf, i, normalize) for i, rf in enumerate(spec.objs("http")))
     tcp = _l4_routes(spec, "tcp")
     tls = _l4_routes(spec, "tls")
-    export_to = spec.str_list("exportTo")
+    export_to = check_export_to(spec)
     spec.done()
 
     if not any(spec.data.get(k) for k in ("http", "tcp", "tls")):

@@ -258,3 +258,14 @@ def test_random_specs_never_raise(kind, spec):
     doc = {"apiVersion": api, "kind": kind, "metadata": {"name": "x"}, "spec": spec}
     text = json.dumps(doc, allow_nan=True)  # JSON is YAML
     load_text(text)
+
+
+def test_other_istio_kinds_are_ignored_with_a_warning():
+    result = load_text("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x}\nspec: {}\n")
+    assert not result.issues.errors
+    assert "does not use" in result.issues.warnings[0].message
+
+
+def test_empty_folder_is_unreadable(tmp_path):
+    result = load_paths([tmp_path])
+    assert result.unreadable == (str(tmp_path),)

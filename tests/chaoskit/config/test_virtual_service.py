@@ -385,3 +385,13 @@ def test_errors_point_at_the_line_of_the_field():
     assert str(issue).startswith(
         f"vs.yaml:{issue.location.line}: error: VirtualService/default/reviews: spec.http[0].timeout: "
     )
+
+
+def test_export_to_is_validated():
+    result = load_text(vs("hosts: [a]\nexportTo: ['Bad!']\nhttp: [{route: [{destination: {host: a}}]}]"))
+    assert any(i.path == "spec.exportTo[0]" for i in result.issues.errors)
+
+
+def test_zero_percentage_warns_that_it_never_fires():
+    result = load_text(vs("hosts: [a]\nhttp: [{fault: {abort: {httpStatus: 503, percentage: {value: 0}}}, route: [{destination: {host: a}}]}]"))
+    assert [w.message for w in result.issues.warnings] == ["abort percentage is 0%: it never fires"]

@@ -1,0 +1,60 @@
+import threading
+
+from chaoskit.records import AttemptRecord, Record, RecordLog, format_flags, order_flags
+
+
+def rec(seq: int) -> Record:
+    return Record(
+        seq,
+        f"id{seq}",
+        0.0,
+        0.001,
+        "mesh",
+        "",
+        "GET",
+        "http",
+        "a",
+        "/",
+        200,
+        attempts=(
+            AttemptRecord(1, "127.0.0.1:1", "response", 503),
+            AttemptRecord(2, "127.0.0.1:2", "response", 200),
+        ),
+    )
+
+
+def test_flags_in_envoys_order():
+    assert order_flags({"URX", "UF"}) == ("UF", "URX")
+    assert order_flags(["FI", "DI"]) == ("DI", "FI")
+    assert format_flags(()) == "-" and format_flags(("UF", "URX")) == "UF,URX"
+
+
+def test_ring_is_bounded_but_counts_everything():
+    log = RecordLog(capacity=3)
+    for _ in range(5):
+        log.append(rec(log.next_seq()))
+    assert [r.seq for r in log.snapshot()] == [3, 4, 5]
+    assert log.total == 5 and len(log) == 3
+    log.clear()
+    assert log.snapshot() == [] and log.total == 5
+
+
+def test_concurrent_appends_are_safe():
+    log = RecordLog(capacity=10_000)
+
+    def worker() -> None:
+        for _ in range(500):
+            log.append(rec(log.next_seq()))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.total == 2000 and len({r.seq for r in log}) == 2000
+
+
+def test_retries_and_dict():
+    r = rec(1)
+    assert r.retries == 1
+    assert r.to_dict()["attempts"][0]["status"] == 503

@@ -8,16 +8,17 @@ selection (``firstN``, ``nth``, ``sequence``) counts the attempts a fault target
 window, since it was applied. The proxy calls :func:`plan_attempt` before each attempt::
 
     states = FaultStates()
-    states.apply(mesh_faults, now=clock.now())          # on every config apply
+    states.apply(mesh_faults, now=clock.monotonic())          # on every config apply
     plan = plan_attempt(mesh_faults, states, host_fqdn=..., subset=..., endpoint=host,
-                        request=info, now=clock.now(), rng_for=lambda ref: seeds.stream(ref))
+                        request=info, now=clock.monotonic(),
+                        rng_for=lambda ref: seeds.stream("upstreamfault/" + ref))
 """
 
 from __future__ import annotations
 
 from chaoskit.faults.body import corrupt, truncate
 from chaoskit.faults.delays import sample_delay
-from chaoskit.faults.plan import NO_FAULT, AbortResponse, AttemptPlan, plan_attempt
+from chaoskit.faults.plan import AbortResponse, AttemptPlan, plan_attempt
 from chaoskit.faults.selection import (
     ALL,
     FaultState,
@@ -31,7 +32,6 @@ from chaoskit.faults.targeting import targets
 
 __all__ = [
     "ALL",
-    "NO_FAULT",
     "AbortResponse",
     "AttemptPlan",
     "FaultState",

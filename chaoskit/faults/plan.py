@@ -11,7 +11,8 @@ endpoint and before connecting, and then carries the :class:`AttemptPlan` out:
    ``reset.after_bytes`` body bytes; ``hang`` → never answer (only timeouts end it);
 3. otherwise (or with a ``body`` reset) forward to the real upstream and transform its response:
    :meth:`AttemptPlan.transform_body` (truncate, then corrupt), sent at
-   :attr:`AttemptPlan.slow_body_bps` bytes per second when set.
+   :attr:`AttemptPlan.slow_body_bps` bytes per second when set; a ``body`` reset counts its
+   bytes on the transformed body (a shorter truncation ends the body cleanly first).
 
 Faults combine in config order: delays add up, the first terminal effect wins (later ones are
 not applied and not named), body transforms combine (the lowest rate and the shortest truncation
@@ -48,7 +49,7 @@ class AbortResponse:
     @classmethod
     def of(cls, abort: FaultAbort) -> AbortResponse:
         """``httpStatus`` as is; ``grpcStatus`` as HTTP 200 with ``grpc-status`` (a gRPC
-        trailers-only error, which is what a gRPC server answers)."""
+        trailers-only error, which is what a gRPC server answers; ``body`` is not sent)."""
         user = {k.lower(): v for k, v in abort.headers.items()}
         body = (abort.body or "").encode()
         if abort.grpc_status is not None:

@@ -42,9 +42,7 @@ def test_host(spec: str, fqdn: str, expected: bool) -> None:
     assert hits(spec + "\n", fqdn=fqdn) is expected
 
 
-@pytest.mark.parametrize(
-    ("subset", "expected"), [("v2", True), ("v1", False), (None, False)]
-)
+@pytest.mark.parametrize(("subset", "expected"), [("v2", True), ("v1", False), (None, False)])
 def test_subset_must_equal_when_set(subset: str | None, expected: bool) -> None:
     assert hits("host: payments\nsubset: v2\n", subset=subset) is expected
 
@@ -98,10 +96,7 @@ def test_hostname_endpoint() -> None:
 
 def test_match_entries_are_ored_and_none_means_every_request() -> None:
     spec = (
-        "host: payments\n"
-        "match:\n"
-        "- headers: {x-chaos: {exact: 'yes'}}\n"
-        "- uri: {prefix: /charge}\n"
+        "host: payments\nmatch:\n- headers: {x-chaos: {exact: 'yes'}}\n- uri: {prefix: /charge}\n"
     )
     assert hits(spec, request=request("/charge/1"))
     assert hits(spec, request=request("/", {"x-chaos": "yes"}))

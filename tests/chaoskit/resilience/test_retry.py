@@ -66,7 +66,7 @@ def test_backoff_is_full_jitter_capped_at_ten_times_base():
     rng = random.Random(1)
     for n, ceiling in ((1, 0.025), (2, 0.075), (3, 0.175), (4, 0.25), (10, 0.25)):
         samples = [p.backoff(n, rng) for _ in range(500)]
-        assert 0 <= min(samples) and max(samples) < ceiling
+        assert min(samples) >= 0 and max(samples) < ceiling
         assert max(samples) > 0.8 * ceiling  # the whole range is used
 
 

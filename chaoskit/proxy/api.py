@@ -228,6 +228,7 @@ class Proxy:
             self.stats_counters.reset()
             self.pipeline.clusters.reset_state()
             self.pipeline.seeds.reset()
+            self.pipeline.restart_faults()
 
         if self.runtime is not None:
             self.runtime.call(do)

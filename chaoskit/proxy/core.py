@@ -216,7 +216,7 @@ class ChaosCore:
             if k.lower() != "server"
         ]
         headers.append((b"server", server.encode()))
-        if "close" in flow.request.headers.get("connection", "").lower():
+        if reply.cut or "close" in flow.request.headers.get("connection", "").lower():
             headers.append((b"connection", b"close"))
         reason = (reply.reason or "").encode("latin-1", "replace")
         now = flow.request.timestamp_end or flow.request.timestamp_start

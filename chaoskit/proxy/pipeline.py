@@ -21,6 +21,8 @@ from chaoskit.clock import SYSTEM_CLOCK, Clock
 from chaoskit.clusters import Cluster, ClusterManager
 from chaoskit.config.http_route import GRPC_STATUS
 from chaoskit.config.mesh import Mesh
+from chaoskit.faults import AttemptPlan, FaultStates, plan_attempt
+from chaoskit.faults.plan import NO_FAULT
 from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
 from chaoskit.loadbalancing.consistent_hash import hash_key_for, needs_new_cookie, new_cookie
 from chaoskit.proxy import replies
@@ -97,6 +99,7 @@ class Pipeline:
         self.clock = clock
         self._sleep = sleep
         self.clusters = ClusterManager(seeds)
+        self.fault_states = FaultStates()
         #: mirror requests in flight (kept referenced so they are not garbage-collected)
         self._background: set[asyncio.Future[None]] = set()
         self.snapshot = Snapshot(Mesh(), Router(Mesh()))
@@ -107,6 +110,13 @@ class Pipeline:
         """Swap in a new configuration; requests already running finish on the old one."""
         self.snapshot = Snapshot(mesh, Router(mesh))
         self.clusters.update(mesh)
+        # A fault whose definition did not change keeps counting (firstN, sequence) across a
+        # reload; a changed or new one starts afresh.
+        self.fault_states.apply(mesh.upstream_faults, self.clock.monotonic(), keep_unchanged=True)
+
+    def restart_faults(self) -> None:
+        """Every UpstreamFault counts from zero again (a new test, a new experiment phase)."""
+        self.fault_states.apply(self.snapshot.mesh.upstream_faults, self.clock.monotonic())
 
     # -- the request path -----------------------------------------------------------------
 
@@ -311,47 +321,89 @@ class Pipeline:
         if fwd.original_path is not None:
             headers.append(("x-envoy-original-path", fwd.original_path))
         per_try = policy.per_try_timeout if policy is not None else None
+        plan = self._plan_faults(ex, cluster, host)
+        if plan.injected:
+            self.stats.inc("upstream_fault.injected")
         t0 = self.clock.monotonic()
         ex.upstream_host = host.key
         host.active_requests += 1
         cluster.active_requests += 1
         self.stats.cluster_inc(cluster.name, "upstream_rq_total")
+
+        def record(outcome: str, status: int | None) -> None:
+            duration = self.clock.monotonic() - t0
+            ex.attempts.append(
+                AttemptRecord(number, host.key, outcome, status, duration, plan.faults)
+            )
+
         try:
             async with asyncio.timeout(per_try):
-                resp = await self.client.send(
-                    ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
-                    ex.body, cluster.connect_timeout,
-                )  # fmt: skip
+                resp = await self._exchange(ex, fwd, cluster, host, headers, plan)
         except UpstreamFailure as f:
             kind = "connect-failure" if f.is_connect_failure else "reset"
             if f.is_connect_failure:
                 self.stats.cluster_inc(cluster.name, "upstream_cx_connect_fail")
-            ex.attempts.append(
-                AttemptRecord(number, host.key, kind, None, self.clock.monotonic() - t0)
-            )
+            record(kind, None)
             return replies.upstream_reset(f.kind, f.flag, f.transport), Outcome(kind)
         except TimeoutError:
             # Only our per-try timeout raises here: the route timeout cancels the task, and
             # asyncio.timeout turns that into TimeoutError only at the outer block.
             if per_try is None:
                 raise
-            ex.attempts.append(
-                AttemptRecord(
-                    number, host.key, "per-try-timeout", None, self.clock.monotonic() - t0
-                )
-            )
+            record("per-try-timeout", None)
             self.stats.cluster_inc(cluster.name, "upstream_rq_per_try_timeout")
             return replies.upstream_timeout(per_try=True), Outcome("per-try-timeout")
         finally:
             host.active_requests -= 1
             cluster.active_requests -= 1
-        ex.attempts.append(
-            AttemptRecord(number, host.key, "response", resp.status, self.clock.monotonic() - t0)
-        )
         self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status}")
         self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status // 100}xx")
+        reply = self._relay(resp, t0)
+        if plan.reset is not None and plan.reset.after != "connect":
+            # Envoy had already sent the response headers downstream when the upstream dropped:
+            # the client gets them and a cut body, and nothing can be retried any more.
+            record("reset-after-headers", resp.status)
+            ex.flags.add("UC")
+            ex.notes.append("upstream connection dropped after response headers (UpstreamFault)")
+            cut = resp.body[: plan.reset.after_bytes or 0]
+            return dataclasses.replace(reply, body=cut, cut=True), Outcome("response", resp.status)
+        record("response", resp.status)
         lower = {k.lower(): v for k, v in resp.headers}
-        return self._relay(resp, t0), Outcome("response", resp.status, lower)
+        return reply, Outcome("response", resp.status, lower)
+
+    def _plan_faults(self, ex: Exchange, cluster: Cluster, host: UpstreamHost) -> AttemptPlan:
+        faults = self.snapshot.mesh.upstream_faults
+        if not faults:
+            return NO_FAULT
+        return plan_attempt(
+            faults, self.fault_states, host_fqdn=cluster.key.host, subset=cluster.key.subset,
+            endpoint=host, request=ex.request, now=self.clock.monotonic(),
+            rng_for=lambda ref: self.seeds.stream(f"upstreamfault/{ref}"),
+        )  # fmt: skip
+
+    async def _exchange(
+        self, ex: Exchange, fwd: Forward, cluster: Cluster, host: UpstreamHost,
+        headers: list[tuple[str, str]], plan: AttemptPlan,
+    ) -> UpstreamResponse:  # fmt: skip
+        """One attempt on the wire, with the UpstreamFault plan acted out around it."""
+        if plan.delay > 0:
+            await self._sleep(plan.delay)
+        if plan.abort is not None:
+            return UpstreamResponse(plan.abort.status, "", plan.abort.headers, plan.abort.body)
+        if plan.reset is not None and plan.reset.after == "connect":
+            raise UpstreamFailure("connection failure", "UF", "injected by UpstreamFault")
+        if plan.hang:
+            await asyncio.Event().wait()  # only a per-try or route timeout ends this attempt
+        resp = await self.client.send(
+            ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
+            ex.body, cluster.connect_timeout,
+        )  # fmt: skip
+        if plan.slow_body_bps:
+            # Bodies are buffered, so a slow body arrives whole, after the time it would take.
+            await self._sleep(len(resp.body) / plan.slow_body_bps)
+        if plan.truncate_after is not None or plan.corrupt_bytes:
+            resp = dataclasses.replace(resp, body=plan.transform_body(resp.body))
+        return resp
 
     def _relay(self, resp: UpstreamResponse, t0: float) -> Reply:
         elapsed_ms = int((self.clock.monotonic() - t0) * 1000)

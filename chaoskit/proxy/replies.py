@@ -21,6 +21,9 @@ class Reply:
     reason: str = ""
     #: True for replies chaoskit made itself (Envoy's "local reply"), False when relayed.
     local: bool = True
+    #: The upstream dropped mid-response: ``body`` is only what arrived, ``content-length``
+    #: announces the full size, and the client connection is closed after it.
+    cut: bool = False
 
     def with_headers(self, headers: list[tuple[str, str]]) -> Reply:
         return dataclasses.replace(self, headers=tuple(headers))

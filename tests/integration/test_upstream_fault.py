@@ -17,14 +17,14 @@ def fault(spec: str, name: str = "f") -> str:
 
 
 def ratings_vs(extra: str = "") -> str:
-    return textwrap.dedent(f"""\
+    return textwrap.dedent("""\
         apiVersion: networking.istio.io/v1
         kind: VirtualService
-        metadata: {{name: ratings}}
+        metadata: {name: ratings}
         spec:
           hosts: [ratings]
           http:
-          - route: [{{destination: {{host: ratings}}}}]
+          - route: [{destination: {host: ratings}}]
         """) + textwrap.indent(textwrap.dedent(extra), "    ")
 
 

@@ -11,14 +11,19 @@ touch the cluster.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
+from collections.abc import Callable
 
+from chaoskit.clock import SYSTEM_CLOCK
 from chaoskit.config.checks import labels_match
 from chaoskit.config.destination_rule import DestinationRule, TrafficPolicy, effective_policy
 from chaoskit.config.mesh import Mesh
 from chaoskit.loadbalancing import make_load_balancer
 from chaoskit.loadbalancing.base import LoadBalancer, UpstreamHost
+from chaoskit.resilience.circuit_breaker import CircuitBreaker
+from chaoskit.resilience.outlier_detection import OutlierDetector
 from chaoskit.rng import Seeds
 from chaoskit.routing.decision import ClusterKey
 
@@ -46,6 +51,7 @@ class Cluster:
         original_destination: bool = False,
         default_connect_timeout: float = 10.0,
         scheme: str = "http",
+        now: float = 0.0,
     ) -> None:
         self.key = key
         self.name = key.name
@@ -70,8 +76,31 @@ class Cluster:
             else default_connect_timeout
         )
 
-    def healthy_hosts(self) -> list[UpstreamHost]:
-        return list(self.hosts)
+        pool = policy.connection_pool
+        #: Envoy's circuit breakers for this cluster (connectionPool limits).
+        self.breaker = CircuitBreaker(pool)
+        #: Tickets of requests waiting in the pending queue → what wakes them.
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        http = pool.http if pool is not None else None
+        #: ``maxRequestsPerConnection: 1`` disables upstream keep-alive.
+        self.close_connections = http is not None and http.max_requests_per_connection == 1
+        od = policy.outlier_detection
+        self.outlier = (
+            OutlierDetector(od, start=now, hosts=[h.key for h in self.hosts]) if od else None
+        )
+
+    def healthy_hosts(self, now: float) -> list[UpstreamHost]:
+        """Hosts to balance over: outlier-ejected ones are left out (panic mode aside)."""
+        if self.outlier is None:
+            return list(self.hosts)
+        self.outlier.sweep(now)
+        return self.outlier.healthy(self.hosts)
+
+    def host_health(self, key: str) -> str:
+        """Envoy's ``/clusters`` health flag for one host."""
+        if self.outlier is not None and self.outlier.is_ejected(key):
+            return "/failed_outlier_check"
+        return "healthy"
 
     def same_shape(self, specs: tuple[EndpointSpec, ...], policy: TrafficPolicy) -> bool:
         return self.specs == specs and self.policy == policy
@@ -96,8 +125,9 @@ def _merged_rule(rules: tuple[DestinationRule, ...]) -> DestinationRule | None:
 class ClusterManager:
     """Builds clusters on first use from the current mesh and keeps their state across swaps."""
 
-    def __init__(self, seeds: Seeds) -> None:
+    def __init__(self, seeds: Seeds, now: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         self.seeds = seeds
+        self.now = now
         self.mesh = Mesh()
         self._clusters: dict[ClusterKey, Cluster] = {}
         self._retired: dict[ClusterKey, Cluster] = {}
@@ -141,6 +171,7 @@ class ClusterManager:
                 original_destination=original,
                 default_connect_timeout=self.mesh.defaults.connect_timeout,
                 scheme=self._scheme(key, policy),
+                now=self.now(),
             )
         self._clusters[key] = cluster
         return cluster

@@ -85,23 +85,32 @@ class ChaosAdmin:
     def _clusters(self, as_json: bool) -> tuple[int, str, str]:
         clusters = self.core.pipeline.clusters.clusters()
         if as_json:
-            data = [
+            data: list[dict[str, Any]] = [
                 {
                     "name": c.name,
+                    "circuit_breakers": {**c.breaker.limits(), **c.breaker.snapshot()},
                     "hosts": [
-                        {"address": h.key, "weight": h.weight, "labels": dict(h.labels),
-                         "active_requests": h.active_requests, "health": "healthy"}
+                        {
+                            "address": h.key,
+                            "weight": h.weight,
+                            "labels": dict(h.labels),
+                            "active_requests": h.active_requests,
+                            "health": c.host_health(h.key).lstrip("/"),
+                            "outlier": (c.outlier.snapshot().get(h.key) if c.outlier else None),
+                        }
                         for h in c.hosts
                     ],
                 }
                 for c in clusters
-            ]  # fmt: skip
+            ]
             return 200, "application/json", json.dumps({"clusters": data}, indent=2) + "\n"
         lines = []
         for c in clusters:
+            for name, value in c.breaker.limits().items():
+                lines.append(f"{c.name}::default_priority::{name}::{value}")
             for h in c.hosts:
                 prefix = f"{c.name}::{h.key}"
                 lines.append(f"{prefix}::weight::{h.weight}")
                 lines.append(f"{prefix}::rq_active::{h.active_requests}")
-                lines.append(f"{prefix}::health_flags::healthy")
+                lines.append(f"{prefix}::health_flags::{c.host_health(h.key)}")
         return 200, "text/plain", "\n".join(lines) + ("\n" if lines else "")

@@ -15,7 +15,7 @@ import datetime
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from chaoskit.clock import SYSTEM_CLOCK, Clock
 from chaoskit.clusters import Cluster, ClusterManager
@@ -29,6 +29,8 @@ from chaoskit.proxy import replies
 from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.upstream import HOP_BY_HOP, UpstreamClient, UpstreamFailure, UpstreamResponse
 from chaoskit.records import AttemptRecord, Record, RecordLog, order_flags
+from chaoskit.resilience.circuit_breaker import Overflow, Queued
+from chaoskit.resilience.outlier_detection import Event
 from chaoskit.resilience.retry import Outcome, RetryPolicy
 from chaoskit.rng import Seeds
 from chaoskit.routing.decision import (
@@ -98,7 +100,7 @@ class Pipeline:
         self.stats = stats if stats is not None else Stats()
         self.clock = clock
         self._sleep = sleep
-        self.clusters = ClusterManager(seeds)
+        self.clusters = ClusterManager(seeds, clock.monotonic)
         self.fault_states = FaultStates()
         #: mirror requests in flight (kept referenced so they are not garbage-collected)
         self._background: set[asyncio.Future[None]] = set()
@@ -240,24 +242,21 @@ class Pipeline:
             policy is not None and policy.retry_ignore_previous_hosts and hash_key is None
         )
         for number in range(1, max_attempts + 1):
-            hosts = cluster.healthy_hosts()
-            if not hosts and not cluster.original_destination:
-                reply = replies.no_healthy_upstream()
+            if number > 1 and not cluster.breaker.try_retry():
+                # maxRetries: the retry is skipped and the last answer stands, flagged UO
+                # (without x-envoy-overloaded: istio-reference §2.9).
+                ex.flags.add("UO")
+                self.stats.cluster_inc(cluster.name, "upstream_rq_retry_overflow")
+                ex.notes.append("retry skipped: the maxRetries circuit breaker is full")
                 break
-            host = (
-                UpstreamHost(ex.request.host, ex.request.port)
-                if cluster.original_destination
-                else choose_avoiding(
-                    cluster.lb, hosts, cluster.rng, tried if avoid_previous else (), hash_key
-                )
-            )
-            if host is None:
-                reply = replies.no_healthy_upstream()
-                break
-            tried.append(host)
-            reply, outcome = await self._attempt(
-                ex, fwd, cluster, host, number, policy, upstream_headers
-            )
+            try:
+                reply, outcome = await self._admitted(
+                    ex, fwd, cluster, number, policy, upstream_headers,
+                    tried if avoid_previous else (), tried, hash_key,
+                )  # fmt: skip
+            finally:
+                if number > 1:
+                    cluster.breaker.retry_done()
             if policy is None or not policy.should_retry(outcome):
                 break
             if number == max_attempts:
@@ -270,6 +269,74 @@ class Pipeline:
         if set_cookie is not None:
             reply = reply.with_headers([*reply.headers, ("set-cookie", set_cookie)])
         return reply
+
+    async def _admitted(
+        self, ex: Exchange, fwd: Forward, cluster: Cluster, number: int,
+        policy: RetryPolicy | None, upstream_headers: list[tuple[str, str]],
+        avoid: Sequence[UpstreamHost], tried: list[UpstreamHost], hash_key: int | None,
+    ) -> tuple[Reply, Outcome]:  # fmt: skip
+        """Through the circuit breakers (maybe waiting in the pending queue), then one attempt."""
+        admission = cluster.breaker.admit()
+        if isinstance(admission, Overflow):
+            self.stats.cluster_inc(cluster.name, "upstream_rq_pending_overflow")
+            ex.notes.append(f"circuit breaker overflow ({admission.reason}): 503 UO, not retried")
+            ex.attempts.append(AttemptRecord(number, "", "overflow"))
+            return replies.overflow(), Outcome("overflow")
+        ticket = admission.ticket
+        if isinstance(admission, Queued):
+            self.stats.cluster_inc(cluster.name, "upstream_rq_pending_total")
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            cluster.waiters[ticket] = waiter
+            try:
+                await waiter
+            except BaseException:  # route timeout or the client went away while queued
+                cluster.waiters.pop(ticket, None)
+                self._wake(cluster, cluster.breaker.cancel(ticket))
+                raise
+        try:
+            hosts = cluster.healthy_hosts(self.clock.monotonic())
+            if cluster.original_destination:
+                host: UpstreamHost | None = UpstreamHost(ex.request.host, ex.request.port)
+            elif not hosts:
+                host = None
+            else:
+                host = choose_avoiding(cluster.lb, hosts, cluster.rng, avoid, hash_key)
+            if host is None:
+                ex.notes.append(f"no healthy endpoint in {cluster.name}")
+                return replies.no_healthy_upstream(), Outcome("no-healthy-upstream")
+            tried.append(host)
+            return await self._attempt(ex, fwd, cluster, host, number, policy, upstream_headers)
+        finally:
+            self._wake(cluster, cluster.breaker.release(ticket))
+
+    @staticmethod
+    def _wake(cluster: Cluster, ticket: int | None) -> None:
+        """Hand a freed connection to the next queued request still waiting for one."""
+        while ticket is not None:
+            waiter = cluster.waiters.pop(ticket, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+                return
+            ticket = cluster.breaker.release(ticket)  # nobody waits on it any more: pass it on
+
+    def _report(self, ex: Exchange, cluster: Cluster, host: UpstreamHost, event: Event) -> None:
+        """Feed outlier detection; an ejection is counted and noted on the request."""
+        detector = cluster.outlier
+        if detector is None or cluster.original_destination:
+            return
+        ejection = detector.report(host.key, event, self.clock.monotonic())
+        if ejection is not None:
+            self.stats.cluster_inc(cluster.name, "outlier_detection.ejections_enforced_total")
+            self.stats.cluster_inc(
+                cluster.name, f"outlier_detection.ejections_enforced_{ejection.reason}"
+            )
+            ex.notes.append(
+                f"outlier detection ejected {ejection.host} ({ejection.reason}) for "
+                f"{ejection.duration:g}s"
+            )
+        self.stats.cluster_gauge(
+            cluster.name, "outlier_detection.ejections_active", detector.ejections_active
+        )
 
     def _hash_key(self, ex: Exchange, cluster: Cluster) -> tuple[int | None, str | None]:
         """Consistent hashing: the request's key, or a generated cookie (Envoy's ttl cookie)."""
@@ -289,7 +356,7 @@ class Pipeline:
         if not _draw(self.seeds.stream(f"mirror/{mirror.cluster.name}"), mirror.percentage):
             return
         cluster = self.clusters.get(mirror.cluster)
-        hosts = cluster.healthy_hosts() if cluster is not None else []
+        hosts = cluster.healthy_hosts(self.clock.monotonic()) if cluster is not None else []
         host = choose_avoiding(cluster.lb, hosts, cluster.rng) if cluster and hosts else None
         if cluster is None or host is None:
             return
@@ -320,6 +387,8 @@ class Pipeline:
         headers = [(k, v) for k, v in headers if k.lower() != "host"] + [("host", fwd.authority)]
         if fwd.original_path is not None:
             headers.append(("x-envoy-original-path", fwd.original_path))
+        if cluster.close_connections:
+            headers.append(("connection", "close"))
         per_try = policy.per_try_timeout if policy is not None else None
         plan = self._plan_faults(ex, cluster, host)
         if plan.injected:
@@ -344,6 +413,7 @@ class Pipeline:
             if f.is_connect_failure:
                 self.stats.cluster_inc(cluster.name, "upstream_cx_connect_fail")
             record(kind, None)
+            self._report(ex, cluster, host, "connect-failure" if f.is_connect_failure else "reset")
             return replies.upstream_reset(f.kind, f.flag, f.transport), Outcome(kind)
         except TimeoutError:
             # Only our per-try timeout raises here: the route timeout cancels the task, and
@@ -351,6 +421,7 @@ class Pipeline:
             if per_try is None:
                 raise
             record("per-try-timeout", None)
+            self._report(ex, cluster, host, "timeout")
             self.stats.cluster_inc(cluster.name, "upstream_rq_per_try_timeout")
             return replies.upstream_timeout(per_try=True), Outcome("per-try-timeout")
         finally:
@@ -358,6 +429,7 @@ class Pipeline:
             cluster.active_requests -= 1
         self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status}")
         self.stats.cluster_inc(cluster.name, f"upstream_rq_{resp.status // 100}xx")
+        self._report(ex, cluster, host, resp.status)
         reply = self._relay(resp, t0)
         if plan.reset is not None and plan.reset.after != "connect":
             # Envoy had already sent the response headers downstream when the upstream dropped:

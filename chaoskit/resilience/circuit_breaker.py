@@ -1,0 +1,210 @@
+"""Envoy's circuit breakers for one cluster (istio-reference §3.4, §7.2, §11 item 9).
+
+Envoy keeps these limits per cluster, summed over all its endpoints, in each client proxy, so
+one :class:`CircuitBreaker` lives on each cluster. It is a pure state machine: the async caller
+owns the waiting (a future per queued ticket), this class only decides and counts, so the
+queueing rules can be tested step by step with no event loop.
+
+HTTP/1.1 is modelled as Envoy's pool runs it: every active request holds one upstream
+connection. A request that finds a free connection is granted, unless ``http2MaxRequests``
+requests are already active (Envoy checks that limit when it attaches a request to a
+connection). A request that finds every connection busy waits in the pending queue if there is
+room (``http1MaxPendingRequests``), else it overflows. A finished request hands its connection
+straight to the oldest waiter, so a later arrival cannot jump the queue. Both overflows become
+``503 UO`` with ``x-envoy-overloaded: true`` and are never retried; both count in
+``upstream_rq_pending_overflow``, as in Envoy. Idle keep-alive connections are not modelled:
+``cx_active`` is the number of busy connections.
+
+Invariant (:meth:`CircuitBreaker.check_invariants`): active and pending counts are derived from
+the sets of live tickets, so they cannot drift or go negative; releasing or cancelling a ticket
+twice, or one never issued, is a no-op. Beyond that, ``rq_active == cx_active`` and stays within
+both limits, ``rq_pending`` within its limit, a ticket waits only while every connection is busy,
+and ``0 <= rq_retry_active <= maxRetries``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, TypeAlias
+
+from chaoskit.config.destination_rule import ConnectionPoolSettings
+
+OverflowReason: TypeAlias = Literal["pending", "max_requests"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Granted:
+    """Send now on a connection of its own; :meth:`CircuitBreaker.release` ``ticket`` when done."""
+
+    ticket: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Queued:
+    """Wait until a ``release`` returns ``ticket`` (it then holds a connection) or ``cancel``."""
+
+    ticket: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Overflow:
+    """Answer ``503 UO`` with ``x-envoy-overloaded: true``; the request holds nothing."""
+
+    reason: OverflowReason
+
+
+Admission: TypeAlias = Granted | Queued | Overflow
+
+
+class CircuitBreaker:
+    """Connection-pool limits of one cluster; a limit that is unset or 0 means unlimited."""
+
+    def __init__(self, limits: ConnectionPoolSettings | None = None) -> None:
+        pool = limits or ConnectionPoolSettings()
+        tcp, http = pool.effective_tcp, pool.effective_http
+        self.max_connections = tcp.effective_max_connections
+        self.max_pending_requests = http.effective_http1_max_pending_requests
+        self.max_requests = http.effective_http2_max_requests
+        self.max_retries = http.effective_max_retries
+        self._active: set[int] = set()
+        self._pending: dict[int, None] = {}  # insertion order is the FIFO order
+        self._last_ticket = 0
+        self.active_retries = 0
+        #: Envoy stats: both overflow kinds count here, as Envoy counts them.
+        self.upstream_rq_pending_overflow = 0
+        self.upstream_rq_retry_overflow = 0
+        #: A request needed a connection beyond ``maxConnections`` (it queued instead).
+        self.upstream_cx_overflow = 0
+        self.upstream_rq_pending_total = 0
+        self.upstream_rq_cancelled = 0
+
+    @property
+    def active_requests(self) -> int:
+        return len(self._active)
+
+    @property
+    def active_connections(self) -> int:
+        """One busy connection per active request (HTTP/1.1)."""
+        return len(self._active)
+
+    @property
+    def pending_requests(self) -> int:
+        return len(self._pending)
+
+    def admit(self) -> Admission:
+        """Decide for one new attempt (first try or retry) to this cluster."""
+        if self.active_connections < self.max_connections:
+            if self.active_requests >= self.max_requests:
+                self.upstream_rq_pending_overflow += 1
+                return Overflow("max_requests")
+            ticket = self._new_ticket()
+            self._active.add(ticket)
+            return Granted(ticket)
+        if self.pending_requests >= self.max_pending_requests:
+            self.upstream_rq_pending_overflow += 1
+            return Overflow("pending")
+        self.upstream_cx_overflow += 1
+        self.upstream_rq_pending_total += 1
+        ticket = self._new_ticket()
+        self._pending[ticket] = None
+        return Queued(ticket)
+
+    def release(self, ticket: int) -> int | None:
+        """The request holding ``ticket`` is done; returns the queued ticket to wake, if any.
+
+        The woken ticket already holds the freed connection (it counts as active), so the caller
+        only resolves its future. A ticket still queued is cancelled instead.
+        """
+        if ticket in self._pending:
+            return self.cancel(ticket)
+        if ticket not in self._active:
+            return None
+        self._active.remove(ticket)
+        return self._wake()
+
+    def cancel(self, ticket: int) -> int | None:
+        """Give up on ``ticket`` (client went away, route timeout fired while queued).
+
+        A queued ticket just frees its pending slot. If a ``release`` already woke it (the race
+        between a wake-up and a timeout), it holds a connection, which is released as by
+        :meth:`release`: the returned ticket, if any, must be woken.
+        """
+        if ticket in self._pending:
+            del self._pending[ticket]
+            self.upstream_rq_cancelled += 1
+            return None
+        return self.release(ticket)
+
+    def try_retry(self) -> bool:
+        """Take a ``maxRetries`` slot for a retry; ``False`` means skip it (flag ``UO``)."""
+        if self.active_retries >= self.max_retries:
+            self.upstream_rq_retry_overflow += 1
+            return False
+        self.active_retries += 1
+        return True
+
+    def retry_done(self) -> None:
+        """Give back a slot taken by :meth:`try_retry` (never below zero)."""
+        self.active_retries = max(0, self.active_retries - 1)
+
+    def snapshot(self) -> dict[str, int]:
+        """Live gauges for ``/clusters`` and stats, with Envoy's names."""
+        return {
+            "rq_active": self.active_requests,
+            "rq_pending": self.pending_requests,
+            "cx_active": self.active_connections,
+            "rq_retry_active": self.active_retries,
+        }
+
+    def limits(self) -> dict[str, int]:
+        """The thresholds, named as ``/clusters`` prints them."""
+        return {
+            "max_connections": self.max_connections,
+            "max_pending_requests": self.max_pending_requests,
+            "max_requests": self.max_requests,
+            "max_retries": self.max_retries,
+        }
+
+    def stats(self) -> dict[str, int]:
+        """Cumulative counters, named like Envoy's ``cluster.<name>.*`` stats."""
+        return {
+            "upstream_cx_overflow": self.upstream_cx_overflow,
+            "upstream_rq_cancelled": self.upstream_rq_cancelled,
+            "upstream_rq_pending_overflow": self.upstream_rq_pending_overflow,
+            "upstream_rq_pending_total": self.upstream_rq_pending_total,
+            "upstream_rq_retry_overflow": self.upstream_rq_retry_overflow,
+        }
+
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` listing every broken invariant (see the module docstring)."""
+        problems = []
+        if self._active & self._pending.keys():
+            problems.append("a ticket is both active and pending")
+        if self.active_requests != self.active_connections:
+            problems.append("rq_active != cx_active")
+        if self.active_connections > self.max_connections:
+            problems.append("cx_active above maxConnections")
+        if self.active_requests > self.max_requests:
+            problems.append("rq_active above http2MaxRequests")
+        if self.pending_requests > self.max_pending_requests:
+            problems.append("rq_pending above http1MaxPendingRequests")
+        if self._pending and self.active_connections < self.max_connections:
+            problems.append("a request waits while a connection is free")
+        if not 0 <= self.active_retries <= self.max_retries:
+            problems.append("rq_retry_active outside [0, maxRetries]")
+        if problems:
+            raise AssertionError(f"circuit breaker {self.snapshot()}: " + "; ".join(problems))
+
+    def _new_ticket(self) -> int:
+        self._last_ticket += 1
+        return self._last_ticket
+
+    def _wake(self) -> int | None:
+        if not self._pending or self.active_connections >= self.max_connections:
+            return None
+        if self.active_requests >= self.max_requests:
+            return None
+        ticket = next(iter(self._pending))
+        del self._pending[ticket]
+        self._active.add(ticket)
+        return ticket

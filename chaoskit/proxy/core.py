@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy import mode_specs
 
 from chaoskit.config import hosts, validate_paths
@@ -32,6 +34,8 @@ from chaoskit.routing.request import ANONYMOUS, RequestInfo, Workload, split_aut
 logger = logging.getLogger("chaoskit")
 
 MESH_LISTENER = "mesh"
+#: How often a long-running request checks that its client is still connected.
+DISCONNECT_POLL_SECONDS = 0.05
 
 
 def gateway_listener(port: int) -> str:
@@ -186,27 +190,57 @@ class ChaosCore:
             self.in_flight.add(task)
         listener = self._listener(flow)
         ex: Exchange | None = None
+        reply: Reply | None
         try:
             info = self.request_info(flow, listener)
             headers = [(k, v) for k, v in flow.request.headers.items(multi=True)]
             ex = self.pipeline.new_exchange(
                 info, headers, flow.request.raw_content or b"", listener
             )
-            reply = await self.pipeline.handle(ex)
+            reply = await self._handle_while_connected(flow, ex)
         except Exception as e:  # fail closed: never let the flow through untouched
             logger.exception("chaoskit core error")
             reply = replies.internal_error(f"{type(e).__name__}: {e}")
         finally:
             if task is not None:
                 self.in_flight.discard(task)
+        if reply is None:  # the client went away: everything was cancelled, nothing to send
+            assert ex is not None
+            self._finished(flow, ex, replies.client_gone(), client_gone=True)
+            flow.kill()
+            return
         if "application/grpc" in flow.request.headers.get("content-type", ""):
             reply = replies.as_grpc(reply)
         flow.response = self._to_response(flow, reply, listener)
         if ex is not None:
-            record = self.pipeline.finish(ex, reply)
-            self._annotate(flow, record)
-            for callback in self.on_record:
-                callback(record)
+            self._finished(flow, ex, reply)
+
+    def _finished(
+        self, flow: http.HTTPFlow, ex: Exchange, reply: Reply, *, client_gone: bool = False
+    ) -> None:
+        record = self.pipeline.finish(ex, reply, client_gone=client_gone)
+        self._annotate(flow, record)
+        for callback in self.on_record:
+            callback(record)
+
+    async def _handle_while_connected(self, flow: http.HTTPFlow, ex: Exchange) -> Reply | None:
+        """Run the pipeline, but cancel all of it the moment the client disconnects (Envoy
+        resets the upstream request and frees its circuit-breaker slot; mitmproxy alone would
+        let the hook run to completion). ``None`` means the client is gone."""
+        work = asyncio.ensure_future(self.pipeline.handle(ex))
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=DISCONNECT_POLL_SECONDS)
+                if done:
+                    return work.result()
+                if not flow.client_conn.state & ConnectionState.CAN_READ:
+                    ex.notes.append("client disconnected before the response; work cancelled")
+                    return None
+        finally:
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
 
     def _to_response(self, flow: http.HTTPFlow, reply: Reply, listener: str) -> http.Response:
         server = "envoy" if listener == MESH_LISTENER else "istio-envoy"

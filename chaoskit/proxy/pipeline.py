@@ -532,7 +532,10 @@ class Pipeline:
         )
         self.records.append(record)
         self.stats.inc("http.downstream_rq_total")
-        self.stats.inc(f"http.downstream_rq_{reply.status // 100}xx")
+        if reply.status:
+            self.stats.inc(f"http.downstream_rq_{reply.status // 100}xx")
+        if client_gone:
+            self.stats.inc("http.downstream_rq_client_gone")
         return record
 
 

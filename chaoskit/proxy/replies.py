@@ -83,6 +83,12 @@ def fault_abort(status: int) -> Reply:
     return local_reply(status, "fault filter abort", flags=("FI",), details="fault_filter_abort")
 
 
+def client_gone() -> Reply:
+    """Never sent: how the record of a request whose client disconnected ends (Envoy logs
+    response code 0 with flag DC)."""
+    return Reply(0, flags=("DC",), details="downstream_remote_disconnect")
+
+
 def block_all() -> Reply:
     """REGISTRY_ONLY for a host outside the registry: Istio's ``block_all`` route."""
     return local_reply(502, details="direct_response")

@@ -1,0 +1,73 @@
+"""A client that vanishes mid-request frees everything at once (Envoy resets upstream work)."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+import time
+
+import requests
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        threading.Event().wait(0.01)
+    return predicate()
+
+
+def send_and_vanish(mesh, path: str, host: str = "ratings:9080", after: float = 0.3) -> None:
+    with socket.create_connection(("127.0.0.1", mesh.port), timeout=5) as s:
+        s.sendall(f"GET http://{host}{path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        threading.Event().wait(after)
+
+
+def test_disconnect_during_an_injected_delay(mesh, upstreams):
+    mesh.apply(
+        textwrap.dedent("""\
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: ratings}
+        spec:
+          hosts: [ratings]
+          http:
+          - fault: {delay: {fixedDelay: 10s, percentage: {value: 100}}}
+            route: [{destination: {host: ratings}}]
+        """)
+    )
+    t0 = time.monotonic()
+    send_and_vanish(mesh, "/slow")
+    assert wait_for(lambda: len(mesh.records) == 1)
+    record = mesh.records[0]
+    assert record.flags == ("DC", "DI") and record.status == 0  # Envoy prints flags in its order
+    assert time.monotonic() - t0 < 2.0  # not 10 s
+    threading.Event().wait(0.2)
+    assert upstreams["ratings"].requests == []  # the request never went upstream
+
+
+def test_disconnect_while_an_upstream_attempt_hangs_releases_the_breaker(mesh):
+    mesh.apply(
+        textwrap.dedent("""\
+            apiVersion: chaoskit.dev/v1alpha1
+            kind: UpstreamFault
+            metadata: {name: hang-once}
+            spec: {host: ratings, hang: {}, firstN: 1}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: ratings}
+            spec:
+              host: ratings
+              trafficPolicy:
+                connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}
+            """),
+    )
+    send_and_vanish(mesh, "/hang")
+    assert wait_for(lambda: len(mesh.records) == 1)
+    assert mesh.records[0].flags == ("DC",)
+    # the only connection slot is free again: a new request goes straight through
+    r = requests.get("http://ratings:9080/", proxies={"http": mesh.url}, timeout=5)
+    assert r.status_code == 200

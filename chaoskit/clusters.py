@@ -55,6 +55,8 @@ class Cluster:
     ) -> None:
         self.key = key
         self.name = key.name
+        #: The calling workload whose sidecar this cluster belongs to ("" = anonymous).
+        self.source = ""
         self.specs = specs
         self.policy = policy
         self.rng = rng
@@ -102,6 +104,11 @@ class Cluster:
             return "/failed_outlier_check"
         return "healthy"
 
+    @property
+    def label(self) -> str:
+        """The cluster name, prefixed with the calling workload when there is one."""
+        return f"{self.source}/{self.name}" if self.source else self.name
+
     def same_shape(self, specs: tuple[EndpointSpec, ...], policy: TrafficPolicy) -> bool:
         return self.specs == specs and self.policy == policy
 
@@ -129,8 +136,10 @@ class ClusterManager:
         self.seeds = seeds
         self.now = now
         self.mesh = Mesh()
-        self._clusters: dict[ClusterKey, Cluster] = {}
-        self._retired: dict[ClusterKey, Cluster] = {}
+        # Keyed by (caller, cluster): in Istio every client sidecar has its own clusters, so LB
+        # position, circuit breakers and outlier ejections are per calling workload.
+        self._clusters: dict[tuple[str, ClusterKey], Cluster] = {}
+        self._retired: dict[tuple[str, ClusterKey], Cluster] = {}
 
     def update(self, mesh: Mesh) -> None:
         """A new configuration: clusters are rebuilt lazily, reusing state when unchanged."""
@@ -146,16 +155,17 @@ class ClusterManager:
     def clusters(self) -> list[Cluster]:
         return list(self._clusters.values())
 
-    def get(self, key: ClusterKey) -> Cluster | None:
+    def get(self, key: ClusterKey, source: str = "") -> Cluster | None:
         """The cluster for ``key``; ``None`` when the host or subset does not exist (NC)."""
-        cluster = self._clusters.get(key)
+        slot = (source, key)
+        cluster = self._clusters.get(slot)
         if cluster is not None:
             return cluster
         built = self._build(key)
         if built is None:
             return None
         specs, policy, original = built
-        old = self._retired.pop(key, None)
+        old = self._retired.pop(slot, None)
         if (
             old is not None
             and old.same_shape(specs, policy)
@@ -173,7 +183,8 @@ class ClusterManager:
                 scheme=self._scheme(key, policy),
                 now=self.now(),
             )
-        self._clusters[key] = cluster
+        cluster.source = source
+        self._clusters[slot] = cluster
         return cluster
 
     def _scheme(self, key: ClusterKey, policy: TrafficPolicy) -> str:

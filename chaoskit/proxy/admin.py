@@ -88,6 +88,7 @@ class ChaosAdmin:
             data: list[dict[str, Any]] = [
                 {
                     "name": c.name,
+                    "source_workload": c.source or None,
                     "circuit_breakers": {**c.breaker.limits(), **c.breaker.snapshot()},
                     "hosts": [
                         {
@@ -107,9 +108,9 @@ class ChaosAdmin:
         lines = []
         for c in clusters:
             for name, value in c.breaker.limits().items():
-                lines.append(f"{c.name}::default_priority::{name}::{value}")
+                lines.append(f"{c.label}::default_priority::{name}::{value}")
             for h in c.hosts:
-                prefix = f"{c.name}::{h.key}"
+                prefix = f"{c.label}::{h.key}"
                 lines.append(f"{prefix}::weight::{h.weight}")
                 lines.append(f"{prefix}::rq_active::{h.active_requests}")
                 lines.append(f"{prefix}::health_flags::{c.host_health(h.key)}")

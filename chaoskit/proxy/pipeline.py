@@ -214,7 +214,7 @@ class Pipeline:
                         b"", ("FI",), "fault_filter_abort",
                     )  # fmt: skip
                 return replies.fault_abort(fault.abort.http_status or 500)
-        cluster = self.clusters.get(fwd.cluster)
+        cluster = self.clusters.get(fwd.cluster, ex.request.source.name)
         if cluster is None:
             return replies.cluster_not_found()
         upstream_headers = apply_headers(fwd.request_headers, ex.headers, ctx)
@@ -355,7 +355,7 @@ class Pipeline:
         """Fire-and-forget copy (istio-reference §2.7): never awaited, result discarded."""
         if not _draw(self.seeds.stream(f"mirror/{mirror.cluster.name}"), mirror.percentage):
             return
-        cluster = self.clusters.get(mirror.cluster)
+        cluster = self.clusters.get(mirror.cluster, ex.request.source.name)
         hosts = cluster.healthy_hosts(self.clock.monotonic()) if cluster is not None else []
         host = choose_avoiding(cluster.lb, hosts, cluster.rng) if cluster and hosts else None
         if cluster is None or host is None:

@@ -190,3 +190,38 @@ def test_abort_percentage_is_seeded_and_plausible(mesh, client):
     assert first == second
     aborted = first.count(500)
     assert 50 - 4.5 * 6.12 <= aborted <= 50 + 4.5 * 6.12  # binomial(200, 0.25): sigma 6.12
+
+
+def test_mesh_config_switches_to_current_istio_defaults(mesh, client, upstreams):
+    from chaoskit.testing.upstream import free_port
+
+    dead = free_port()
+    pool = textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: pool}}
+        spec:
+          hosts: [pool]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: STATIC
+          endpoints:
+          - {{address: 127.0.0.1, ports: {{http: {dead}}}}}
+          - {{address: 127.0.0.1, ports: {{http: {upstreams["other"].port}}}}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {{name: pool}}
+        spec: {{host: pool, trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}}}
+        """)
+    mesh.apply(pool)  # classic defaults: no retries, the dead endpoint's failure reaches the client
+    assert [client.get("http://pool/").status_code for _ in range(2)] == [503, 200]
+    assert mesh.records[0].flags == ("UF",)
+    mesh.apply(
+        pool,
+        "apiVersion: chaoskit.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {defaults: istio-current}\n",
+    )
+    mesh.reset()
+    assert [client.get("http://pool/").status_code for _ in range(2)] == [200, 200]
+    first = mesh.records[-2]
+    assert [a.outcome for a in first.attempts] == ["connect-failure", "response"]  # default retry
+    assert mesh.validation.mesh.defaults.route_timeout is None

@@ -144,7 +144,9 @@ def test_ejections_are_per_calling_workload(mesh, client):
     with Upstream("bad", fail_first=1000) as bad, Upstream("good") as good:
         outlier_mesh(mesh, bad, good, "{consecutive5xxErrors: 1, maxEjectionPercent: 100}")
         named = {"http": mesh.url_for("productpage")}
-        codes = [requests.get("http://pool/", proxies=named, timeout=5).status_code for _ in range(4)]
+        codes = [
+            requests.get("http://pool/", proxies=named, timeout=5).status_code for _ in range(4)
+        ]
         assert codes == [503, 200, 200, 200]  # productpage's sidecar ejected the bad endpoint
         # an anonymous caller has its own sidecar, which has not seen a failure yet
         assert client.get("http://pool/").status_code == 503

@@ -261,7 +261,9 @@ def test_random_specs_never_raise(kind, spec):
 
 
 def test_other_istio_kinds_are_ignored_with_a_warning():
-    result = load_text("apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x}\nspec: {}\n")
+    result = load_text(
+        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x}\nspec: {}\n"
+    )
     assert not result.issues.errors
     assert "does not use" in result.issues.warnings[0].message
 

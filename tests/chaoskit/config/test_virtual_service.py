@@ -388,10 +388,16 @@ def test_errors_point_at_the_line_of_the_field():
 
 
 def test_export_to_is_validated():
-    result = load_text(vs("hosts: [a]\nexportTo: ['Bad!']\nhttp: [{route: [{destination: {host: a}}]}]"))
+    result = load_text(
+        vs("hosts: [a]\nexportTo: ['Bad!']\nhttp: [{route: [{destination: {host: a}}]}]")
+    )
     assert any(i.path == "spec.exportTo[0]" for i in result.issues.errors)
 
 
 def test_zero_percentage_warns_that_it_never_fires():
-    result = load_text(vs("hosts: [a]\nhttp: [{fault: {abort: {httpStatus: 503, percentage: {value: 0}}}, route: [{destination: {host: a}}]}]"))
+    result = load_text(
+        vs(
+            "hosts: [a]\nhttp: [{fault: {abort: {httpStatus: 503, percentage: {value: 0}}}, route: [{destination: {host: a}}]}]"
+        )
+    )
     assert [w.message for w in result.issues.warnings] == ["abort percentage is 0%: it never fires"]

@@ -234,7 +234,7 @@ class ChaosCore:
                 if done:
                     return work.result()
                 if not flow.client_conn.state & ConnectionState.CAN_READ:
-                    ex.notes.append("client disconnected before the response; work cancelled")
+                    ex.notes.append(self.pipeline.gave_up_note(ex))
                     return None
         finally:
             if not work.done():

@@ -71,6 +71,10 @@ class Exchange:
     host: str = ""
     cluster: str = ""
     upstream_host: str = ""
+    #: What the route allows, for explaining a client that gave up early.
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+    attempts_started: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +237,7 @@ class Pipeline:
         self, ex: Exchange, fwd: Forward, cluster: Cluster, upstream_headers: list[tuple[str, str]]
     ) -> Reply:
         policy = RetryPolicy.from_route(fwd.retry)
+        ex.retry, ex.timeout = policy, fwd.timeout
         max_attempts = 1 + (policy.num_retries if policy else 0)
         tried: list[UpstreamHost] = []
         reply: Reply | None = None
@@ -395,6 +400,7 @@ class Pipeline:
             self.stats.inc("upstream_fault.injected")
         t0 = self.clock.monotonic()
         ex.upstream_host = host.key
+        ex.attempts_started += 1
         host.active_requests += 1
         cluster.active_requests += 1
         self.stats.cluster_inc(cluster.name, "upstream_rq_total")
@@ -497,6 +503,23 @@ class Pipeline:
         if attempt is not None:
             out.append(("x-envoy-attempt-count", str(attempt)))
         return out
+
+    def gave_up_note(self, ex: Exchange) -> str:
+        """The seed document's lesson, said plainly: a client that gives up before the mesh's
+        timeout and retry budget is spent makes the remaining retries pointless."""
+        waited = self.clock.monotonic() - ex.start
+        policy = ex.retry
+        if policy is None:
+            return f"client gave up after {waited:.1f}s"
+        tries = 1 + policy.num_retries
+        allows = f"{tries} attempts"
+        if policy.per_try_timeout:
+            allows = f"{tries} × {policy.per_try_timeout:g}s attempts"
+        if ex.timeout:
+            allows += f" within a {ex.timeout:g}s timeout"
+        left = max(0, tries - ex.attempts_started)
+        wasted = "retries here are wasted" if left else "its retries were already spent"
+        return f"client gave up after {waited:.1f}s; the route allows {allows} — {wasted}"
 
     # -- the record -------------------------------------------------------------------------
 

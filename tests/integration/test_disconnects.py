@@ -71,3 +71,26 @@ def test_disconnect_while_an_upstream_attempt_hangs_releases_the_breaker(mesh):
     # the only connection slot is free again: a new request goes straight through
     r = requests.get("http://ratings:9080/", proxies={"http": mesh.url}, timeout=5)
     assert r.status_code == 200
+
+
+def test_a_client_that_gives_up_early_is_told_its_retries_were_wasted(mesh):
+    mesh.apply(
+        textwrap.dedent("""\
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: ratings}
+        spec:
+          hosts: [ratings]
+          http:
+          - route: [{destination: {host: ratings}}]
+            timeout: 3s
+            retries: {attempts: 2, perTryTimeout: 1s, retryOn: 5xx}
+        """)
+    )
+    send_and_vanish(mesh, "/delay/5000", after=0.5)
+    assert wait_for(lambda: len(mesh.records) == 1)
+    (note,) = mesh.records[0].notes
+    assert note.startswith("client gave up after 0.")
+    assert note.endswith(
+        "the route allows 3 × 1s attempts within a 3s timeout — retries here are wasted"
+    )

@@ -26,10 +26,23 @@ def _q(value: str) -> str:
     return '"' + (value or "-").replace('"', '\\"') + '"'
 
 
-def _upstream_service_time(record: Record) -> str:
+def _service_ms(record: Record) -> int | None:
     if not record.attempts or record.attempts[-1].status is None:
-        return "-"
-    return str(int(record.attempts[-1].duration * 1000))
+        return None
+    return int(record.attempts[-1].duration * 1000)
+
+
+def _upstream_service_time(record: Record) -> str:
+    ms = _service_ms(record)
+    return "-" if ms is None else str(ms)
+
+
+def _all_faults(record: Record) -> list[str]:
+    """VirtualService faults (``delay``/``abort``) and every UpstreamFault an attempt got."""
+    out = list(record.faults)
+    for attempt in record.attempts:
+        out.extend(f for f in attempt.faults if f not in out)
+    return out
 
 
 def format_text(record: Record) -> str:
@@ -58,7 +71,7 @@ def format_text(record: Record) -> str:
         "-",  # requested server name
         record.route_name or "-",
         f"attempts={len(record.attempts)}",
-        "faults=" + (",".join(record.faults) or "-"),
+        "faults=" + (",".join(_all_faults(record)) or "-"),
         "source=" + (record.source or "-"),
     ]
     return " ".join(fields)
@@ -78,7 +91,7 @@ def format_json(record: Record) -> str:
             "bytes_received": record.bytes_received,
             "bytes_sent": record.bytes_sent,
             "duration": int(record.duration * 1000),
-            "upstream_service_time": _upstream_service_time(record),
+            "upstream_service_time": _service_ms(record),
             "user_agent": record.user_agent or None,
             "request_id": record.request_id,
             "authority": record.authority,
@@ -97,7 +110,7 @@ def format_json(record: Record) -> str:
                 }
                 for a in record.attempts
             ],
-            "faults": list(record.faults),
+            "faults": _all_faults(record),
         },
         separators=(",", ":"),
     )

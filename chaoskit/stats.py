@@ -72,8 +72,11 @@ class Stats:
             ]
             items += [(k, v, True) for k, v in self._gauges.items()]
             split = dict(self._cluster_of)
-        for name, value, gauge in sorted(items):
+        rows = []
+        for name, value, gauge in items:
             metric, labels = _prometheus_name(name, split.get(name))
+            rows.append((metric, labels, value, gauge))
+        for metric, labels, value, gauge in sorted(rows):  # one block per metric
             if metric not in typed:
                 lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
                 typed.add(metric)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import signal
 import sys
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     try:
         proxy = Proxy(
             *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
+            admin_host=admin_host,
             state_dir=args.state_dir,
         )  # fmt: skip
     except ConfigError as e:
@@ -146,6 +148,11 @@ def run(args: argparse.Namespace) -> ExitCode:
         log_stream = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
     proxy.core.on_record.append(_LogWriter(log_stream, args.access_log_format))
 
+    # Errors inside the proxy (logged with their traceback by the core) must reach the user.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("chaoskit: %(levelname)s: %(message)s"))
+    logging.getLogger("chaoskit").addHandler(handler)
+    logging.getLogger("chaoskit").setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -181,7 +188,7 @@ def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
         try:
             # Reload = the files as they are now, as the new base (not layered over the old one).
             proxy.rebase(*files)
-        except ConfigError as e:
+        except (ConfigError, ProxyError) as e:
             print(f"chaoskit proxy: change rejected, keeping the last good configuration\n{e}",
                   file=sys.stderr, flush=True)  # fmt: skip
         except Exception as e:  # a reload must never take the proxy down

@@ -11,6 +11,7 @@ the snapshot they started with. ``apply()`` with no arguments returns to the bas
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tempfile
@@ -22,6 +23,7 @@ from chaoskit.config import Validation
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.loader import LoadResult
 from chaoskit.config.mesh import Mesh
+from chaoskit.errors import ProxyError
 from chaoskit.proxy.admin import ChaosAdmin
 from chaoskit.proxy.core import ChaosCore
 from chaoskit.proxy.pipeline import Pipeline
@@ -44,10 +46,33 @@ def default_state_dir() -> Path:
     return Path.home() / ".chaoskit"
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def _check_free(specs: list[str]) -> None:
+    """Refuse a change whose new listeners cannot bind, before anything is swapped."""
+    for spec in specs:
+        host, _, port = spec.rpartition("@")[2].rpartition(":")
+        if int(port) == 0:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, int(port)))
+            except OSError as e:
+                raise ProxyError(
+                    f"cannot listen on {host}:{port} for a Gateway: {e.strerror}"
+                ) from None
 
 
 def http_gateway_ports(mesh: Mesh) -> list[int]:
@@ -71,6 +96,7 @@ class Proxy:
         host: str = "127.0.0.1",
         port: int = 0,
         admin_port: int | None = 0,
+        admin_host: str = "127.0.0.1",
         gateway_ports: dict[int, int] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         record_capacity: int = 10_000,
@@ -95,8 +121,13 @@ class Proxy:
         # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
         # take "any free port" get one picked here (the main listener binds port 0 itself).
         self._gateway_map = {k: v or _free_port(host) for k, v in (gateway_ports or {}).items()}
+        if admin_port is not None and not _is_loopback(admin_host):
+            raise ProxyError(f"the admin listener must stay on loopback, not {admin_host}")
+        self.admin_host = admin_host
         self._admin_spec = (
-            reverse_mode(host, admin_port or _free_port(host)) if admin_port is not None else None
+            reverse_mode(admin_host, admin_port or _free_port(admin_host))
+            if admin_port is not None
+            else None
         )
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -115,6 +146,7 @@ class Proxy:
                 0, ChaosAdmin(self.core, lambda f: f.client_conn.proxy_mode.full_spec == admin_spec)
             )
         modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
+        _check_free(modes)
         self.runtime = ProxyRuntime(addons, modes, confdir=str(self.state_dir))
         self.runtime.start(timeout)
         self._map_gateways(gateway_specs)
@@ -173,7 +205,7 @@ class Proxy:
     def admin_url(self) -> str:
         if self._admin_spec is None:
             raise RuntimeError("this proxy was started without an admin listener")
-        return f"http://{self.host}:{self._require().bound[self._admin_spec][1]}"
+        return f"http://{self.admin_host}:{self._require().bound[self._admin_spec][1]}"
 
     def url_for(self, workload: str) -> str:
         """The proxy URL for a named caller (a WorkloadEntry), for ``sourceLabels`` and Sidecars.
@@ -205,6 +237,7 @@ class Proxy:
         if self.runtime is not None:
             modes, gateway_specs = self._modes(mesh)
             if modes != self.runtime.modes:
+                _check_free([m for m in modes if m not in self.runtime.modes])
                 self.runtime.run_coro(self.runtime.set_modes(modes))
                 self._map_gateways(gateway_specs)
             self.runtime.call(lambda: self.core.set_mesh(mesh))

@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
@@ -29,6 +30,7 @@ from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.upstream import UpstreamClient
 from chaoskit.records import Record
 from chaoskit.rng import Seeds, new_seed, parse_seed
+from chaoskit.routing.decision import LocalReply
 from chaoskit.routing.request import ANONYMOUS, RequestInfo, Workload, split_authority
 
 logger = logging.getLogger("chaoskit")
@@ -40,6 +42,13 @@ DISCONNECT_POLL_SECONDS = 0.05
 
 def gateway_listener(port: int) -> str:
     return f"gateway:{port}"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def workload_from_proxy_auth(value: str | None) -> str:
@@ -92,7 +101,7 @@ class ChaosCore:
     def configure(self, updated: set[str]) -> None:
         if "chaoskit_seed" in updated and ctx.options.chaoskit_seed:
             try:
-                self.pipeline.seeds = Seeds(parse_seed(ctx.options.chaoskit_seed))
+                self.pipeline.set_seed(parse_seed(ctx.options.chaoskit_seed))
             except ValueError as e:
                 raise exceptions.OptionsError(f"chaoskit_seed: {e}") from None
         if "chaoskit_config" in updated and ctx.options.chaoskit_config:
@@ -123,10 +132,23 @@ class ChaosCore:
     # -- connections ---------------------------------------------------------------------------
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
-        """Remember who opened the tunnel: requests inside it carry no Proxy-Authorization."""
+        """Remember who opened the tunnel (requests inside it carry no Proxy-Authorization),
+        and refuse tunnels to hosts outside the registry under REGISTRY_ONLY."""
         name = workload_from_proxy_auth(flow.request.headers.get("proxy-authorization"))
         if name:
             self._identities[flow.client_conn.id] = name
+        host, port = flow.request.host, flow.request.port
+        snapshot = self.pipeline.snapshot
+        if in_registry(snapshot.mesh, host):
+            return
+        info = RequestInfo(
+            method="CONNECT", scheme="https", authority=f"{host}:{port}", path="/", port=port,
+            source=self._workload(name or self._identities.get(flow.client_conn.id, "")),
+        )  # fmt: skip
+        decision = snapshot.router.route(info, MESH_LISTENER, self.pipeline.seeds.stream("connect"))
+        if isinstance(decision, LocalReply) and decision.route_name == "block_all":
+            # Istio's BlackHoleCluster closes such connections; a forward proxy says so with 502.
+            flow.response = http.Response.make(502, b"", {"server": "envoy"})
 
     def client_disconnected(self, client: Any) -> None:
         self._identities.pop(client.id, None)
@@ -252,7 +274,7 @@ class ChaosCore:
         headers.append((b"server", server.encode()))
         if reply.cut or "close" in flow.request.headers.get("connection", "").lower():
             headers.append((b"connection", b"close"))
-        reason = (reply.reason or "").encode("latin-1", "replace")
+        reason = (reply.reason or _phrase(reply.status)).encode("latin-1", "replace")
         now = flow.request.timestamp_end or flow.request.timestamp_start
         return http.Response(
             b"HTTP/1.1", reply.status, reason, http.Headers(headers), reply.body, None, now, now

@@ -112,6 +112,12 @@ class Pipeline:
 
     # -- configuration ------------------------------------------------------------------
 
+    def set_seed(self, seed: int) -> None:
+        """A new seed for every stream (routing, load balancing, faults); state starts over."""
+        self.seeds = Seeds(seed)
+        self.clusters.seeds = self.seeds
+        self.clusters.reset_state()
+
     def set_mesh(self, mesh: Mesh) -> None:
         """Swap in a new configuration; requests already running finish on the old one."""
         self.snapshot = Snapshot(mesh, Router(mesh))

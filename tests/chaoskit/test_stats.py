@@ -30,3 +30,14 @@ def test_prometheus_text_uses_envoy_names_and_cluster_labels():
     assert "# TYPE envoy_cluster_upstream_rq_total counter" in text
     assert "# TYPE envoy_cluster_outlier_detection_ejections_active gauge" in text
     assert "envoy_fault_aborts_injected 1" in text
+
+
+def test_prometheus_lines_are_grouped_by_metric():
+    s = Stats()
+    for cluster in ("a", "b"):
+        s.cluster_inc(cluster, "upstream_rq_total")
+        s.cluster_inc(cluster, "upstream_rq_retry")
+    metrics = [
+        line.split("{")[0] for line in s.prometheus().splitlines() if not line.startswith("#")
+    ]
+    assert metrics == sorted(metrics)

@@ -137,3 +137,15 @@ def test_other_https_is_tunnelled_untouched(mesh, tls_server):
             tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert tls.recv(4096).endswith(b"untouched")
     assert mesh.records == []  # the proxy never saw the request inside the tunnel
+
+
+def test_registry_only_refuses_tunnels_to_unknown_hosts(mesh, tls_server):
+    mesh.apply(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\n"
+        "spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}\n"
+    )
+    with socket.create_connection(("127.0.0.1", mesh.port), timeout=10) as raw:
+        raw.sendall(
+            f"CONNECT 127.0.0.1:{tls_server} HTTP/1.1\r\nHost: 127.0.0.1:{tls_server}\r\n\r\n".encode()
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 502")

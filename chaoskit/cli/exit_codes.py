@@ -12,7 +12,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     #: Input could not be read at all: a missing file, not YAML, bad command-line usage.
     BAD_INPUT = 2
-    #: chaoskit itself failed; the message says what to report.
+    #: The run itself failed (an app did not start), or chaoskit hit a bug; the message says which.
     INTERNAL_ERROR = 3
     #: Stopped by Ctrl-C.
     INTERRUPTED = 130

@@ -8,8 +8,10 @@ can only fail, warnings for what is legal but most likely a mistake.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from chaoskit.config import hosts
+from chaoskit.config.experiment import Experiment
 from chaoskit.config.http_route import Destination
 from chaoskit.config.issues import Issues
 from chaoskit.config.lint import lint_virtual_service
@@ -31,6 +33,7 @@ def check_mesh(mesh: Mesh, issues: Issues) -> None:
     _check_destination_rules(mesh, issues)
     _check_upstream_faults(mesh, issues)
     _check_singletons(mesh, issues)
+    _check_experiments(mesh, issues)
     for vs in mesh.virtual_services:
         lint_virtual_service(vs, mesh.defaults.route_timeout, mesh.defaults.retry, issues)
 
@@ -326,3 +329,28 @@ def _check_singletons(mesh: Mesh, issues: Issues) -> None:
             )
         else:
             seen[sc.namespace] = sc.ref
+
+
+def _check_experiments(mesh: Mesh, issues: Issues) -> None:
+    """An Experiment's files must exist (paths are relative to the experiment's own file)."""
+    for res in mesh.resources:
+        if not isinstance(res, Experiment):
+            continue
+        folder = Path(res.location.file).parent
+        for i, m in enumerate(res.mesh):
+            if not (folder / m).exists():
+                issues.error(
+                    res.location,
+                    res.ref,
+                    f"spec.mesh[{i}]",
+                    f"{m!r} does not exist (relative to {folder})",
+                )
+        for phase in res.faults:
+            for f in phase.files:
+                if not (folder / f).exists():
+                    issues.error(
+                        res.location,
+                        res.ref,
+                        f"spec.faults[{phase.name}].files",
+                        f"{f!r} does not exist (relative to {folder})",
+                    )

@@ -48,6 +48,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "Sidecar": (ISTIO, "chaoskit.config.sidecar:parse_sidecar"),
     "UpstreamFault": (CHAOSKIT, "chaoskit.config.upstream_fault:parse_upstream_fault"),
     "MeshConfig": (CHAOSKIT, "chaoskit.config.mesh_config:parse_mesh_config"),
+    "Experiment": (CHAOSKIT, "chaoskit.config.experiment:parse_experiment"),
 }
 
 #: Istio kinds a real mesh folder holds that chaoskit has no use for: warned about, not errors.

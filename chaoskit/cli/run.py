@@ -1,0 +1,95 @@
+"""``chaoskit run EXPERIMENT.yaml``: steady state, inject, check during, roll back, check after.
+
+Exit codes: 0 the hypothesis held, 1 it deviated, 2 bad input, 3 the run failed (e.g. an app did
+not start), 130 interrupted (the mesh configuration was rolled back first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from chaoskit.cli.exit_codes import ExitCode
+from chaoskit.rng import parse_seed
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run an Experiment: steady state, faults, checks during and after, rollback",
+        description="Run a chaoskit Experiment. Exit 0 when the hypothesis held, 1 when it "
+        "deviated, 2 for bad input, 3 when the run itself failed, 130 when interrupted.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT.yaml")
+    p.add_argument(
+        "--seed", help="seed for every random decision (default: the file's, else random)"
+    )
+    p.add_argument("--journal", metavar="FILE.json", help="write the full journal as JSON")
+    p.add_argument("--junit", metavar="FILE.xml", help="write one JUnit test case per check")
+    p.add_argument("--report", metavar="FILE.html", help="write a self-contained HTML report")
+    p.add_argument("--quiet", action="store_true", help="only the verdict")
+    p.set_defaults(handler=run)
+
+
+def write_outputs(journal: Any, args: argparse.Namespace, out: Any) -> None:
+    if args.journal:
+        Path(args.journal).write_text(journal.to_json())
+        out.write(f"journal: {args.journal}\n")
+    if args.junit:
+        from chaoskit.report.junit import render_junit  # noqa: PLC0415
+
+        Path(args.junit).write_text(render_junit(journal))
+        out.write(f"junit:   {args.junit}\n")
+    if args.report:
+        from chaoskit.report.html import render_html  # noqa: PLC0415 - matplotlib loads slowly
+
+        Path(args.report).write_text(render_html(journal))
+        out.write(f"report:  {args.report}\n")
+
+
+def verdict_line(journal: Any) -> str:
+    failed = [c for c in journal.checks if not c.ok]
+    if journal.status == "held":
+        return f"verdict: HELD — every check passed ({len(journal.checks)} checks)"
+    if journal.status == "deviated":
+        phases = sorted(
+            {c.phase for c in failed},
+            key=["steady-state-before", "method", "steady-state-after"].index,
+        )
+        where = ", ".join(phases)
+        return f"verdict: DEVIATED — {len(failed)} of {len(journal.checks)} checks failed ({where})"
+    if journal.status == "interrupted":
+        return "verdict: INTERRUPTED — the mesh configuration was rolled back"
+    return f"verdict: ERROR — {journal.error}"
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    from chaoskit.experiment.runner import BadInput, Runner, load_plan  # noqa: PLC0415
+
+    out = sys.stderr if args.quiet else sys.stdout
+    try:
+        seed = parse_seed(args.seed) if args.seed is not None else None
+        plan = load_plan(args.experiment)
+    except ValueError as e:
+        print(f"chaoskit run: {e}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    except BadInput as e:
+        for issue in e.issues:
+            print(issue, file=sys.stderr)
+        print(f"chaoskit run: {args.experiment} cannot be run (exit 2)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    exp = plan.experiment
+    print(f"experiment {exp.name}: {exp.title}", file=out)
+    journal = Runner(plan, seed=seed, out=None if args.quiet else out).run()
+    if journal.lessons:
+        print("lessons:", file=out)
+        for lesson in journal.lessons:
+            print(f"  {lesson}", file=out)
+    write_outputs(journal, args, out)
+    print(verdict_line(journal))
+    print(f"replay: chaoskit run {args.experiment} --seed {journal.seed}", file=out)
+    return (
+        ExitCode(journal.exit_code) if journal.exit_code in (0, 1, 130) else ExitCode.INTERNAL_ERROR
+    )

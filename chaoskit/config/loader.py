@@ -171,8 +171,6 @@ def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[
             top.warn("kind", f"{kind} is an Istio resource chaoskit does not use; ignored")
         elif group in (ISTIO_GROUP, CHAOSKIT_API.split("/")[0]):
             top.error("kind", f'unknown kind "{kind}" for {api_version}{did_you_mean(kind, KINDS)}')
-        elif hint := did_you_mean(kind, KINDS):
-            top.error("kind", f'unknown kind "{kind}"{hint}')
         else:
             top.warn("kind", f"{api_version} {kind} is not an Istio or chaoskit resource; ignored")
         return []

@@ -407,7 +407,7 @@ class Runner:
         counts: Counter[str] = Counter()
         for record in self.proxy.records:
             for note in record.notes:
-                if note.startswith("client gave up"):
+                if note.startswith("client") and " gave up " in note:
                     key = re.sub(r"after \d+(\.\d+)?s", "after …", note, count=1)
                     first.setdefault(key, note)
                     counts[key] += 1

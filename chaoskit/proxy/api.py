@@ -253,12 +253,16 @@ class Proxy:
         self._base = base
         return self.apply()
 
-    def reset(self) -> None:
-        """Forget records, counters and cluster state; restart every seeded stream."""
+    def reset(self, seed: int | None = None) -> None:
+        """Forget records, counters and cluster state; restart every seeded stream (from
+        ``seed`` if given, so each test of a suite can have its own)."""
 
         def do() -> None:
             self.records_log.clear()
             self.stats_counters.reset()
+            if seed is not None:
+                self.seed = seed
+                self.pipeline.set_seed(seed)
             self.pipeline.clusters.reset_state()
             self.pipeline.seeds.reset()
             self.pipeline.restart_faults()
@@ -267,6 +271,11 @@ class Proxy:
             self.runtime.call(do)
         else:
             do()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests the proxy is still working on (including ones whose client gave up)."""
+        return len(self.core.in_flight)
 
     @property
     def records(self) -> list[Record]:

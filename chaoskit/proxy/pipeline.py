@@ -515,8 +515,13 @@ class Pipeline:
         timeout and retry budget is spent makes the remaining retries pointless."""
         waited = self.clock.monotonic() - ex.start
         policy = ex.retry
+        who = "client" if not ex.request.source.name else f"client {ex.request.source.name}"
+        target = f" waiting for {ex.host.split('.')[0]}" if ex.host else ""
         if policy is None:
-            return f"client gave up after {waited:.1f}s"
+            if ex.timeout:
+                return (f"{who} gave up after {waited:.1f}s{target}; the route would have waited "
+                        f"up to {ex.timeout:g}s for an answer")  # fmt: skip
+            return f"{who} gave up after {waited:.1f}s{target}"
         tries = 1 + policy.num_retries
         allows = f"{tries} attempts"
         if policy.per_try_timeout:
@@ -525,7 +530,7 @@ class Pipeline:
             allows += f" within a {ex.timeout:g}s timeout"
         left = max(0, tries - ex.attempts_started)
         wasted = "retries here are wasted" if left else "its retries were already spent"
-        return f"client gave up after {waited:.1f}s; the route allows {allows} — {wasted}"
+        return f"{who} gave up after {waited:.1f}s{target}; the route allows {allows} — {wasted}"
 
     # -- the record -------------------------------------------------------------------------
 

@@ -28,6 +28,10 @@ from chaoskit.errors import ProxyError
 T = TypeVar("T")
 logger = logging.getLogger("chaoskit")
 
+#: Runtimes started with ``start()`` and not yet stopped (one at most: see ``start``).
+_RUNNING: set[int] = set()
+_RUNNING_LOCK = threading.Lock()
+
 #: Placeholder reverse target: never dialled, because the core answers every flow.
 _NOWHERE = "http://127.0.0.1:9"
 
@@ -97,6 +101,15 @@ class ProxyRuntime:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start in a daemon thread; returns when every listener accepts connections."""
+        with _RUNNING_LOCK:
+            if _RUNNING:
+                # mitmproxy keeps its Master in module globals (ctx.master): a second proxy in
+                # the same process would take over the first one's connections.
+                raise ProxyError(
+                    "a chaoskit proxy is already running in this process; mitmproxy allows one "
+                    "per process (stop it first, or share it)"
+                )
+            _RUNNING.add(id(self))
 
         def main() -> None:
             try:
@@ -104,6 +117,8 @@ class ProxyRuntime:
             except BaseException as e:
                 self._error = e
             finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(id(self))
                 self._stopped.set()
                 self._ready.set()
 

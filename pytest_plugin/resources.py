@@ -1,0 +1,222 @@
+"""The resources ``chaos.fault`` and ``chaos.route_fault`` build, from keyword arguments.
+
+``build_upstream_fault`` writes an ``UpstreamFault`` as the dict a user would write in YAML;
+``build_route_fault`` writes an Istio ``HTTPFaultInjection``. To add a fault to an existing
+VirtualService, its rules are copied with the fault spliced in (``with_fault``), the fault and
+match having been parsed by the real VirtualService parser (``parse_rule_parts``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from chaoskit.config.durations import format_duration
+from chaoskit.config.http_route import HTTPFaultInjection, HTTPRoute
+from chaoskit.config.match import HTTPMatchRequest
+from chaoskit.config.resource import CHAOSKIT_API
+from chaoskit.config.virtual_service import VirtualService
+from chaoskit.errors import ConfigError
+from chaoskit.sources import to_results
+
+ISTIO_API = "networking.istio.io/v1"
+
+
+def _duration(value: str | float | int, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"{what} must be a duration such as '250ms' or seconds, not {value!r}")
+    return value if isinstance(value, str) else format_duration(float(value))
+
+
+def _abort_spec(abort: int | str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(abort, bool):
+        raise TypeError(
+            f"abort must be an HTTP status, a gRPC status name or a dict, not {abort!r}"
+        )
+    if isinstance(abort, int):
+        return {"httpStatus": abort}
+    if isinstance(abort, str):
+        return {"grpcStatus": abort}
+    if isinstance(abort, Mapping):
+        return dict(abort)
+    raise TypeError(f"abort must be an HTTP status, a gRPC status name or a dict, not {abort!r}")
+
+
+def _delay_spec(delay: str | float | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(delay, Mapping):
+        return dict(delay)
+    return {"fixedDelay": _duration(delay, "delay")}
+
+
+def _reset_spec(reset: str | int | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(reset, bool):
+        raise TypeError(
+            f"reset must be 'connect', 'headers', a byte count or a dict, not {reset!r}"
+        )
+    if isinstance(reset, int):
+        return {"afterBytes": reset}
+    if isinstance(reset, str):
+        return {"after": reset}
+    if isinstance(reset, Mapping):
+        return dict(reset)
+    raise TypeError(f"reset must be 'connect', 'headers', a byte count or a dict, not {reset!r}")
+
+
+def match_list(match: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> list[Any]:
+    if match is None:
+        return []
+    if isinstance(match, Mapping):
+        return [dict(match)]
+    return [dict(m) for m in match]
+
+
+def label_for(host: str) -> str:
+    label = re.sub(r"[^a-z0-9-]+", "-", host.lower().split(".")[0]).strip("-")
+    return label[:40] or "host"
+
+
+def build_upstream_fault(
+    host: str,
+    *,
+    name: str,
+    namespace: str = "default",
+    delay: str | float | Mapping[str, Any] | None = None,
+    abort: int | str | Mapping[str, Any] | None = None,
+    reset: str | int | Mapping[str, Any] | None = None,
+    hang: bool = False,
+    slow_body: int | None = None,
+    truncate_body: int | None = None,
+    corrupt_body: int | None = None,
+    percent: float = 100,
+    first: int | None = None,
+    nth: int | None = None,
+    sequence: Sequence[str] | None = None,
+    repeat: bool = False,
+    window: Mapping[str, Any] | None = None,
+    subset: str | None = None,
+    endpoint: str | None = None,
+    endpoint_labels: Mapping[str, str] | None = None,
+    match: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``UpstreamFault`` resource (as a dict) that ``chaos.fault(...)`` applies.
+
+    ``percentage`` is written only when ``percent`` is not 100, because it cannot be combined
+    with ``firstN``/``nth``/``sequence`` (the validator says so if both are asked for).
+    """
+    spec: dict[str, Any] = {"host": host}
+    if subset is not None:
+        spec["subset"] = subset
+    if endpoint_labels:
+        spec["endpointLabels"] = dict(endpoint_labels)
+    if endpoint is not None:
+        spec["endpoint"] = endpoint
+    if matches := match_list(match):
+        spec["match"] = matches
+    if delay is not None:
+        spec["delay"] = _delay_spec(delay)
+    if abort is not None:
+        spec["abort"] = _abort_spec(abort)
+    if reset is not None:
+        spec["reset"] = _reset_spec(reset)
+    if hang:
+        spec["hang"] = True
+    if slow_body is not None:
+        spec["slowBody"] = {"bytesPerSecond": slow_body}
+    if truncate_body is not None:
+        spec["truncateBody"] = {"afterBytes": truncate_body}
+    if corrupt_body is not None:
+        spec["corruptBody"] = {"bytes": corrupt_body}
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+        raise TypeError(f"percent must be a number from 0 to 100, not {percent!r}")
+    if percent != 100:
+        spec["percentage"] = {"value": percent}
+    if first is not None:
+        spec["firstN"] = first
+    if nth is not None:
+        spec["nth"] = nth
+    if sequence is not None:
+        spec["sequence"] = list(sequence)
+    if repeat:
+        spec["repeat"] = True
+    if window is not None:
+        spec["window"] = dict(window)
+    return {
+        "apiVersion": CHAOSKIT_API,
+        "kind": "UpstreamFault",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def build_route_fault(
+    delay: str | float | None = None,
+    abort: int | str | Mapping[str, Any] | None = None,
+    percent: float = 100,
+) -> dict[str, Any]:
+    """An Istio ``HTTPFaultInjection`` (a VirtualService rule's ``fault``) as a dict."""
+    if delay is None and abort is None:
+        raise TypeError("route_fault needs delay= and/or abort=")
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+        raise TypeError(f"percent must be a number from 0 to 100, not {percent!r}")
+    fault: dict[str, Any] = {}
+    if delay is not None:
+        fault["delay"] = {"fixedDelay": _duration(delay, "delay"), "percentage": {"value": percent}}
+    if abort is not None:
+        fault["abort"] = {"percentage": {"value": percent}, **_abort_spec(abort)}
+    return fault
+
+
+def _overlay(own: HTTPMatchRequest, extra: HTTPMatchRequest) -> HTTPMatchRequest:
+    """Both conditions at once (AND); where both set the same field, ``extra`` wins."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(HTTPMatchRequest):
+        value = getattr(extra, f.name)
+        if isinstance(value, Mapping):
+            if value:
+                changes[f.name] = {**getattr(own, f.name), **value}
+        elif value not in (None, (), False):
+            changes[f.name] = value
+    return dataclasses.replace(own, **changes)
+
+
+def with_fault(
+    vs: VirtualService, fault: HTTPFaultInjection, matches: tuple[HTTPMatchRequest, ...]
+) -> tuple[HTTPRoute, ...]:
+    """``vs``'s rules with ``fault`` on each forwarding rule; with ``matches``, a faulted copy
+    narrowed by them goes in front of each forwarding rule instead."""
+    out: list[HTTPRoute] = []
+    for route in vs.http:
+        forwards = bool(route.route) and route.redirect is None and route.direct_response is None
+        if not forwards or route.delegate is not None:
+            out.append(route)
+        elif matches:
+            own = route.match or (HTTPMatchRequest(),)
+            narrowed = tuple(_overlay(m, extra) for m in own for extra in matches)
+            out.append(dataclasses.replace(route, match=narrowed, fault=fault))
+            out.append(route)
+        else:
+            out.append(dataclasses.replace(route, fault=fault))
+    return tuple(dataclasses.replace(r, index=i) for i, r in enumerate(out))
+
+
+def parse_rule_parts(
+    host: str, fault: dict[str, Any], matches: Iterable[Any]
+) -> tuple[HTTPFaultInjection, tuple[HTTPMatchRequest, ...]]:
+    """Parse a fault (and matches) with the real VirtualService parser, to splice into a copy."""
+    rule: dict[str, Any] = {"fault": fault, "route": [{"destination": {"host": host}}]}
+    if matches := list(matches):
+        rule["match"] = matches
+    template = {
+        "apiVersion": ISTIO_API,
+        "kind": "VirtualService",
+        "metadata": {"name": "route-fault"},
+        "spec": {"hosts": [host], "http": [rule]},
+    }
+    (loaded,) = to_results([template], "<chaos.route_fault>")
+    if loaded.issues.errors:
+        raise ConfigError(loaded.issues.sorted())
+    (vs,) = loaded.resources
+    assert isinstance(vs, VirtualService) and vs.http[0].fault is not None
+    return vs.http[0].fault, vs.http[0].match

@@ -66,6 +66,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--access-log-format", choices=("text", "json"), default="text")
     p.add_argument("--state-dir", help="where the CA is kept (default ~/.chaoskit)")
+    p.add_argument(
+        "--web",
+        nargs="?",
+        const=8081,
+        type=int,
+        metavar="PORT",
+        help="also serve mitmweb's flow UI on 127.0.0.1:PORT (default 8081); flows "
+        "are marked and commented with route, endpoint and faults",
+    )
     p.set_defaults(handler=run)  # fmt: skip
 
 
@@ -137,7 +146,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     try:
         proxy = Proxy(
             *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
-            admin_host=admin_host,
+            admin_host=admin_host, web_port=args.web,
             state_dir=args.state_dir,
         )  # fmt: skip
     except ConfigError as e:
@@ -163,9 +172,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.BAD_INPUT
     try:
         gateways = ",".join(str(p) for p in sorted(set(proxy.core.gateway_ports.values()))) or "-"
+        web = f" web=http://127.0.0.1:{args.web}/" if args.web is not None else ""
         print(
             f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
-            f"seed={proxy.seed} ca={proxy.ca_path}",
+            f"seed={proxy.seed} ca={proxy.ca_path}{web}",
             flush=True,
         )
         _watch(proxy, files, stop)

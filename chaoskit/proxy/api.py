@@ -100,6 +100,7 @@ class Proxy:
         gateway_ports: dict[int, int] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         record_capacity: int = 10_000,
+        web_port: int | None = None,
     ) -> None:
         """``config``: paths, YAML text, dicts or resources (see :mod:`chaoskit.sources`).
 
@@ -132,6 +133,8 @@ class Proxy:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runtime: ProxyRuntime | None = None
+        #: mitmweb's UI port (``None``: no UI; the lean Master is faster).
+        self.web_port = web_port
         self.validation: Validation = validation
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -147,7 +150,9 @@ class Proxy:
             )
         modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
         _check_free(modes)
-        self.runtime = ProxyRuntime(addons, modes, confdir=str(self.state_dir))
+        self.runtime = ProxyRuntime(
+            addons, modes, confdir=str(self.state_dir), web_port=self.web_port
+        )
         self.runtime.start(timeout)
         self._map_gateways(gateway_specs)
         return self

@@ -56,8 +56,17 @@ def make_master(opts: options.Options) -> Master:
 class ProxyRuntime:
     """One Master with the given addons and listener modes, on its own event loop."""
 
-    def __init__(self, addons: Sequence[Any], modes: Sequence[str], *, confdir: str) -> None:
+    def __init__(
+        self,
+        addons: Sequence[Any],
+        modes: Sequence[str],
+        *,
+        confdir: str,
+        web_port: int | None = None,
+    ) -> None:
         self.addons = list(addons)
+        #: Serve mitmweb's UI on 127.0.0.1:web_port (flows are kept in memory for the UI).
+        self.web_port = web_port
         self.modes = list(modes)
         self.confdir = confdir
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -75,9 +84,16 @@ class ProxyRuntime:
         """Run on the current loop until shut down (the CLI calls this directly)."""
         self.loop = asyncio.get_running_loop()
         opts = options.Options(listen_host="127.0.0.1", mode=self.modes, confdir=self.confdir)
-        self.master = make_master(opts)
+        if self.web_port is not None:
+            from mitmproxy.tools.web.master import WebMaster  # noqa: PLC0415 - only for --web
+
+            self.master = WebMaster(opts, with_termlog=False)
+        else:
+            self.master = make_master(opts)
         self.master.addons.add(*self.addons)
         opts.update(connection_strategy="lazy", keep_host_header=True, ssl_insecure=True)
+        if self.web_port is not None:
+            opts.update(web_port=self.web_port, web_host="127.0.0.1", web_open_browser=False)
         run = asyncio.ensure_future(self.master.run())
         ps = self.master.addons.get("proxyserver")
         try:

@@ -233,3 +233,24 @@ def test_same_answers_under_mitmdump(tmp_path):
             assert r.status_code == 503  # passthrough to an unresolvable host: connection failure
         finally:
             stop(proc)
+
+
+def test_web_ui_shows_annotated_flows(tmp_path):
+    with Upstream("web") as up:
+        (tmp_path / "web.yaml").write_text(service(up))
+        listen, admin, web = free_port(), free_port(), free_port()
+        proc, out, _err = start(
+            [str(BIN / "chaoskit"), "proxy", "-f", str(tmp_path / "web.yaml"), "--listen",
+             f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}", "--web", str(web)], tmp_path)  # fmt: skip
+        try:
+            assert f"web=http://127.0.0.1:{web}/" in out.wait_for("chaoskit proxy ready")
+            r = requests.get(
+                "http://web/x", proxies={"http": f"http://127.0.0.1:{listen}"}, timeout=10
+            )
+            assert r.status_code == 200
+            flows = requests.get(f"http://127.0.0.1:{web}/flows", timeout=10).json()
+            assert any(
+                "cluster outbound|80||web.default.svc.cluster.local" in f["comment"] for f in flows
+            )
+        finally:
+            stop(proc)

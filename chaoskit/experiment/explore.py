@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,6 @@ from chaoskit.config import validate
 from chaoskit.config.experiment import Traffic
 from chaoskit.config.issues import Issues
 from chaoskit.config.loader import LoadResult
-from chaoskit.experiment.apps import proxy_env, start_apps
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Check
 from chaoskit.experiment.runner import Plan, Runner
@@ -94,49 +92,27 @@ def explore(
             state["checks"] = checks
         return broken
 
-    from chaoskit.proxy.api import Proxy, http_gateway_ports  # noqa: PLC0415 - loads mitmproxy
-
-    mesh = validate([LoadResult(tuple(plan.base), Issues(), ())]).mesh
-    runner.proxy = Proxy(
-        *plan.base, seed=seed, gateway_ports=dict.fromkeys(http_gateway_ports(mesh), 0)
-    )
-    runner.proxy.start()
     runner.t0 = time.monotonic()
-    apps: list[Any] = []
-    logs = tempfile.TemporaryDirectory(prefix="chaoskit-explore-")
     found: list[dict[str, Any]] | None = None
-    try:
-        if exp.apps:
-            apps = start_apps(
-                exp.apps, cwd=plan.file.parent, logs=Path(logs.name), stop=threading.Event(),
-                env_for=lambda w: proxy_env(runner.proxy.url_for(w), runner.proxy.ca_path),
-            )  # fmt: skip
+    with runner.system():
         strategy = fault_plans(targets, kinds=kinds, min_faults=1, max_faults=3, max_delay=2.0)
         try:
             found = find(
                 strategy,
                 breaks,
                 settings=settings(
-                    max_examples=max_examples,
-                    deadline=None,
-                    database=None,
-                    phases=[Phase.generate, Phase.shrink],
-                    verbosity=Verbosity.quiet,
+                    max_examples=max_examples, deadline=None, database=None,
+                    phases=[Phase.generate, Phase.shrink], verbosity=Verbosity.quiet,
                     suppress_health_check=list(HealthCheck),
                 ),
                 random=random.Random(seed),
-            )
+            )  # fmt: skip
         except NoSuchExample:
             found = None
         if found is not None:  # judge the minimal plan once more, for its evidence
             runner.proxy.apply(*found)
             runner.proxy.reset()
             state["checks"] = _judge(runner, burst, hypothesis)
-    finally:
-        for a in apps:
-            a.stop()
-        runner.proxy.stop()
-        logs.cleanup()
     return Exploration(found, state["checks"], state["examples"], time.monotonic() - start, targets)
 
 

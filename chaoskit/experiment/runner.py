@@ -7,6 +7,7 @@ and one typed :class:`~chaoskit.experiment.journal.Journal` as the result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -16,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,60 +206,61 @@ class Runner:
 
     # -- the lifecycle ------------------------------------------------------------------------
 
-    def run(self) -> Journal:
+    @contextlib.contextmanager
+    def system(self) -> Iterator[None]:
+        """The system under test: the proxy with the base mesh, then the apps; always torn
+        down in reverse order (``run`` and ``explore`` share this)."""
         from chaoskit.proxy.api import Proxy, http_gateway_ports  # noqa: PLC0415 - loads mitmproxy
 
-        j = self.journal
-        self.t0 = time.monotonic()
+        mesh = validate([LoadResult(tuple(self.plan.base), Issues(), ())]).mesh
+        self.proxy = Proxy(
+            *self.plan.base, seed=self.seed, record_capacity=200_000,
+            gateway_ports=dict.fromkeys(http_gateway_ports(mesh), 0),
+        )  # fmt: skip
+        self.proxy.start()
         apps: list[Any] = []
         logs = tempfile.TemporaryDirectory(prefix="chaoskit-apps-")
         try:
-            mesh = validate([LoadResult(tuple(self.plan.base), Issues(), ())]).mesh
-            self.proxy = Proxy(
-                *self.plan.base,
-                seed=self.seed,
-                record_capacity=200_000,
-                gateway_ports=dict.fromkeys(http_gateway_ports(mesh), 0),
-            )
-            self.proxy.start()
             self.say(f"proxy {self.proxy.url}  seed {self.seed}")
             if self.exp.apps:
                 names = ", ".join(a.name for a in self.exp.apps)
                 self.say(f"starting {len(self.exp.apps)} app(s): {names}")
                 apps = start_apps(
-                    self.exp.apps,
-                    cwd=self.plan.file.parent,
-                    logs=Path(logs.name),
-                    stop=self.stop,
+                    self.exp.apps, cwd=self.plan.file.parent, logs=Path(logs.name), stop=self.stop,
                     env_for=lambda w: proxy_env(self.proxy.url_for(w), self.proxy.ca_path),
-                )
-            before = self._phase(J.BEFORE, self.exp.hypothesis)
-            if not before.ok:
-                j.status = J.DEVIATED
-                self.say("steady state does not hold before any fault: the method is skipped")
-            else:
-                self._method()
-                self._rollback()
-                self._phase(J.AFTER, self.exp.hypothesis)
-            j.status = J.HELD if all(p.ok for p in j.phases) else J.DEVIATED
-        except KeyboardInterrupt:
-            self.stop.set()
-            j.status = J.INTERRUPTED
-            j.error = "interrupted"
-        except (ChaosKitError, OSError) as e:
-            j.status, j.error = J.ERROR, str(e)
+                )  # fmt: skip
+            yield
         finally:
             self.stop.set()
             try:
-                if self.proxy is not None and self.proxy.runtime is not None and not j.rollbacks:
+                if self.proxy.runtime is not None and not self.journal.rollbacks:
                     self._rollback()
             finally:
                 for a in apps:
                     a.stop()
-                if self.proxy is not None:
-                    self._collect_lessons()
-                    self.proxy.stop()
+                self._collect_lessons()
+                self.proxy.stop()
                 logs.cleanup()
+
+    def run(self) -> Journal:
+        j = self.journal
+        self.t0 = time.monotonic()
+        try:
+            with self.system():
+                before = self._phase(J.BEFORE, self.exp.hypothesis)
+                if not before.ok:
+                    j.status = J.DEVIATED
+                    self.say("steady state does not hold before any fault: the method is skipped")
+                else:
+                    self._method()
+                    self._rollback()
+                    self._phase(J.AFTER, self.exp.hypothesis)
+                j.status = J.HELD if all(p.ok for p in j.phases) else J.DEVIATED
+        except KeyboardInterrupt:
+            j.status = J.INTERRUPTED
+            j.error = "interrupted"
+        except (ChaosKitError, OSError) as e:
+            j.status, j.error = J.ERROR, str(e)
         j.duration = time.monotonic() - self.t0
         j.exit_code = {J.HELD: 0, J.DEVIATED: 1, J.INTERRUPTED: 130}.get(j.status, 3)
         return j

@@ -28,6 +28,7 @@ from chaoskit.config.loader import LoadResult
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Check
 from chaoskit.experiment.runner import Plan, Runner
+from chaoskit.experiment.traffic import Driver
 from chaoskit.strategies import fault_plans
 
 
@@ -119,8 +120,6 @@ def explore(
 def _judge(runner: Runner, traffic: Traffic | None, hypothesis: Any) -> list[Check]:
     samples = []
     if traffic is not None:
-        from chaoskit.experiment.traffic import Driver  # noqa: PLC0415
-
         driver = Driver(traffic, runner.resolve, runner.seeds.stream("explore"))
         samples = driver.run(runner.t0, "explore", threading.Event())
     timeout = traffic.timeout if traffic else 30.0

@@ -25,6 +25,14 @@ def _looks_like_yaml(text: str) -> bool:
     return "\n" in text or text.lstrip().startswith(("apiVersion", "{", "-", "kind"))
 
 
+def _exists(text: str) -> bool:
+    """Is ``text`` an existing path? YAML text is no file name (too long, a NUL byte, …)."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def to_results(sources: Iterable[Any], label: str = "<apply>") -> list[LoadResult]:
     """Load each source in order; later ones are layered over earlier ones."""
     out: list[LoadResult] = []
@@ -37,7 +45,7 @@ def to_results(sources: Iterable[Any], label: str = "<apply>") -> list[LoadResul
         elif isinstance(source, os.PathLike):
             out.append(load_paths([source]))
         elif isinstance(source, str):
-            if _looks_like_yaml(source) and not Path(source).exists():
+            if _looks_like_yaml(source) and not _exists(source):
                 out.append(load_text(source, name))
             else:
                 out.append(load_paths([source]))

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from typing import Any, TextIO
 
 from chaoskit import accesslog
@@ -125,8 +126,29 @@ class _LogWriter:
             pass
 
 
+def log_to_stderr() -> None:
+    """Errors inside the proxy must reach the user: the core's (with their traceback), and
+    mitmproxy's and asyncio's, which mitmproxy's own root handler would otherwise swallow
+    (a destroyed pending task, an unclosed session, an addon error)."""
+    for name, level, prefix in (
+        ("chaoskit", logging.WARNING, "chaoskit"),
+        ("mitmproxy", logging.ERROR, "mitmproxy"),
+        ("asyncio", logging.WARNING, "asyncio"),
+    ):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(level)
+        handler.setFormatter(logging.Formatter(f"{prefix}: %(levelname)s: %(message)s"))
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if name == "chaoskit":
+            logger.setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> ExitCode:
-    from chaoskit.proxy.api import Proxy  # noqa: PLC0415 - mitmproxy loads only when needed
+    from chaoskit.proxy.api import (  # noqa: PLC0415 - mitmproxy loads only when needed
+        ExposedListenerWarning,
+        Proxy,
+    )
 
     try:
         listen_host, listen_port = parse_address(args.listen, "--listen")
@@ -154,19 +176,19 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.BAD_INPUT
     log_stream: TextIO = sys.stdout
     if args.access_log != "-":
-        log_stream = open(args.access_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
+        # A new log file is the owner's only: it names every request's path and caller.
+        fd = os.open(args.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log_stream = os.fdopen(fd, "a", encoding="utf-8")
     proxy.core.on_record.append(_LogWriter(log_stream, args.access_log_format))
 
-    # Errors inside the proxy (logged with their traceback by the core) must reach the user.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("chaoskit: %(levelname)s: %(message)s"))
-    logging.getLogger("chaoskit").addHandler(handler)
-    logging.getLogger("chaoskit").setLevel(logging.WARNING)
+    log_to_stderr()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        proxy.start()
+        with warnings.catch_warnings():  # the WARNING above already said it, louder
+            warnings.simplefilter("ignore", ExposedListenerWarning)
+            proxy.start()
     except ProxyError as e:
         print(f"chaoskit proxy: {e}", file=sys.stderr)
         return ExitCode.BAD_INPUT

@@ -34,6 +34,9 @@ def register(sub: Any) -> None:
 
 
 def write_outputs(journal: Any, args: argparse.Namespace, out: Any) -> None:
+    for target in (args.journal, args.junit, args.report):
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
     if args.journal:
         Path(args.journal).write_text(journal.to_json())
         out.write(f"journal: {args.journal}\n")

@@ -88,6 +88,15 @@ def collect_files(
     missing: list[str] = []
     for p in paths:
         path = Path(p)
+        try:
+            path.stat()
+        except FileNotFoundError:
+            pass  # reported below
+        except (OSError, ValueError) as e:  # a name too long, a NUL byte, no permission
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            issues.error(Location(str(path)[:200], 1), "", "", f"cannot read: {reason}")
+            missing.append(str(path))
+            continue
         if path.is_dir():
             found = sorted(
                 str(f)

@@ -2,6 +2,8 @@
 
 One journal feeds every output: ``--journal`` writes it, ``--junit`` and ``--report`` render it.
 Times are seconds since the run started (``t``) unless named ``*_at`` (ISO 8601, UTC).
+Every output goes through :meth:`Journal.redacted` first: credential header values and URL
+passwords never reach a file (:mod:`chaoskit.redaction`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import dataclasses
 import json
 from collections import Counter
 from typing import Any
+
+from chaoskit.redaction import redact_text, redact_yaml
 
 SCHEMA = 1
 
@@ -113,8 +117,35 @@ class Journal:
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
 
+    def redacted(self) -> Journal:
+        """A copy safe to write: credentials in the configuration, check details, notes,
+        lessons, errors and command output replaced (samples hold no free text: shared)."""
+        r = redact_text
+        return dataclasses.replace(
+            self,
+            title=r(self.title),
+            file=r(self.file),
+            error=r(self.error),
+            lessons=[r(x) for x in self.lessons],
+            config={name: redact_yaml(text) for name, text in self.config.items()},
+            rollbacks=[dataclasses.replace(s, detail=r(s.detail)) for s in self.rollbacks],
+            phases=[
+                dataclasses.replace(
+                    p,
+                    notes=[r(n) for n in p.notes],
+                    checks=[
+                        dataclasses.replace(
+                            c, expected=r(c.expected), observed=r(c.observed), detail=r(c.detail)
+                        )
+                        for c in p.checks
+                    ],
+                )
+                for p in self.phases
+            ],
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self.redacted())
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"

@@ -14,7 +14,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from chaoskit.proxy.core import ChaosCore
+from chaoskit.proxy.core import ChaosCore, protocol_violation
 
 MAX_ADMIN_BODY = 64 * 1024
 
@@ -42,6 +42,11 @@ class ChaosAdmin:
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None or not self.is_admin(flow):
+            return
+        violation = protocol_violation(flow)  # the same codec rules as the mesh listener
+        if violation is not None:
+            headers = {**dict(violation.headers), "server": "envoy"}
+            flow.response = http.Response.make(violation.status, violation.body, headers)
             return
         try:
             status, content_type, body = self.answer(flow.request)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import stat
 import tempfile
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,6 +37,25 @@ from chaoskit.sources import to_results, validated
 from chaoskit.stats import Stats
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+
+
+class ExposedListenerWarning(UserWarning):
+    """A listener binds a non-loopback address: anyone who can reach it can use the proxy."""
+
+
+def restrict_state_dir(path: Path) -> None:
+    """Owner-only permissions on the state folder and every file in it (mitmproxy writes its
+    CA key ``0600`` but the certificates world-readable; the folder is what keeps them private,
+    and nothing in it is meant for anyone else)."""
+    os.chmod(path, 0o700)
+    for entry in path.iterdir():
+        try:
+            if entry.is_file() and not entry.is_symlink():
+                mode = stat.S_IMODE(entry.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(entry, mode & 0o700)
+        except OSError:
+            continue
 
 
 def default_state_dir() -> Path:
@@ -140,6 +161,13 @@ class Proxy:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> Proxy:
+        if not _is_loopback(self.host):
+            warnings.warn(
+                f"chaoskit proxy listening on {self.host}: anyone who can reach this address can "
+                "use the proxy, its Gateway listeners and its CA-signed interception",
+                ExposedListenerWarning,
+                stacklevel=2,
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.state_dir, 0o700)
         addons: list[Any] = [self.core]
@@ -154,6 +182,7 @@ class Proxy:
             addons, modes, confdir=str(self.state_dir), web_port=self.web_port
         )
         self.runtime.start(timeout)
+        restrict_state_dir(self.state_dir)  # the CA files exist now
         self._map_gateways(gateway_specs)
         return self
 

@@ -3,8 +3,15 @@
 The addon only translates: a flow becomes a :class:`~chaoskit.routing.request.RequestInfo`, the
 pipeline decides and forwards, and the :class:`~chaoskit.proxy.replies.Reply` becomes
 ``flow.response``. It answers every flow itself (mitmproxy never forwards one), and it fails
-closed: an exception inside the core becomes a 500 naming the cause, never a request that slips
-past its faults (mitmproxy-notes §5, pitfall 2).
+closed: an exception inside the core becomes a 500, never a request that slips past its faults
+(mitmproxy-notes §5, pitfall 2). The 500 names only a request id; the cause goes to the log and
+the record, never to the client.
+
+Requests Envoy's HTTP/1 codec would reject (invalid header characters, more than 100 headers or
+60 KiB of them, an unknown HTTP version, two Host headers) are answered 400/431 with flag DPE
+before any routing, and a request head that never ends is cut off at 64 KiB
+(:func:`guard_request_heads`): mitmproxy alone would forward the first and buffer the second
+without limit.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import Callable
+import re
+import uuid
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -38,6 +47,20 @@ logger = logging.getLogger("chaoskit")
 MESH_LISTENER = "mesh"
 #: How often a long-running request checks that its client is still connected.
 DISCONNECT_POLL_SECONDS = 0.05
+#: Envoy's defaults for request headers (``max_request_headers_kb``, ``max_headers_count``).
+MAX_REQUEST_HEADERS_BYTES = 60 * 1024
+MAX_REQUEST_HEADERS_COUNT = 100
+#: A request head still incomplete after this many bytes is answered 431 and the connection
+#: closed (mitmproxy would buffer it without limit).
+MAX_REQUEST_HEAD_BUFFER = 64 * 1024
+#: Request bodies are buffered; above this mitmproxy answers 413 instead of growing memory.
+MAX_REQUEST_BODY = "64m"
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Control characters other than HTAB are not allowed in a field value (RFC 9110 §5.5).
+_INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: A request target must be a path (origin or absolute form); no controls, spaces or ``*``.
+_INVALID_PATH = re.compile(rb"[\x00-\x20\x7f]|^[^/]")
+_HTTP1_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
 
 
 def gateway_listener(port: int) -> str:
@@ -72,6 +95,73 @@ def in_registry(mesh: Mesh, host: str) -> bool:
     return any(mesh.find_service(c) is not None for c in candidates)
 
 
+def protocol_violation(flow: http.HTTPFlow) -> Reply | None:
+    """What Envoy's codec would answer instead of routing this request, if anything."""
+    req = flow.request
+    h2 = req.http_version == "HTTP/2.0" and flow.client_conn.alpn == b"h2"
+    codec = "http2" if h2 else "http1"
+    if req.http_version not in _HTTP1_VERSIONS and not h2:
+        return replies.downstream_protocol_error(400, "http1.codec_error")
+    if not _TOKEN.fullmatch(req.data.method) or _INVALID_PATH.search(req.data.path):
+        return replies.downstream_protocol_error(400, f"{codec}.codec_error")
+    fields = req.headers.fields
+    if len(fields) > MAX_REQUEST_HEADERS_COUNT:
+        return replies.downstream_protocol_error(431, f"{codec}.too_many_headers")
+    size = len(req.method) + len(req.path) + sum(len(k) + len(v) + 4 for k, v in fields)
+    if size > MAX_REQUEST_HEADERS_BYTES:
+        return replies.downstream_protocol_error(431, f"{codec}.headers_too_large")
+    hosts = 0
+    for name, value in fields:
+        if not _TOKEN.fullmatch(name) or _INVALID_VALUE.search(value):
+            return replies.downstream_protocol_error(400, f"{codec}.invalid_characters")
+        lower = name.lower()
+        hosts += lower == b"host"
+        if lower == b"content-length" and not value.strip().isdigit():
+            return replies.downstream_protocol_error(400, f"{codec}.codec_error")
+    if hosts > 1:  # RFC 9112 §3.2: more than one Host header is answered 400
+        return replies.downstream_protocol_error(400, f"{codec}.codec_error")
+    return None
+
+
+#: What a client whose request head grows past :data:`MAX_REQUEST_HEAD_BUFFER` gets.
+HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+    b"content-length: 31\r\nconnection: close\r\nserver: envoy\r\n\r\n"
+    b"Request Header Fields Too Large"
+)
+
+
+def guard_request_heads() -> None:
+    """Cap how much of an unfinished request head mitmproxy buffers (it has no limit: "FIXME:
+    protect against header size DoS" in its HTTP/1 server). Past the cap the client gets 431
+    and the connection is closed, as Envoy does past ``max_request_headers_kb``. Installed once
+    per process; a mitmproxy without that internal is left as it is."""
+    try:
+        from mitmproxy.proxy import commands, events  # noqa: PLC0415
+        from mitmproxy.proxy.layers.http import _http1  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - a future mitmproxy
+        return
+    server = getattr(_http1, "Http1Server", None)
+    original = getattr(server, "read_headers", None)
+    if original is None or getattr(original, "_chaoskit_guard", False):
+        return
+
+    def read_headers(self: Any, event: Any) -> Iterator[Any]:
+        yield from original(self, event)
+        if (
+            isinstance(event, events.DataReceived)
+            and self.state == self.read_headers
+            and len(self.buf) > MAX_REQUEST_HEAD_BUFFER
+        ):
+            logger.info("chaoskit: request head over %d bytes: 431", MAX_REQUEST_HEAD_BUFFER)
+            yield commands.SendData(self.conn, HEAD_TOO_LARGE)
+            yield commands.CloseConnection(self.conn)
+            self.state = self.done
+
+    read_headers._chaoskit_guard = True  # type: ignore[attr-defined]
+    setattr(server, "read_headers", read_headers)  # noqa: B010 - patching a class
+
+
 class ChaosCore:
     """Routes, injects and forwards every HTTP flow; see the module docstring."""
 
@@ -84,6 +174,33 @@ class ChaosCore:
         self.in_flight: set[asyncio.Task[Any]] = set()
         #: bound port of a gateway listener → the Gateway server port it serves (from the YAML)
         self.gateway_ports: dict[int, int] = {}
+        # Loop detection needs to know which addresses are this proxy's own listeners.
+        self.pipeline.own_listeners = self.own_listeners
+        guard_request_heads()
+
+    @staticmethod
+    def own_listeners() -> dict[tuple[str, int], str]:
+        """Every address mitmproxy listens on for this proxy: ``(host, port) → "mesh"`` for the
+        forward proxy, ``"gateway"`` for reverse-proxy listeners (Gateways, admin)."""
+        try:
+            servers = list(ctx.master.addons.get("proxyserver").servers)
+        except Exception:  # no master (unit tests) or not started yet
+            return {}
+        out: dict[tuple[str, int], str] = {}
+        for server in servers:
+            if isinstance(server.mode, mode_specs.RegularMode):
+                kind = "mesh"
+            elif isinstance(server.mode, mode_specs.ReverseMode):
+                kind = "gateway"
+            else:
+                continue
+            try:
+                addresses = server.listen_addrs
+            except Exception:
+                continue
+            for address in addresses:
+                out[(str(address[0]), int(address[1]))] = kind
+        return out
 
     # -- configuration (mitmdump -s / mitmweb -s) ---------------------------------------------
 
@@ -123,6 +240,8 @@ class ChaosCore:
         # Under stock mitmdump/mitmweb: never dial upstream on connect (pitfall 1), and keep the
         # Host header in reverse mode so Gateway host matching works (pitfall 13).
         ctx.options.update(connection_strategy="lazy", keep_host_header=True)
+        if not ctx.options.body_size_limit:  # request bodies are buffered: bound them
+            ctx.options.update(body_size_limit=MAX_REQUEST_BODY)
         await self.pipeline.client.start()
         logger.info(f"chaoskit: seed {self.pipeline.seeds.seed}")
 
@@ -219,10 +338,17 @@ class ChaosCore:
             ex = self.pipeline.new_exchange(
                 info, headers, flow.request.raw_content or b"", listener
             )
-            reply = await self._handle_while_connected(flow, ex)
+            violation = protocol_violation(flow)
+            if violation is not None:
+                reply = violation
+            else:
+                reply = await self._handle_while_connected(flow, ex)
         except Exception as e:  # fail closed: never let the flow through untouched
-            logger.exception("chaoskit core error")
-            reply = replies.internal_error(f"{type(e).__name__}: {e}")
+            request_id = ex.request_id if ex is not None else str(uuid.uuid4())
+            logger.exception("chaoskit core error on request %s", request_id)
+            if ex is not None:
+                ex.notes.append(f"chaoskit internal error: {type(e).__name__}: {e}")
+            reply = replies.internal_error(request_id)
         finally:
             if task is not None:
                 self.in_flight.discard(task)
@@ -272,7 +398,8 @@ class ChaosCore:
             if k.lower() != "server"
         ]
         headers.append((b"server", server.encode()))
-        if reply.cut or "close" in flow.request.headers.get("connection", "").lower():
+        closes = reply.cut or "close" in flow.request.headers.get("connection", "").lower()
+        if closes and not any(k.lower() == b"connection" for k, _ in headers):
             headers.append((b"connection", b"close"))
         reason = (reply.reason or _phrase(reply.status)).encode("latin-1", "replace")
         now = flow.request.timestamp_end or flow.request.timestamp_start

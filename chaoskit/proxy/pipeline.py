@@ -5,6 +5,12 @@ endpoint, per-try timeout, send; retry per policy with back-off } → response h
 
 Everything a request touched is collected in its :class:`Exchange` and becomes one immutable
 :class:`~chaoskit.records.Record` when the answer is final.
+
+Loops: an endpoint (or passthrough destination, or mirror) that is one of this proxy's own
+listeners would send the request round again. The forward-proxy listener is never a valid
+destination (502 ``LOOP`` at once); a Gateway listener is (Istio's egress-gateway pattern), so
+such a hop carries ``x-chaoskit-hops`` and the request is refused once it has passed through
+the proxy's own listeners :data:`MAX_HOPS` times. The header never reaches other upstreams.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
+import ipaddress
 import random
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from chaoskit.clock import SYSTEM_CLOCK, Clock
 from chaoskit.clusters import Cluster, ClusterManager
@@ -27,7 +35,13 @@ from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
 from chaoskit.loadbalancing.consistent_hash import hash_key_for, needs_new_cookie, new_cookie
 from chaoskit.proxy import replies
 from chaoskit.proxy.replies import Reply
-from chaoskit.proxy.upstream import HOP_BY_HOP, UpstreamClient, UpstreamFailure, UpstreamResponse
+from chaoskit.proxy.upstream import (
+    HOP_BY_HOP,
+    ResponseTooLarge,
+    UpstreamClient,
+    UpstreamFailure,
+    UpstreamResponse,
+)
 from chaoskit.records import AttemptRecord, Record, RecordLog, order_flags
 from chaoskit.resilience.circuit_breaker import Overflow, Queued
 from chaoskit.resilience.outlier_detection import Event
@@ -50,6 +64,56 @@ from chaoskit.stats import Stats
 #: Envoy's connect timeout for passthrough (mesh ``connectTimeout`` default).
 PASSTHROUGH_CONNECT_TIMEOUT = 10.0
 _HOSTNAME = socket.gethostname()
+#: Added when chaoskit forwards to one of its own listeners: how many such hops so far.
+HOPS_HEADER = "x-chaoskit-hops"
+#: Passes through the proxy's own listeners one request may make (the egress-gateway pattern
+#: needs one; a loop is refused on the hop after this many).
+MAX_HOPS = 8
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def _is_local_ip(address: str) -> bool:
+    """Is ``address`` an IP of this machine? Binding to it succeeds only then (no traffic)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        return False  # a name: resolving it could block the loop; names are not matched
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((address, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _same_host(address: str, bound: str) -> bool:
+    """Does connecting to ``address`` reach a socket bound on ``bound``?"""
+    address, bound = address.lower().strip("[]"), bound.lower()
+    if address == bound or (_is_loopback(address) and _is_loopback(bound)):
+        return True
+    return bound in _WILDCARD_HOSTS and _is_local_ip(address)
+
+
+def without_userinfo(authority: str) -> str:
+    """``user:password@host:port`` → ``host:port``: credentials never reach a record."""
+    return authority.rpartition("@")[2]
+
+
+def _hops(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
 
 
 @dataclasses.dataclass
@@ -75,6 +139,8 @@ class Exchange:
     timeout: float | None = None
     retry: RetryPolicy | None = None
     attempts_started: int = 0
+    #: passes through this proxy's own listeners before this one (``x-chaoskit-hops``)
+    hops: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +175,9 @@ class Pipeline:
         #: mirror requests in flight (kept referenced so they are not garbage-collected)
         self._background: set[asyncio.Future[None]] = set()
         self.snapshot = Snapshot(Mesh(), Router(Mesh()))
+        #: This proxy's listening addresses, ``(host, port) → "mesh" | "gateway"`` (the core
+        #: asks mitmproxy); used to refuse requests that would loop back into the proxy.
+        self.own_listeners: Callable[[], Mapping[tuple[str, int], str]] = dict
 
     # -- configuration ------------------------------------------------------------------
 
@@ -137,12 +206,21 @@ class Pipeline:
     ) -> Exchange:
         ex = Exchange(request, headers, body, listener, self.clock.monotonic(), self.clock.wall())
         ex.request_id = request.headers.get("x-request-id") or self._new_request_id()
+        ex.hops = _hops(request.headers.get(HOPS_HEADER))
         return ex
 
     def _new_request_id(self) -> str:
         return str(uuid.UUID(int=self.seeds.stream("request-id").getrandbits(128), version=4))
 
     async def handle(self, ex: Exchange) -> Reply:
+        if ex.hops and ex.listener == "mesh":
+            # Only chaoskit sets the header, and only towards its own listeners: a request that
+            # reached the forward proxy that way went round in a circle.
+            ex.notes.append(
+                "request loop: forwarded back to this proxy's own forward-proxy listener; refused"
+            )
+            self.stats.inc("http.downstream_rq_loop")
+            return replies.request_loop()
         snap = self.snapshot
         decision = snap.router.route(ex.request, ex.listener, self.seeds.stream("route"))
         if isinstance(decision, NoRoute):
@@ -171,20 +249,73 @@ class Pipeline:
         path = ex.request.path + (f"?{ex.request.query}" if ex.request.query else "")
         t0 = self.clock.monotonic()
         ex.upstream_host = f"{p.host}:{p.port}"
+        refusal, hop = self._loop_check(ex, p.host, p.port)
+        if refusal is not None:
+            ex.attempts.append(AttemptRecord(1, ex.upstream_host, "loop"))
+            return refusal
         try:
             resp = await self.client.send(
-                ex.request.method, "http", p.host, p.port, path, headers, ex.body,
+                ex.request.method, "http", p.host, p.port, path, headers + hop, ex.body,
                 PASSTHROUGH_CONNECT_TIMEOUT,
             )  # fmt: skip
         except UpstreamFailure as f:
             ex.attempts.append(
                 AttemptRecord(1, ex.upstream_host, f.kind, None, self.clock.monotonic() - t0)
             )
+            if f.detail:
+                ex.notes.append(f"passthrough to {ex.upstream_host}: {f.detail}")
             return replies.upstream_reset(f.kind, f.flag, f.transport)
+        except ResponseTooLarge as e:
+            ex.attempts.append(
+                AttemptRecord(1, ex.upstream_host, "response-too-large", e.status,
+                              self.clock.monotonic() - t0)
+            )  # fmt: skip
+            ex.notes.append(self._too_large_note(e))
+            return replies.response_too_large()
         ex.attempts.append(
             AttemptRecord(1, ex.upstream_host, "response", resp.status, self.clock.monotonic() - t0)
         )
         return self._relay(resp, t0)
+
+    def _own_listener(self, address: str, port: int) -> str | None:
+        """``"mesh"`` or ``"gateway"`` when ``address:port`` reaches one of this proxy's own
+        listeners (loopback, its bound address, or a local address under a wildcard bind)."""
+        for (host, bound_port), kind in self.own_listeners().items():
+            if bound_port == port and _same_host(address, host):
+                return kind
+        return None
+
+    def _loop_check(
+        self, ex: Exchange, address: str, port: int
+    ) -> tuple[Reply | None, list[tuple[str, str]]]:
+        """Refuse a destination that is this proxy itself, or the hop header to send it."""
+        kind = self._own_listener(address, port)
+        if kind is None:
+            return None, []
+        if kind == "mesh":
+            ex.notes.append(
+                f"request loop: {address}:{port} is this proxy's own forward-proxy listener; "
+                "refused"
+            )
+            self.stats.inc("http.downstream_rq_loop")
+            return replies.request_loop(), []
+        hops = ex.hops + 1
+        if hops > MAX_HOPS:
+            ex.notes.append(
+                f"request loop: passed through this proxy's own listeners {ex.hops} times "
+                f"(at most {MAX_HOPS}); refused"
+            )
+            self.stats.inc("http.downstream_rq_loop")
+            return replies.request_loop(), []
+        return None, [(HOPS_HEADER, str(hops))]
+
+    @staticmethod
+    def _too_large_note(e: ResponseTooLarge) -> str:
+        return (
+            f"upstream answered {e.status} with a body larger than "
+            f"{e.limit // (1024 * 1024)} MiB, the most chaoskit buffers: refused with 500 "
+            "(response_payload_too_large)"
+        )
 
     async def _forward(self, ex: Exchange, fwd: Forward) -> Reply:
         ex.route_name = fwd.route_name
@@ -374,6 +505,12 @@ class Pipeline:
         out = self._upstream_headers(ex, headers, attempt=None)
         out = [(k, v) for k, v in out if k.lower() != "host"] + [("host", fwd.authority)]
         name = cluster.name
+        own = self._own_listener(host.address, host.port)
+        if own is not None:  # a mirror into the proxy itself: same rules as a forward
+            if own == "mesh" or ex.hops + 1 > MAX_HOPS:
+                ex.notes.append(f"mirror to {host.key} skipped: it would loop into this proxy")
+                return
+            out.append((HOPS_HEADER, str(ex.hops + 1)))
 
         async def send() -> None:
             self.stats.cluster_inc(name, "upstream_rq_total")
@@ -396,6 +533,12 @@ class Pipeline:
     ) -> tuple[Reply, Outcome]:  # fmt: skip
         headers = self._upstream_headers(ex, upstream_headers, number)
         headers = [(k, v) for k, v in headers if k.lower() != "host"] + [("host", fwd.authority)]
+        refusal, hop = self._loop_check(ex, host.address, host.port)
+        if refusal is not None:
+            ex.upstream_host = host.key
+            ex.attempts.append(AttemptRecord(number, host.key, "loop"))
+            return refusal, Outcome("loop")
+        headers += hop
         if fwd.original_path is not None:
             headers.append(("x-envoy-original-path", fwd.original_path))
         if cluster.close_connections:
@@ -425,6 +568,8 @@ class Pipeline:
             if f.is_connect_failure:
                 self.stats.cluster_inc(cluster.name, "upstream_cx_connect_fail")
             record(kind, None)
+            if f.detail:
+                ex.notes.append(f"attempt {number} to {host.key}: {f.detail}")
             self._report(ex, cluster, host, "connect-failure" if f.is_connect_failure else "reset")
             return replies.upstream_reset(f.kind, f.flag, f.transport), Outcome(kind)
         except TimeoutError:
@@ -436,6 +581,16 @@ class Pipeline:
             self._report(ex, cluster, host, "timeout")
             self.stats.cluster_inc(cluster.name, "upstream_rq_per_try_timeout")
             return replies.upstream_timeout(per_try=True), Outcome("per-try-timeout")
+        except ResponseTooLarge as e:
+            # The upstream did answer: retries and outlier detection see its status; what
+            # reaches the client is Envoy's reply for a response too large to buffer.
+            record("response-too-large", e.status)
+            self.stats.cluster_inc(cluster.name, f"upstream_rq_{e.status}")
+            self.stats.cluster_inc(cluster.name, f"upstream_rq_{e.status // 100}xx")
+            self.stats.cluster_inc(cluster.name, "upstream_rs_too_large")
+            self._report(ex, cluster, host, e.status)
+            ex.notes.append(self._too_large_note(e))
+            return replies.response_too_large(), Outcome("response", e.status)
         finally:
             host.active_requests -= 1
             cluster.active_requests -= 1
@@ -502,7 +657,8 @@ class Pipeline:
             (k, v)
             for k, v in headers
             if k.lower() not in HOP_BY_HOP
-            and k.lower() not in ("x-request-id", "x-envoy-attempt-count", "content-length")
+            and k.lower()
+            not in ("x-request-id", "x-envoy-attempt-count", "content-length", HOPS_HEADER)
         ]
         out.append(("x-request-id", ex.request_id))
         out.append(("x-forwarded-proto", ex.request.scheme))
@@ -548,7 +704,7 @@ class Pipeline:
             source=req.source.name,
             method=req.method,
             scheme=req.scheme,
-            authority=req.authority,
+            authority=without_userinfo(req.authority),
             path=req.path + (f"?{req.query}" if req.query else ""),
             status=reply.status,
             flags=order_flags(flags),

@@ -7,6 +7,7 @@ response flags and ``%RESPONSE_CODE_DETAILS%`` for the record and the access log
 from __future__ import annotations
 
 import dataclasses
+from http import HTTPStatus
 
 UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
 
@@ -94,11 +95,46 @@ def block_all() -> Reply:
     return local_reply(502, details="direct_response")
 
 
-def internal_error(cause: str) -> Reply:
-    """The core failed: answer (never forward untouched) and name the cause."""
+def internal_error(request_id: str) -> Reply:
+    """The core failed: answer (never forward untouched), and tell the client nothing about
+    chaoskit's configuration or code — the cause goes to the proxy's log and the record,
+    under the request id the body names."""
+    body = f"chaoskit internal error; see the proxy's log for request {request_id}"
     return local_reply(
-        500, f"chaoskit internal error: {cause}", details="chaoskit_internal_error",
-        headers=(("x-chaoskit-error", "core-error"),),
+        500, body, details="chaoskit_internal_error",
+        headers=(("x-chaoskit-error", "core-error"), ("x-request-id", request_id)),
+    )  # fmt: skip
+
+
+def response_too_large() -> Reply:
+    """The upstream's body is larger than chaoskit buffers: Envoy's reply when a filter that
+    must buffer a response exceeds its limit (``responseDataTooLarge``: 500, its status text,
+    details ``response_payload_too_large``)."""
+    return local_reply(
+        500, "Internal Server Error", details="response_payload_too_large",
+        headers=(("x-chaoskit-error", "response-payload-too-large"),),
+    )  # fmt: skip
+
+
+#: chaoskit's own response flag for a request refused because it would loop back into the
+#: proxy (Envoy has no loop detection of its own, so no flag for it).
+LOOP_FLAG = "LOOP"
+
+
+def request_loop() -> Reply:
+    """The destination is this proxy itself: refused instead of recursing (502, like the
+    ``block_all`` route Istio answers for traffic it will not send anywhere)."""
+    return local_reply(502, "request loop detected", flags=(LOOP_FLAG,),
+                       details="request_loop_detected")  # fmt: skip
+
+
+def downstream_protocol_error(status: int, details: str) -> Reply:
+    """A request Envoy's HTTP/1 codec would reject (flag ``DPE``): invalid characters in a
+    header, too many or too large headers, an unknown HTTP version. Envoy closes the
+    connection after it; so does chaoskit."""
+    return local_reply(
+        status, HTTPStatus(status).phrase, flags=("DPE",), details=details,
+        headers=(("connection", "close"),),
     )  # fmt: skip
 
 

@@ -25,7 +25,9 @@ HOP_BY_HOP = frozenset(
         "upgrade", "proxy-authorization", "proxy-authenticate",
     }
 )  # fmt: skip
-#: Largest upstream body buffered; above it the attempt fails instead of growing memory.
+#: Largest upstream body buffered. A bigger one is refused (Envoy's
+#: ``response_payload_too_large``) instead of growing memory: when ``content-length`` announces
+#: it, before any of it is read; otherwise as soon as this much has arrived.
 MAX_RESPONSE_BODY = 64 * 1024 * 1024
 
 
@@ -36,15 +38,33 @@ class UpstreamFailure(Exception):
     ``connect-failure``), ``connection termination`` (UC), ``protocol error`` (UPE), ``overflow``.
     """
 
-    def __init__(self, kind: str, flag: str, transport: str | None = None) -> None:
+    def __init__(
+        self, kind: str, flag: str, transport: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(f"{kind}" + (f" ({transport})" if transport else ""))
         self.kind = kind
         self.flag = flag
+        #: Envoy's transport failure reason: part of the client's reply body
         self.transport = transport
+        #: what went wrong in chaoskit's terms: for the record only, never for the client
+        self.detail = detail
 
     @property
     def is_connect_failure(self) -> bool:
         return self.kind == "connection failure"
+
+
+class ResponseTooLarge(Exception):
+    """The upstream answered (``status``), but its body is larger than chaoskit buffers.
+
+    Not an :class:`UpstreamFailure`: the upstream did respond, so retry policy and outlier
+    detection see its status; the client gets Envoy's ``response_payload_too_large`` reply.
+    """
+
+    def __init__(self, status: int, limit: int) -> None:
+        super().__init__(f"upstream response body larger than {limit // (1024 * 1024)} MiB")
+        self.status = status
+        self.limit = limit
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,6 +138,7 @@ class UpstreamClient:
                 timeout=timeout,
                 ssl=False,
             ) as resp:
+                # Leaving the block unread closes the connection: nothing more is received.
                 data = await _read_body(resp)
                 out = tuple(
                     (k.decode("latin-1"), v.decode("latin-1"))
@@ -136,7 +157,8 @@ class UpstreamClient:
         except aiohttp.ClientResponseError:
             raise UpstreamFailure("protocol error", "UPE") from None
         except (aiohttp.InvalidURL, ValueError, aiohttp.ClientError) as e:
-            raise UpstreamFailure("protocol error", "UPE", type(e).__name__) from None
+            detail = f"{type(e).__name__}: {e}"[:300]
+            raise UpstreamFailure("protocol error", "UPE", detail=detail) from None
 
 
 def _is_timeout(e: BaseException) -> bool:
@@ -144,9 +166,12 @@ def _is_timeout(e: BaseException) -> bool:
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
+    limit = MAX_RESPONSE_BODY
+    if resp.content_length is not None and resp.content_length > limit:
+        raise ResponseTooLarge(resp.status, limit)
     body = bytearray()
     async for chunk in resp.content.iter_chunked(65536):
         body += chunk
-        if len(body) > MAX_RESPONSE_BODY:
-            raise UpstreamFailure("protocol error", "UPE", "response body larger than 64 MiB")
+        if len(body) > limit:
+            raise ResponseTooLarge(resp.status, limit)
     return bytes(body)

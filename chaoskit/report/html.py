@@ -266,6 +266,7 @@ def _versions(journal: Journal) -> str:
 
 def render_html(journal: Journal) -> str:
     """The whole report as one HTML document; same journal, same bytes."""
+    journal = journal.redacted()  # credentials never reach the page
     word = _VERDICTS.get(journal.status, (journal.status.upper(), ""))[0]
     title = f"{word}: {journal.title or journal.experiment} — chaoskit report"
     error = (

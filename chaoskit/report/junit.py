@@ -28,6 +28,7 @@ def _case(suite: ET.Element, classname: str, name: str) -> ET.Element:
 
 def render_junit(journal: Journal) -> str:
     """One ``<testsuite>`` named after the experiment; counts and time on both levels."""
+    journal = journal.redacted()  # credentials never reach the file
     root = ET.Element("testsuites")
     suite = ET.SubElement(root, "testsuite")
     props = ET.SubElement(suite, "properties")

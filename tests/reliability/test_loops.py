@@ -1,0 +1,190 @@
+"""A request that would route back into the proxy itself is refused, never recursed.
+
+Before loop detection, each of these went round until a timeout (15 s, hundreds of nested
+requests through a gateway) or forever (ALLOW_ANY passthrough has no timeout). Now: 502
+``request loop detected``, flag ``LOOP``, a note in the record. Istio's egress-gateway pattern,
+which legitimately sends mesh traffic to the proxy's own gateway listener, keeps working.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import pytest
+
+from chaoskit.proxy.pipeline import HOPS_HEADER, MAX_HOPS
+from chaoskit.testing.upstream import free_port
+from tests.reliability.conftest import healthy, session
+
+GATEWAY_PORT = 8080
+
+
+@pytest.fixture(scope="module")
+def gw_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def proxy(upstreams, bad, dead_port, gw_port, tmp_path_factory):
+    """This module's proxy serves a Gateway, to loop through it."""
+    from chaoskit.proxy.api import Proxy
+    from tests.reliability.conftest import base_mesh
+
+    gateway = textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {{name: gw}}
+        spec:
+          selector: {{istio: ingressgateway}}
+          servers:
+          - port: {{number: {GATEWAY_PORT}, name: http, protocol: HTTP}}
+            hosts: ["*"]
+        """)
+    state = tmp_path_factory.mktemp("chaoskit-state")
+    with Proxy(
+        base_mesh(upstreams, bad, dead_port), gateway, seed=3, state_dir=state,
+        gateway_ports={GATEWAY_PORT: gw_port},
+    ) as p:  # fmt: skip
+        yield p
+
+
+def service_entry(name: str, port: int, address: str = "127.0.0.1") -> str:
+    resolution = "STATIC" if address[0].isdigit() else "DNS"
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: {name.split(".", maxsplit=1)[0]}}}
+        spec:
+          hosts: [{name}]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: {resolution}
+          endpoints: [{{address: {address}, ports: {{http: {port}}}}}]
+        """)
+
+
+def assert_refused(r, started: float) -> None:
+    assert r.status_code == 502
+    assert r.text == "request loop detected"
+    assert r.headers["server"] == "envoy"
+    assert time.monotonic() - started < 5  # refused at once, not ended by a timeout
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost"])
+def test_a_service_whose_endpoint_is_the_proxy_itself(mesh, client, address):
+    mesh.apply(service_entry("self.example", mesh.port, address))
+    t0 = time.monotonic()
+    r = client.get("http://self.example/x", timeout=30)
+    assert_refused(r, t0)
+    (record,) = mesh.records  # one request, not one per trip round the loop
+    assert record.flags == ("LOOP",) and record.details == "request_loop_detected"
+    assert record.attempts[0].outcome == "loop"
+    assert any("own forward-proxy listener" in n for n in record.notes)
+    assert mesh.stats["http.downstream_rq_loop"] == 1
+    assert healthy(mesh)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_allow_any_passthrough_to_the_proxys_own_address(mesh, client, host):
+    t0 = time.monotonic()
+    r = client.get(f"http://{host}:{mesh.port}/x", timeout=30)
+    assert_refused(r, t0)
+    (record,) = mesh.records
+    assert record.cluster == "PassthroughCluster" and record.flags == ("LOOP",)
+    assert healthy(mesh)
+
+
+def test_a_gateway_routing_to_itself_stops_after_a_few_hops(mesh, client, gw_port):
+    mesh.apply(
+        service_entry("loop.example", gw_port),
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: loop}
+            spec:
+              hosts: [loop.example]
+              gateways: [gw, mesh]
+              http:
+              - route: [{destination: {host: loop.example, port: {number: 80}}}]
+            """),
+    )
+    t0 = time.monotonic()
+    r = client.get("http://loop.example/x", timeout=30)
+    assert_refused(r, t0)
+    records = mesh.records
+    # the mesh hop, then the gateway MAX_HOPS times (each passing the 502 back), then refused
+    assert len(records) == MAX_HOPS + 1
+    refused = [rec for rec in records if "LOOP" in rec.flags]
+    assert len(refused) == 1 and refused[0].listener == f"gateway:{GATEWAY_PORT}"
+    assert any(f"{MAX_HOPS} times" in n for n in refused[0].notes)
+    assert healthy(mesh)
+
+
+def test_the_egress_gateway_pattern_still_works_and_the_hop_header_stays_inside(
+    mesh, client, upstreams, gw_port
+):
+    external = upstreams["v2"]
+    mesh.apply(
+        service_entry("api.example.test", external.port),
+        service_entry("egress.istio-system.svc.cluster.local", gw_port),
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: api-through-egress}
+            spec:
+              hosts: [api.example.test]
+              gateways: [gw, mesh]
+              http:
+              - match: [{gateways: [mesh]}]
+                route: [{destination: {host: egress.istio-system.svc.cluster.local, port: {number: 80}}}]
+              - match: [{gateways: [gw]}]
+                route: [{destination: {host: api.example.test, port: {number: 80}}}]
+            """),
+    )
+    r = client.get("http://api.example.test/data", timeout=30)
+    assert r.status_code == 200 and r.json()["upstream"] == "v2"
+    assert {rec.listener for rec in mesh.records} == {"mesh", f"gateway:{GATEWAY_PORT}"}
+    assert not any("LOOP" in rec.flags for rec in mesh.records)
+    (received,) = external.requests
+    assert HOPS_HEADER not in received.headers  # never leaks past the proxy's own listeners
+
+
+def test_a_client_cannot_smuggle_the_hop_header_to_an_upstream(mesh, client, upstreams):
+    r = client.get("http://ratings:9080/", headers={HOPS_HEADER: "1"}, timeout=30)
+    # a forward proxy never receives this header from chaoskit itself: it means a loop
+    assert r.status_code == 502
+    r = client.get(f"http://{'127.0.0.1'}:{upstreams['ratings'].port}/", timeout=30)
+    assert r.status_code == 200  # an ordinary passthrough to a loopback upstream is fine
+    assert HOPS_HEADER not in upstreams["ratings"].requests[-1].headers
+
+
+def test_mirroring_into_the_proxy_itself_is_skipped(mesh, client, upstreams):
+    mesh.apply(
+        service_entry("self.example", mesh.port),
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: ratings}
+            spec:
+              hosts: [ratings]
+              http:
+              - route: [{destination: {host: ratings}}]
+                mirror: {host: self.example, port: {number: 80}}
+            """),
+    )
+    with session(mesh.url) as s:
+        r = s.get("http://ratings:9080/m", timeout=30)
+    assert r.status_code == 200
+    (record,) = mesh.records
+    assert any("mirror" in n and "loop" in n for n in record.notes)
+
+
+def test_which_addresses_reach_a_listener():
+    from chaoskit.proxy.pipeline import _same_host
+
+    assert _same_host("127.0.0.1", "127.0.0.1")
+    assert _same_host("localhost", "127.0.0.1") and _same_host("::1", "127.0.0.1")
+    assert _same_host("127.0.0.1", "0.0.0.0")  # a wildcard bind: every local address
+    assert not _same_host("192.0.2.7", "0.0.0.0")  # TEST-NET-1: no interface has it
+    assert not _same_host("192.0.2.7", "127.0.0.1")
+    assert not _same_host("reviews.example", "0.0.0.0")  # names are never resolved here

@@ -1,0 +1,216 @@
+"""``Authorization``, ``Cookie`` and ``Proxy-Authorization`` values, and URL passwords, never
+reach what chaoskit writes: records, access logs (text and JSON, in-process and from the CLI),
+journals, HTML reports and JUnit files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from chaoskit import accesslog
+from chaoskit.experiment.journal import Check, Journal, Phase, StepResult
+from chaoskit.redaction import REDACTED, redact_text, redact_url, redact_yaml
+from chaoskit.testing.upstream import free_port
+from tests.reliability.conftest import jsonl, session
+from tests.soak.soak import ProxyProcess
+
+REGISTRY_ONLY = textwrap.dedent("""\
+    apiVersion: chaoskit.dev/v1alpha1
+    kind: MeshConfig
+    metadata: {name: mesh}
+    spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}
+    """)
+
+
+def send_secrets(port: int) -> None:
+    """Every way a credential can arrive: headers, proxy credentials, user info in Host."""
+    with session(f"http://alice:SECRET-PROXY-PASSWORD@127.0.0.1:{port}") as s:
+        r = s.get(
+            "http://ratings:9080/page?x=1",
+            headers={"Authorization": "Bearer SECRET-BEARER", "Cookie": "sid=SECRET-COOKIE"},
+            timeout=10,
+        )
+        assert r.status_code == 200
+    raw = (
+        b"GET http://ratings:9080/raw HTTP/1.1\r\nHost: bob:SECRET-HOST-PASSWORD@ratings:9080\r\n"
+        b"Proxy-Authorization: Basic "
+        + base64.b64encode(b"bob:SECRET-BASIC")
+        + b"\r\nCookie: SECRET-COOKIE-2\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(raw)
+        while c.recv(65536):
+            pass
+
+
+def no_secret(text: str) -> bool:
+    return "secret-" not in text.lower()  # every planted credential starts SECRET-
+
+
+def test_records_and_access_log_lines_never_hold_credentials(mesh, upstreams):
+    mesh.apply(REGISTRY_ONLY)
+    send_secrets(mesh.port)
+    records = mesh.records
+    assert len(records) == 2
+    for record in records:
+        for text in (
+            repr(record), json.dumps(record.to_dict()), accesslog.format_text(record),
+            accesslog.format_json(record),
+        ):  # fmt: skip
+            assert no_secret(text), text
+    by_path = {r.path: r for r in records}
+    assert by_path["/page?x=1"].source == "alice"  # the user name is the caller's identity
+    assert by_path["/raw"].authority == "ratings:9080"  # user info dropped
+    # what the upstream gets is the application's business: its own headers pass, the
+    # proxy's credentials never do
+    (received,) = [r for r in upstreams["ratings"].requests if r.path == "/page?x=1"]
+    assert received.headers["authorization"] == "Bearer SECRET-BEARER"
+    assert "proxy-authorization" not in received.headers
+
+
+def test_the_cli_access_log_and_stderr_never_hold_credentials(upstreams, tmp_path):
+    from tests.reliability.conftest import service
+
+    (tmp_path / "mesh.yaml").write_text(
+        service("ratings", upstreams["ratings"].port) + "---\n" + REGISTRY_ONLY
+    )
+    log = tmp_path / "access.jsonl"
+    with ProxyProcess([tmp_path / "mesh.yaml"], tmp_path / "state", access_log=log) as proxy:
+        proxy.wait_ready()
+        send_secrets(proxy.port)
+        proxy.stop()
+    lines = jsonl(log)
+    assert len(lines) == 2
+    assert no_secret(log.read_text())
+    assert no_secret("\n".join(proxy.stderr.snapshot() + proxy.stdout.snapshot()))
+
+
+def experiment(tmp_path, port: int) -> str:
+    dead = free_port()
+    path = tmp_path / "creds.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {{name: web}}
+            spec:
+              hosts: [web]
+              ports: [{{number: 80, name: http, protocol: HTTP}}]
+              resolution: STATIC
+              endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {{name: web}}
+            spec:
+              hosts: [web]
+              http:
+              - match: [{{headers: {{cookie: {{exact: "sid=SECRET-VS-COOKIE"}}}}}}]
+                route: [{{destination: {{host: web}}}}]
+                headers:
+                  request:
+                    set:
+                      Authorization: Bearer SECRET-VS-HEADER
+              - route: [{{destination: {{host: web}}}}]
+            ---
+            apiVersion: chaoskit.dev/v1alpha1
+            kind: Experiment
+            metadata: {{name: creds}}
+            spec:
+              traffic:
+                requests: 4
+                targets:
+                - name: web
+                  url: "http://web/"
+                  headers:
+                    Authorization: "Bearer SECRET-TRAFFIC"
+                    Cookie: sid=SECRET-VS-COOKIE
+              hypothesis:
+                successRate: 1
+                probes:
+                - name: behind basic auth
+                  request:
+                    url: "http://probe:SECRET-URL-PASSWORD@127.0.0.1:{dead}/"
+                    via: direct
+                    headers: {{proxy-authorization: Basic SECRET-PROBE}}
+                  expect: {{status: 200}}
+            """)
+    )
+    return str(path)
+
+
+def test_journals_reports_and_junit_never_hold_credentials(tmp_path, upstreams):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "run", experiment(tmp_path, upstreams["v1"].port),
+         "--seed", "1", "--journal", str(out / "j.json"), "--report", str(out / "r.html"),
+         "--junit", str(out / "j.xml")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    for name in ("j.json", "r.html", "j.xml"):
+        text = (out / name).read_text()
+        assert no_secret(text), (name, [line for line in text.splitlines() if "SECRET" in line])
+    journal = json.loads((out / "j.json").read_text())
+    config = "\n".join(journal["config"].values())
+    assert REDACTED in config and "Bearer" not in config
+    assert "probe:<redacted>@127.0.0.1" in config  # the user name stays, the password goes
+    assert no_secret(result.stdout + result.stderr)
+
+
+# -- the redaction rules themselves ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("headers: {authorization: Bearer x, x-ok: fine}\n",
+         "headers: {authorization: <redacted>, x-ok: fine}\n"),
+        ('headers:\n  Cookie: "a=1; b=2"\n  x-ok: fine\n',
+         "headers:\n  Cookie: <redacted>\n  x-ok: fine\n"),
+        ("match:\n- headers:\n    authorization: {exact: tok, }\n",
+         "match:\n- headers:\n    authorization: {exact: <redacted>, }\n"),
+        ("h:\n  proxy-authorization: |\n    Basic eA==\n  next: 1\n",
+         "h:\n  proxy-authorization: <redacted>\n  next: 1\n"),
+        ("h:\n  set-cookie: &c anchored\n  copy: *c\n", "h:\n  set-cookie: &c <redacted>\n  copy: *c\n"),
+        ("url: http://u:pw@h:1/p  # comment\n", "url: http://u:<redacted>@h:1/p  # comment\n"),
+        ('{"headers": {"authorization": "Bearer x"}}', '{"headers": {"authorization": <redacted>}}'),
+        ("consistentHash: {httpCookie: {name: sid}, httpHeaderName: authorization}\n",
+         "consistentHash: {httpCookie: {name: sid}, httpHeaderName: authorization}\n"),
+    ],
+)  # fmt: skip
+def test_redact_yaml(text, expected):
+    assert redact_yaml(text) == expected
+    assert redact_yaml(expected) == expected  # idempotent
+
+
+def test_redact_free_text_and_urls():
+    assert redact_text("Authorization: Bearer abc\nok") == "Authorization: <redacted>\nok"
+    assert redact_text("{'cookie': 'a=b', 'x': 1}") == "{'cookie': '<redacted>', 'x': 1}"
+    assert redact_text("fetching https://me:pw@host/x failed") == (
+        "fetching https://me:<redacted>@host/x failed"
+    )
+    assert redact_url("http://me@host/") == "http://me@host/"  # no password, nothing to hide
+    assert redact_text("no credentials here: 200 OK") == "no credentials here: 200 OK"
+
+
+def test_a_journal_is_redacted_whenever_it_is_written():
+    j = Journal("e", "t", "f.yaml", 1, "2026-01-01T00:00:00+00:00", {})
+    j.config = {"f.yaml": "headers: {authorization: Bearer SECRET-1}\n"}
+    j.phases = [Phase("method", 0.0, checks=[Check("method", "probe", "probe", "200",
+                                                   "no answer", False,
+                                                   "GET http://u:SECRET-2@h/ failed")],
+                      notes=["Cookie: SECRET-3"])]  # fmt: skip
+    j.rollbacks = [StepResult("cleanup", False, "authorization=SECRET-4")]
+    j.error = "https://a:SECRET-5@b/"
+    assert no_secret(j.to_json())
+    again = Journal.from_dict(json.loads(j.to_json()))
+    assert again.to_json() == j.to_json()
+    assert "SECRET-1" in j.config["f.yaml"]  # the object itself is left alone

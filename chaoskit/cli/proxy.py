@@ -8,6 +8,7 @@ SIGINT/SIGTERM stop it cleanly, freeing every port.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import logging
 import os
@@ -189,6 +190,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         with warnings.catch_warnings():  # the WARNING above already said it, louder
             warnings.simplefilter("ignore", ExposedListenerWarning)
             proxy.start()
+        # Everything alive now (mitmproxy, chaoskit, the validated mesh) lives as long as the
+        # process: keep the cyclic GC from rescanning it, and collect the young generation less
+        # often. Measured in bench/ (docs/performance.md): +14% throughput, p99 123 → 53 ms.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
     except ProxyError as e:
         print(f"chaoskit proxy: {e}", file=sys.stderr)
         return ExitCode.BAD_INPUT

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -50,6 +51,24 @@ def _cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def source_fingerprint() -> str | None:
+    """A hash of chaoskit's and the plugin's Python sources (other people edit them while a
+    long run goes on: a changed hash means the run measured two versions)."""
+    try:
+        import chaoskit  # noqa: PLC0415
+
+        roots = [Path(chaoskit.__file__).parent, REPO / "pytest_plugin"]
+    except ImportError:
+        return None
+    h = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root.parent)).encode())
+            with contextlib.suppress(OSError):
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -93,6 +112,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="profile the proxies with py-spy (default: on in --full)",
     )
     p.add_argument("--keep", action="store_true", help="keep the run's temporary directory")
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="RUN.json",
+        help="measure nothing: recompute the targets and rewrite the Markdown of a "
+        "saved run (RUN.json and RUN.md)",
+    )
     p.set_defaults(mode="fast")  # fmt: skip
     return p.parse_args(argv)
 
@@ -116,8 +142,20 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: processes get stopped
 
 
+def render(path: Path) -> int:
+    """Targets and Markdown again from a saved run (after a change to the report)."""
+    run = json.loads(path.read_text())
+    run["targets"] = report.targets(run["results"])
+    path.write_text(json.dumps(run, indent=1, default=str) + "\n")
+    path.with_suffix(".md").write_text(report.markdown(run) + "\n")
+    print(f"rewrote {path} and {path.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.render is not None:
+        return render(args.render)
     scenarios = _selected(args)
     plan = PLANS[args.mode]
     place = placement()
@@ -148,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pytest": _version("pytest"),
                 "wrk": load.wrk_version(),
             },
+            "chaoskit_source": {"start": source_fingerprint()},
             "load_tool": load.tool,
             "placement": place.description,
             "loadavg_before": loadavg(),
@@ -178,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     run["meta"]["duration_s"] = round(time.monotonic() - t0, 1)
+    src = run["meta"]["chaoskit_source"]
+    src["end"] = source_fingerprint()
+    src["changed_during_run"] = src["start"] != src["end"]
+    if src["changed_during_run"]:
+        run.setdefault("notes", []).append(
+            "chaoskit's sources changed during this run: processes started at different times "
+            "ran different code, so compare its figures with care (or run it again)."
+        )
     run["meta"]["loadavg_after"] = loadavg()
     run["targets"] = report.targets(run["results"])
     md = report.markdown(run)

@@ -14,8 +14,6 @@ Servers (all on 127.0.0.1, free ports):
 ``fidelity-*``  fresh ``chaoskit proxy`` processes for the repeatability check (seeds 42, 42, 43).
 ``scale-N``     ``chaoskit proxy`` with N services / VirtualServices (scenario 4).
 ``memory``      a fresh ``chaoskit proxy`` for the memory scenario.
-``…+freeze``    the same through :mod:`bench.freeze` (``gc.freeze()`` after start-up): an
-                experiment run next to the stock CLI in full mode (``Plan.experiments``).
 
 Proxies run on the proxy CPU, the origin and every load generator on the client CPU.
 """
@@ -67,7 +65,6 @@ class Plan:
     memory_segments: int
     memory_idle_wait: float  # seconds idle before a last fd reading (0: none)
     profile_seconds: float
-    experiments: bool  # also run the bench.freeze variants next to the stock CLI
 
 
 PLANS = {
@@ -78,7 +75,6 @@ PLANS = {
         scale_sizes=(1, 10), scale_validate_repeats=1, scale_repeats=1, scale_seconds=0.5,
         pytest_tests=3, pytest_repeats=1, memory_warmup=100, memory_requests=500,
         memory_segments=2, memory_idle_wait=0, profile_seconds=1,
-        experiments=False,
     ),
     "fast": Plan(
         "fast", tp_repeats=2, tp_seconds=2, tp_warmup=1, light_count=60, delay_count=50,
@@ -87,7 +83,6 @@ PLANS = {
         scale_sizes=(1, 100, 1000), scale_validate_repeats=1, scale_repeats=1, scale_seconds=2,
         pytest_tests=100, pytest_repeats=1, memory_warmup=1500, memory_requests=5000,
         memory_segments=4, memory_idle_wait=0, profile_seconds=5,
-        experiments=False,
     ),
     "full": Plan(
         "full", tp_repeats=5, tp_seconds=10, tp_warmup=2, light_count=1200, delay_count=600,
@@ -96,7 +91,7 @@ PLANS = {
         scale_sizes=(1, 100, 1000), scale_validate_repeats=3, scale_repeats=3,
         scale_seconds=10, pytest_tests=100, pytest_repeats=3, memory_warmup=10_000,
         memory_requests=100_000, memory_segments=10, memory_idle_wait=65,
-        profile_seconds=15, experiments=True,
+        profile_seconds=15,
     ),
 }  # fmt: skip
 
@@ -179,14 +174,11 @@ class Bench:
 
     # -- servers ----------------------------------------------------------------------------
 
-    def _chaoskit_cli(
-        self, name: str, mesh: Path, seed: int = SEED, *, freeze: bool = False
-    ) -> tuple[Proc, int, str]:
+    def _chaoskit_cli(self, name: str, mesh: Path, seed: int = SEED) -> tuple[Proc, int, str]:
         port, admin = free_port(), free_port()
         state = self.run_dir / f"{name}-state"
-        module = "bench.freeze" if freeze else "chaoskit"
         argv = [
-            sys.executable, "-m", module, "proxy", "-f", str(mesh),
+            sys.executable, "-m", "chaoskit", "proxy", "-f", str(mesh),
             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
             "--seed", str(seed), "--state-dir", str(state),
             "--access-log", str(self.run_dir / f"{name}-access.log"),
@@ -229,19 +221,18 @@ class Bench:
             ]  # fmt: skip
             proc = self.procs.spawn(name, argv, cpu=self.place.proxy, env=self.env)
             return proc, Endpoint(name, port, *web), None
-        if name in ("chaoskit", "memory", "fidelity-a", "fidelity-b", "chaoskit+freeze"):
-            freeze = name.endswith("+freeze")
-            proc, port, text = self._chaoskit_cli(name, self.mesh_file, freeze=freeze)
+        if name in ("chaoskit", "memory", "fidelity-a", "fidelity-b"):
+            proc, port, text = self._chaoskit_cli(name, self.mesh_file)
             return proc, Endpoint(name, port, *web), text
         if name == "fidelity-c":
             proc, port, text = self._chaoskit_cli(name, self.mesh_file, seed=SEED + 1)
             return proc, Endpoint(name, port, *web), text
         if name.startswith("scale-"):
-            n = int(name.split("-")[1].split("+", maxsplit=1)[0])
+            n = int(name.split("-")[1])
             mesh = self.run_dir / f"scale-{n}.yaml"
             if not mesh.exists():
                 mesh.write_text(configs.scale_mesh(n, o1, o2))
-            proc, port, text = self._chaoskit_cli(name, mesh, freeze=name.endswith("+freeze"))
+            proc, port, text = self._chaoskit_cli(name, mesh)
             host = configs.scale_host(n // 2)
             return proc, Endpoint(name, port, target=f"http://{host}/", host=host), text
         raise BenchError(f"unknown server {name!r}")

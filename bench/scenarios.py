@@ -51,7 +51,7 @@ def _pause_between() -> None:
 
 def throughput(b: Bench) -> dict[str, Any]:
     p = b.plan
-    targets = (*THROUGHPUT_TARGETS, *(("chaoskit+freeze",) if p.experiments else ()))
+    targets = THROUGHPUT_TARGETS
     servers = {s.name: s for s in b.ensure(*targets)}
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in targets}
     for r in range(p.tp_repeats):
@@ -102,9 +102,6 @@ def throughput(b: Bench) -> dict[str, Any]:
         "mitmdump-s/mitmdump": paired("mitmdump-s", "mitmdump"),
         "chaoskit/mitmdump-s": paired("chaoskit", "mitmdump-s"),
     }
-    if "chaoskit+freeze" in runs:
-        out["ratios"]["chaoskit+freeze/mitmdump"] = paired("chaoskit+freeze", "mitmdump")
-        out["ratios"]["chaoskit+freeze/chaoskit"] = paired("chaoskit+freeze", "chaoskit")
     return out
 
 
@@ -114,7 +111,7 @@ LATENCY_TARGETS = ("direct", "chaoskit", "mitmdump", "lean-master", "mitmdump-s"
 
 
 def light_latency(b: Bench) -> dict[str, Any]:
-    names = (*LATENCY_TARGETS, *(("chaoskit+freeze",) if b.plan.experiments else ()))
+    names = LATENCY_TARGETS
     servers = b.ensure(*names)
     eps = [s.endpoint for s in servers]
     res = b.load.python_load({"mode": "interleave", "rate": 10, "count": b.plan.light_count}, eps)
@@ -303,8 +300,6 @@ def scale(b: Bench) -> dict[str, Any]:
     out["offline"] = offline
 
     names = [f"scale-{n}" for n in sizes]
-    if p.experiments:
-        names.append(f"scale-{sizes[-1]}+freeze")
     servers = {s.name: s for s in b.ensure(*names, timeout=180)}
     out["proxy_ready_s"] = {n: round(servers[n].ready_s, 2) for n in names}
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}

@@ -156,6 +156,7 @@ class Proxy:
         self.runtime: ProxyRuntime | None = None
         #: mitmweb's UI port (``None``: no UI; the lean Master is faster).
         self.web_port = web_port
+        self.core.flow_metadata = web_port is not None
         self.validation: Validation = validation
 
     # -- lifecycle --------------------------------------------------------------------------

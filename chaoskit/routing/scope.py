@@ -36,6 +36,8 @@ def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool
 
 def sidecar_for(sidecars: Sequence[Sidecar], workload: Workload) -> Sidecar | None:
     """The Sidecar that configures ``workload``'s proxy (first one wins among equals)."""
+    if not sidecars:
+        return None
     local = [s for s in sidecars if s.namespace == workload.namespace]
     for s in local:
         if s.workload_selector and labels_match(s.workload_selector, workload.labels):

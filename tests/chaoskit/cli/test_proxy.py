@@ -1,0 +1,63 @@
+"""The CLI proxy's access-log writer: lines are batched, never lost, never raise."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from chaoskit.cli import proxy as cli_proxy
+from chaoskit.records import Record
+
+
+def record(n: int) -> Record:
+    return Record(
+        seq=n, request_id=f"id-{n}", start=time.time(), duration=0.001, listener="mesh",
+        source="", method="GET", scheme="http", authority="web", path="/", status=200,
+        flags=(), details="via_upstream", route_name="default", host="web", cluster="c",
+        upstream_host="127.0.0.1:1", attempts=(), faults=(), notes=(),
+        bytes_received=0, bytes_sent=2, user_agent="",
+    )  # fmt: skip
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_lines_are_flushed_in_batches_on_the_loop() -> None:
+    stream = CountingStream()
+    writer = cli_proxy._LogWriter(stream, "text")
+
+    async def main() -> None:
+        for n in range(100):
+            writer(record(n))
+        assert stream.flushes == 0  # written, not yet flushed
+        await asyncio.sleep(cli_proxy.LOG_FLUSH_SECONDS * 3)
+        assert stream.flushes == 1
+        writer(record(100))
+        await asyncio.sleep(cli_proxy.LOG_FLUSH_SECONDS * 3)
+
+    asyncio.run(main())
+    assert stream.flushes == 2
+    assert len(stream.getvalue().splitlines()) == 101
+
+
+def test_off_the_loop_every_line_is_flushed_at_once() -> None:
+    stream = CountingStream()
+    writer = cli_proxy._LogWriter(stream, "json")
+    writer(record(1))
+    assert stream.flushes == 1 and stream.getvalue().startswith("{")
+
+
+def test_a_closed_stream_never_raises() -> None:
+    stream = CountingStream()
+    writer = cli_proxy._LogWriter(stream, "text")
+    stream.close()
+    writer(record(1))
+    writer.flush()

@@ -171,6 +171,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         ExposedListenerWarning,
         Proxy,
     )
+    from chaoskit.proxy.runtime import skip_debug_typechecks  # noqa: PLC0415
 
     try:
         listen_host, listen_port = parse_address(args.listen, "--listen")
@@ -218,6 +219,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 10, 10)
+        skip_debug_typechecks()
     except ProxyError as e:
         print(f"chaoskit proxy: {e}", file=sys.stderr)
         return ExitCode.BAD_INPUT

@@ -57,6 +57,26 @@ def make_master(opts: options.Options) -> Master:
     return master
 
 
+def skip_debug_typechecks() -> bool:
+    """Turn off mitmproxy's run-time type checks of HTTP message fields, process-wide.
+
+    mitmproxy defines ``MessageData.__post_init__`` only ``if __debug__`` — a developer check
+    that ``python -O`` leaves out — and it type-checks every field of every parsed request
+    against its annotation: about 5 % of the proxy's CPU under load (docs/performance.md).
+    ``chaoskit proxy`` owns its process and calls this; an in-process proxy (the pytest
+    plugin) leaves the test process as it is. Returns whether the checks were on."""
+    from mitmproxy import http  # noqa: PLC0415
+
+    if "__post_init__" not in vars(http.MessageData):
+        return False
+
+    def no_checks(self: http.MessageData) -> None:  # the dataclass __init__ calls this
+        return None
+
+    http.MessageData.__post_init__ = no_checks  # type: ignore[method-assign]
+    return True
+
+
 class ProxyRuntime:
     """One Master with the given addons and listener modes, on its own event loop."""
 

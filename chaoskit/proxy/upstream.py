@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import socket
 from collections.abc import Sequence
 
@@ -127,7 +128,7 @@ class UpstreamClient:
         assert self._session is not None
         host = f"[{address}]" if ":" in address else address
         url = f"{scheme}://{host}:{port}{path}"
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
+        timeout = _connect_timeout(connect_timeout)
         try:
             async with self._session.request(
                 method,
@@ -161,14 +162,21 @@ class UpstreamClient:
             raise UpstreamFailure("protocol error", "UPE", detail=detail) from None
 
 
+@functools.lru_cache(maxsize=64)  # one per distinct connectTimeout, not one per request
+def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
+
+
 def _is_timeout(e: BaseException) -> bool:
     return isinstance(e, asyncio.TimeoutError | aiohttp.ConnectionTimeoutError)
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
     limit = MAX_RESPONSE_BODY
-    if resp.content_length is not None and resp.content_length > limit:
-        raise ResponseTooLarge(resp.status, limit)
+    if resp.content_length is not None:
+        if resp.content_length > limit:
+            raise ResponseTooLarge(resp.status, limit)
+        return await resp.read()  # announced and within the limit: one read, no chunk loop
     body = bytearray()
     async for chunk in resp.content.iter_chunked(65536):
         body += chunk

@@ -15,6 +15,8 @@ reverse proxy, ``http://web/`` for a forward proxy). Modes:
                (or until ``max_requests``); throughput and latency.
 ``rate``       one request every ``1/rate`` s, each on an idle connection of a pool of at most
                ``conns`` (open loop); latency from the scheduled time and from the send time.
+               ``preopen_s`` × rate connections are opened first, and the answers of the first
+               ``warmup`` s at the full rate are not counted.
 ``interleave`` every ``1/rate`` s, one request to each target in turn, each on its own
                connection (light-load latency of several targets side by side).
 ``burst``      ``conns`` new connections at once, one request each; total wall time.
@@ -206,42 +208,52 @@ async def rate(spec: dict[str, Any]) -> dict[str, Any]:
             idle.append(conn)
             available.notify()
 
-    async def one(at: float) -> None:
+    async def one(at: float, counted: bool) -> None:
         nonlocal errors, late
         conn = await acquire()
         t_send = loop.time()
-        if t_send - at > 0.001:
+        if counted and t_send - at > 0.001:
             late += 1
         try:
             status = await conn.request()
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
+            errors += counted
             conn.close()
         else:
             t_end = loop.time()
-            scheduled.append((t_end - at) * 1000)
-            service.append((t_end - t_send) * 1000)
-            _record_status(statuses, status)
+            if counted:
+                scheduled.append((t_end - at) * 1000)
+                service.append((t_end - t_send) * 1000)
+                _record_status(statuses, status)
         await release(conn)
 
-    # open the first connections before the clock starts, so connect time is not measured
-    warm = [Conn(target, timeout) for _ in range(min(max_conns, 4))]
-    for c in warm:
+    # Open connections before the clock starts, enough for answers taking up to
+    # ``preopen_s`` at this rate, so connection set-up (which costs a proxy about as much CPU
+    # as a request) is not measured, nor the backlog a burst of connects leaves behind.
+    preopen = min(max_conns, max(4, math.ceil(per_second * float(spec.get("preopen_s", 0.2)))))
+
+    async def warm_one() -> None:
+        c = Conn(target, timeout)
         with contextlib.suppress(Exception):
             await c.request()
         idle.append(c)
-        opened += 1
+
+    for first in range(0, preopen, 64):  # at most 64 connects at a time
+        await asyncio.gather(*(warm_one() for _ in range(min(64, preopen - first))))
+    opened = len(idle)
+    # Then ``warmup`` seconds at the full rate whose answers are not counted.
+    warmup_count = int(per_second * float(spec.get("warmup", 0)))
     tasks = []
     t0 = loop.time() + 0.05
-    for i in range(count):
+    for i in range(warmup_count + count):
         at = t0 + i / per_second
         delay = at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(at)))
+        tasks.append(asyncio.ensure_future(one(at, counted=i >= warmup_count)))
     await asyncio.gather(*tasks)
     window = count / per_second
-    drain = loop.time() - t0 - window
+    drain = loop.time() - t0 - window - warmup_count / per_second
     for c in idle:
         c.close()
     return {

@@ -433,7 +433,13 @@ def markdown(run: dict[str, Any]) -> str:
                 "",
                 f"At {point['fraction'] * 100:.0f} % of saturation ({point['offered_rps']:g} req/s "
                 f"offered, no-fault saturation {point['saturation_rps']:g} req/s; open loop, "
-                "latency from the scheduled send time; service latency from the actual send):",
+                "latency from the scheduled send time; service latency from the actual send"
+                + (
+                    f"; connections opened and {point['warmup_s']:g} s at the rate before counting"
+                    if point.get("warmup_s")
+                    else ""
+                )
+                + "):",
                 "",
                 _row(
                     "Requests",

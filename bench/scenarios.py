@@ -185,6 +185,7 @@ def fault_fidelity(b: Bench) -> dict[str, Any]:
                     "duration": p.sat_seconds,
                     "conns": 512,
                     "timeout": 30,
+                    "warmup": p.tp_warmup,  # answers not counted; connections opened first
                 }
                 cpu0 = cpu_seconds(chaoskit.pid) if chaoskit.pid else None
                 res = b.load.python_load(spec, [ep])
@@ -197,6 +198,7 @@ def fault_fidelity(b: Bench) -> dict[str, Any]:
             "fraction": fraction,
             "saturation_rps": sat,
             "offered_rps": target_rate,
+            "warmup_s": p.tp_warmup,
             **{
                 kind: {
                     "achieved_rps": spread([x["achieved_rps"] for x in rs], 1),

@@ -61,3 +61,28 @@ def test_a_closed_stream_never_raises() -> None:
     stream.close()
     writer(record(1))
     writer.flush()
+
+
+def test_refreeze_frees_a_frozen_cycle_that_became_garbage() -> None:
+    # In a child process: gc.freeze() is process-wide.
+    import subprocess
+    import sys
+
+    code = """
+import gc, weakref
+from chaoskit.cli.proxy import _refreeze
+class Config: pass
+old = Config(); old.me = old            # a reference cycle, like parts of a loaded mesh
+alive = weakref.ref(old)
+_refreeze()                             # start-up: frozen
+assert gc.get_freeze_count() > 0
+del old                                 # a reload replaced it
+gc.collect()
+assert alive() is not None              # frozen: the collector never looks at it
+_refreeze()
+assert alive() is None                  # thawed, collected
+assert gc.get_freeze_count() > 0        # and the rest frozen again
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 
 from chaoskit.config.checks import check_mesh
+from chaoskit.config.gcpause import gc_paused
 from chaoskit.config.issues import Issue, Issues, Severity
 from chaoskit.config.loader import LoadResult, load_paths, load_text
 from chaoskit.config.mesh import Mesh, build_mesh
@@ -56,24 +57,32 @@ class Validation:
 
 
 def validate(results: Iterable[LoadResult]) -> Validation:
-    """Combine loaded sources (in order, later ones layered over earlier) and check the mesh."""
+    """Combine loaded sources (in order, later ones layered over earlier) and check the mesh.
+
+    The cyclic GC is paused meanwhile (:mod:`chaoskit.config.gcpause` says why).
+    """
     issues = Issues()
     resources: list[Resource] = []
     files: list[str] = []
     unreadable: list[str] = []
-    for r in results:
-        issues.extend(r.issues)
-        resources.extend(r.resources)
-        files.extend(r.files)
-        unreadable.extend(r.unreadable)
-    mesh = build_mesh(resources, issues)
-    check_mesh(mesh, issues)
+    with gc_paused():
+        for r in results:
+            issues.extend(r.issues)
+            resources.extend(r.resources)
+            files.extend(r.files)
+            unreadable.extend(r.unreadable)
+        mesh = build_mesh(resources, issues)
+        check_mesh(mesh, issues)
     return Validation(mesh, issues, tuple(files), tuple(unreadable))
 
 
 def validate_paths(paths: Iterable[str | os.PathLike[str]]) -> Validation:
-    """Load files and folders and validate them together."""
-    return validate([load_paths(paths)])
+    """Load files and folders and validate them together.
+
+    One GC pause covers both steps, so no collection runs in between (see :mod:`.gcpause`).
+    """
+    with gc_paused():
+        return validate([load_paths(paths)])
 
 
 def load(*paths: str | os.PathLike[str]) -> Mesh:

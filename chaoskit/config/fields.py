@@ -109,14 +109,21 @@ class Fields:
         """Mark fields as known without reading them (Istio fields chaoskit does not enforce)."""
         self.seen.update(keys)
 
+    # The accessors below are the hottest code of loading (hundreds of thousands of calls for
+    # a large mesh), so they inline :meth:`raw` instead of calling it.
+
     def _get(self, key: builtins.str, required: builtins.bool) -> Any:
-        value = self.raw(key)
+        self.seen.add(key)
+        value = self.data.get(key)
         if value is None and required:
-            if key in self.data:
-                self.error(key, "must not be null")
-            else:
-                self.error(None, f'"{key}" is required')
+            self._missing(key)
         return value
+
+    def _missing(self, key: builtins.str) -> None:
+        if key in self.data:
+            self.error(key, "must not be null")
+        else:
+            self.error(None, f'"{key}" is required')
 
     def _wrong(self, key: builtins.str, want: builtins.str, value: Any) -> None:
         self.error(key, f"must be {want}, not {type_name(value)} {_short(value)}".rstrip())
@@ -124,8 +131,11 @@ class Fields:
     # -- scalars --------------------------------------------------------------------------
 
     def str(self, key: builtins.str, *, required: builtins.bool = False) -> builtins.str | None:
-        value = self._get(key, required)
+        self.seen.add(key)
+        value = self.data.get(key)
         if value is None:
+            if required:
+                self._missing(key)
             return None
         if not isinstance(value, str):
             self._wrong(key, "a string", value)
@@ -237,8 +247,11 @@ class Fields:
     # -- collections ----------------------------------------------------------------------
 
     def obj(self, key: builtins.str, *, required: builtins.bool = False) -> Fields | None:
-        value = self._get(key, required)
+        self.seen.add(key)
+        value = self.data.get(key)
         if value is None:
+            if required:
+                self._missing(key)
             return None
         return Fields.of(value, self.sub(key), self.ctx, self.loc(key))
 
@@ -246,13 +259,19 @@ class Fields:
         self, key: builtins.str, *, required: builtins.bool = False
     ) -> builtins.list[tuple[builtins.str, Any, Location]]:
         """Items as ``(path, value, location)``; ``[]`` when absent or not a list."""
-        value = self._get(key, required)
+        self.seen.add(key)
+        value = self.data.get(key)
         if value is None:
+            if required:
+                self._missing(key)
             return []
         if not isinstance(value, YList):
             self._wrong(key, "a list", value)
             return []
         base = self.sub(key)
+        locs = value.item_locs
+        if len(locs) == len(value):  # always, for parsed YAML: skip the per-item loc_of call
+            return [(f"{base}[{i}]", item, locs[i]) for i, item in enumerate(value)]
         return [(f"{base}[{i}]", item, value.loc_of(i)) for i, item in enumerate(value)]
 
     def objs(self, key: builtins.str, *, required: builtins.bool = False) -> builtins.list[Fields]:
@@ -326,7 +345,7 @@ class Fields:
 
     def done(self, also_known: Iterable[builtins.str] = ()) -> None:
         """Report every field nobody read as unknown."""
-        known = self.seen | set(also_known)
+        known = self.seen | set(also_known) if also_known else self.seen
         for key in self.data:
             if key not in known:
                 self.error(key, f'unknown field "{key}"{did_you_mean(key, known)}')

@@ -19,8 +19,8 @@ _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def is_ip(host: str) -> bool:
-    if ":" not in host and not host[-1:].isdigit():
-        return False  # an IPv4 address ends in a digit, an IPv6 one has a colon: skip the raise
+    if ":" not in host and not host.replace(".", "").isdigit():
+        return False  # an IPv4 address is digits and dots, an IPv6 one has a colon: no raise
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -548,8 +548,10 @@ def parse_http_route(
     matches = []
     for mf in f.objs("match"):
         m = parse_match_request(mf)
-        gws = tuple(g for g in (normalize_gateway(mf, "gateways", g) for g in m.gateways) if g)
-        matches.append(dataclasses.replace(m, gateways=gws))
+        if m.gateways:  # most matches name none: no copy to make then
+            gws = tuple(g for g in (normalize_gateway(mf, "gateways", g) for g in m.gateways) if g)
+            m = dataclasses.replace(m, gateways=gws)
+        matches.append(m)
     match = tuple(matches)
     authority_seen: list[str] = []
     route = parse_route_destinations(f)

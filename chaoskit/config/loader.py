@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.config.fields import Context, Fields, did_you_mean
+from chaoskit.config.gcpause import gc_paused
 from chaoskit.config.issues import Issues
 from chaoskit.config.resource import (
     CHAOSKIT_API,
@@ -120,30 +121,38 @@ def collect_files(
 
 
 def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
-    """Load every resource from files and folders, collecting all issues."""
+    """Load every resource from files and folders, collecting all issues.
+
+    The cyclic GC is paused meanwhile (:mod:`chaoskit.config.gcpause` says why).
+    """
     issues = Issues()
     files, unreadable = collect_files(paths, issues)
     resources: list[Resource] = []
-    for file in files:
-        try:
-            docs = read_documents(file)
-        except YamlError as e:
-            issues.error(e.location, "", "", e.message)
-            unreadable.append(file)
-            continue
-        resources.extend(parse_resources(docs, issues))
+    with gc_paused():
+        for file in files:
+            try:
+                docs = read_documents(file)
+            except YamlError as e:
+                issues.error(e.location, "", "", e.message)
+                unreadable.append(file)
+                continue
+            resources.extend(parse_resources(docs, issues))
     return LoadResult(tuple(resources), issues, tuple(files), tuple(unreadable))
 
 
 def load_text(text: str, file: str = "<string>") -> LoadResult:
-    """Load resources from a YAML string (tests, the pytest plugin, the Python API)."""
+    """Load resources from a YAML string (tests, the pytest plugin, the Python API).
+
+    The cyclic GC is paused meanwhile (:mod:`chaoskit.config.gcpause` says why).
+    """
     issues = Issues()
-    try:
-        docs = parse_documents(text, file)
-    except YamlError as e:
-        issues.error(e.location, "", "", e.message)
-        return LoadResult((), issues, (file,), (file,))
-    return LoadResult(tuple(parse_resources(docs, issues)), issues, (file,))
+    with gc_paused():
+        try:
+            docs = parse_documents(text, file)
+        except YamlError as e:
+            issues.error(e.location, "", "", e.message)
+            return LoadResult((), issues, (file,), (file,))
+        return LoadResult(tuple(parse_resources(docs, issues)), issues, (file,))
 
 
 def parse_resources(docs: Iterable[Document], issues: Issues) -> list[Resource]:

@@ -1,5 +1,6 @@
 import pytest
 
+from chaoskit.config import yamlsource
 from chaoskit.config.yamlsource import (
     MAX_DEPTH,
     Location,
@@ -62,6 +63,9 @@ def test_aliases_are_shared_and_merge_keys_work():
             "nested deeper",
         ),
         ("a: " + "9" * 5000 + "\n", 1, "cannot read"),
+        ("a: 1\nb: !!bool maybe\n", 2, "cannot read 'maybe' as bool"),
+        ("a: !!int ''\n", 1, "cannot read '' as int"),
+        ("a: !!float ''\n", 1, "cannot read '' as float"),
         ("\t- x", 1, "YAML syntax error"),
     ],
 )
@@ -89,3 +93,33 @@ def test_unreadable_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(YamlError, match="not UTF-8"):
         read_documents(str(binary))
+
+
+def test_repeated_plain_scalars_resolve_the_same_every_time():
+    text = "a: [1, '1', 1, yes, 'yes', yes, ~, null, '~', 1.5, 1.5, x, x]\nb: 1\n1: b\n"
+    (doc,) = parse_documents(text)
+    assert doc.value["a"] == [1, "1", 1, True, "yes", True, None, None, "~", 1.5, 1.5, "x", "x"]
+    assert [type(v) for v in doc.value["a"][:6]] == [int, str, int, bool, str, bool]
+    assert doc.value["b"] == 1
+    assert doc.value["1"] == "b"
+
+
+def test_explicit_tags_are_not_confused_with_plain_scalars():
+    (doc,) = parse_documents("a: 1\nb: !!str 1\nc: !!float 1\nd: 1\n")
+    assert doc.value == {"a": 1, "b": "1", "c": 1.0, "d": 1}
+    assert [type(v) for v in doc.value.values()] == [int, str, float, int]
+
+
+def test_items_on_one_line_share_its_location():
+    (doc,) = parse_documents("a: {b: 1, c: [x, y]}\nd: 2\n", "f.yaml")
+    a = doc.value["a"]
+    assert a.loc == a.loc_of("b") == a["c"].loc_of(1) == Location("f.yaml", 1)
+    assert doc.value.loc_of("d") == Location("f.yaml", 2)
+
+
+def test_parsing_keeps_no_reference_to_the_scalars_it_read():
+    # PyYAML's construct_object memoises every node in its loader; ours is shared by every
+    # parse, so going through it kept each file's scalars alive for the life of the process.
+    parse_documents("a: [1, 2.5, true, null, text]\n")
+    assert not yamlsource._scalar_constructor.constructed_objects
+    assert not yamlsource._scalar_constructor.recursive_objects

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chaoskit.config import yamlsource
 from chaoskit.config.yamlsource import (
@@ -123,3 +127,16 @@ def test_parsing_keeps_no_reference_to_the_scalars_it_read():
     parse_documents("a: [1, 2.5, true, null, text]\n")
     assert not yamlsource._scalar_constructor.constructed_objects
     assert not yamlsource._scalar_constructor.recursive_objects
+
+
+@given(
+    tag=st.sampled_from(["str", "int", "float", "bool", "null", "timestamp", "binary", "set"]),
+    text=st.text(max_size=20),
+    quoted=st.booleans(),
+)
+def test_any_explicitly_tagged_scalar_is_a_value_or_a_message(tag, text, quoted):
+    value = json.dumps(text) if quoted else text
+    try:
+        parse_documents(f"a: !!{tag} {value}\n", "f.yaml")
+    except YamlError as e:
+        assert e.location.file == "f.yaml" and e.message

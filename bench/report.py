@@ -60,8 +60,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{_fmt(med, 2, '×')} ({_fmt(ck, 0)} vs {_fmt(md, 0)} req/s)",
                 _ge(med, 1.5),
                 f"per-round ratios {_fmt(_get(pr, 'min'), 2)}–{_fmt(_get(pr, 'max'), 2)}; per "
-                f"CPU-second {_fmt(_get(r, 'per_cpu_second', 'median'), 2)}×; measured ceiling "
-                "(mitmproxy lean Master, no addon) "
+                f"CPU-second {_fmt(_get(r, 'per_cpu_second', 'median'), 2)}×; mitmproxy lean "
+                "Master with no addon and its stock hook dispatch "
                 f"{_fmt(_get(tp, 'ratios', 'lean-master/mitmdump', 'ratio_of_medians'), 2)}×",
             )
         )

@@ -10,7 +10,7 @@ Servers (all on 127.0.0.1, free ports):
                 file; requests go through it as a forward proxy (``GET http://web/``).
 ``mitmdump-s``  ``mitmdump -s chaoskit/proxy/script.py`` with the same mesh and seed.
 ``lean-master`` :mod:`bench.lean`: mitmproxy's lean Master (the five addons chaoskit's runtime
-                uses) with no addon, forwarding natively: the ceiling for any addon on it.
+                uses) with no addon, stock hook dispatch, forwarding natively: mitmproxy's own cost.
 ``fidelity-*``  fresh ``chaoskit proxy`` processes for the repeatability check (seeds 42, 42, 43).
 ``scale-N``     ``chaoskit proxy`` with N services / VirtualServices (scenario 4).
 ``memory``      a fresh ``chaoskit proxy`` for the memory scenario.

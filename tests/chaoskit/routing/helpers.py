@@ -16,61 +16,13 @@ from chaoskit.config.virtual_service import VirtualService
 from chaoskit.routing.decision import Decision
 from chaoskit.routing.request import ANONYMOUS, RequestInfo, Workload, split_authority
 from chaoskit.routing.router import Listener, Router
+from tests.chaoskit.config.helpers import SERVICES, doc
+
+__all__ = ["SERVICES", "doc"]  # re-exported: the routing tests build meshes the same way
 
 BOOKINFO = Path(__file__).resolve().parents[3] / "experiments" / "bookinfo"
 REVIEWS = "reviews.default.svc.cluster.local"
 RATINGS = "ratings.default.svc.cluster.local"
-
-SERVICES = """\
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-  - {address: 127.0.0.1, ports: {http: 9081}, labels: {version: v1}}
-  - {address: 127.0.0.1, ports: {http: 9082}, labels: {version: v2}}
-  - {address: 127.0.0.1, ports: {http: 9083}, labels: {version: v3}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings}
-spec:
-  hosts: [ratings]
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints:
-  - {address: 127.0.0.1, ports: {http: 9084}, labels: {version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews}
-spec:
-  host: reviews
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  - {name: v3, labels: {version: v3}}
-"""
-
-
-def doc(
-    kind: str,
-    name: str,
-    spec: str,
-    *,
-    api: str = "networking.istio.io/v1",
-    namespace: str = "default",
-) -> str:
-    """One YAML document; ``spec`` is dedented and indented under ``spec:``."""
-    return (
-        f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}, namespace: {namespace}}}\n"
-        + "spec:\n"
-        + textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
-        + "\n"
-    )
 
 
 def vs(name: str, spec: str, *, namespace: str = "default") -> str:

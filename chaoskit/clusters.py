@@ -52,6 +52,7 @@ class Cluster:
         default_connect_timeout: float = 10.0,
         scheme: str = "http",
         now: float = 0.0,
+        clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
     ) -> None:
         self.key = key
         self.name = key.name
@@ -80,7 +81,7 @@ class Cluster:
 
         pool = policy.connection_pool
         #: Envoy's circuit breakers for this cluster (connectionPool limits).
-        self.breaker = CircuitBreaker(pool)
+        self.breaker = CircuitBreaker(pool, policy.retry_budget, clock=clock)
         #: Tickets of requests waiting in the pending queue → what wakes them.
         self.waiters: dict[int, asyncio.Future[None]] = {}
         http = pool.http if pool is not None else None
@@ -182,6 +183,7 @@ class ClusterManager:
                 default_connect_timeout=self.mesh.defaults.connect_timeout,
                 scheme=self._scheme(key, policy),
                 now=self.now(),
+                clock=self.now,
             )
         cluster.source = source
         self._clusters[slot] = cluster

@@ -19,15 +19,18 @@ Invariant (:meth:`CircuitBreaker.check_invariants`): active and pending counts a
 the sets of live tickets, so they cannot drift or go negative; releasing or cancelling a ticket
 twice, or one never issued, is a no-op. Beyond that, ``rq_active == cx_active`` and stays within
 both limits, ``rq_pending`` within its limit, a ticket waits only while every connection is busy,
-and ``0 <= rq_retry_active <= maxRetries``.
+and ``0 <= rq_retry_active <= maxRetries`` (a retry budget's limit moves with the traffic:
+retries already running are never cut when it shrinks, as in Envoy).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import Literal, TypeAlias
 
-from chaoskit.config.destination_rule import ConnectionPoolSettings
+from chaoskit.config.destination_rule import ConnectionPoolSettings, RetryBudget
 
 OverflowReason: TypeAlias = Literal["pending", "max_requests"]
 
@@ -56,16 +59,72 @@ class Overflow:
 Admission: TypeAlias = Granted | Queued | Overflow
 
 
+class RequestWindow:
+    """Requests started in the last ``interval`` seconds, for a retry budget with
+    ``budgetInterval``: Envoy's ``RetryBudgetImpl`` (after tower's ``TpsBudget``) keeps ten
+    slots of ``interval / 10`` and a running count for the current one; a slot is committed
+    and the expired ones zeroed lazily, whenever the window is written or read. Reproduced
+    step for step, so a budget runs out at the same request as in Envoy."""
+
+    SLOTS = 10
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.slot_seconds = interval / self.SLOTS
+        self.clock = clock
+        self.slots = [0] * self.SLOTS
+        self.current = 0
+        self.generation_time = clock()
+        self.index = 0
+
+    def add(self) -> None:
+        self._expire()
+        self.current += 1
+
+    def total(self) -> int:
+        self._expire()
+        return self.current + sum(self.slots)
+
+    def _expire(self) -> None:
+        now = self.clock()
+        elapsed = now - self.generation_time
+        if elapsed < self.slot_seconds:
+            return
+        self.generation_time = now
+        index = self.index
+        self.slots[index], self.current = self.current, 0
+        index = (index + 1) % self.SLOTS
+        cleared = 0
+        while elapsed > self.slot_seconds and cleared < self.SLOTS:
+            self.slots[index] = 0
+            elapsed -= self.slot_seconds
+            index = (index + 1) % self.SLOTS
+            cleared += 1
+        self.index = index
+
+
 class CircuitBreaker:
     """Connection-pool limits of one cluster; a limit that is unset or 0 means unlimited."""
 
-    def __init__(self, limits: ConnectionPoolSettings | None = None) -> None:
+    def __init__(
+        self,
+        limits: ConnectionPoolSettings | None = None,
+        retry_budget: RetryBudget | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         pool = limits or ConnectionPoolSettings()
         tcp, http = pool.effective_tcp, pool.effective_http
         self.max_connections = tcp.effective_max_connections
         self.max_pending_requests = http.effective_http1_max_pending_requests
         self.max_requests = http.effective_http2_max_requests
         self.max_retries = http.effective_max_retries
+        #: ``trafficPolicy.retryBudget``: when set, it replaces ``maxRetries`` (Envoy's
+        #: ``retry_budget`` "will override any configured retry circuit breaker").
+        self.retry_budget = retry_budget
+        interval = retry_budget.budget_interval if retry_budget is not None else None
+        #: With ``budgetInterval``, the budget is a share of the requests started within it
+        #: (first tries and retries alike); without, of the requests in flight.
+        self.window = RequestWindow(interval, clock) if interval else None
         self._active: set[int] = set()
         self._pending: dict[int, None] = {}  # insertion order is the FIFO order
         self._last_ticket = 0
@@ -98,7 +157,7 @@ class CircuitBreaker:
                 self.upstream_rq_pending_overflow += 1
                 return Overflow("max_requests")
             ticket = self._new_ticket()
-            self._active.add(ticket)
+            self._activate(ticket)
             return Granted(ticket)
         if self.pending_requests >= self.max_pending_requests:
             self.upstream_rq_pending_overflow += 1
@@ -135,9 +194,26 @@ class CircuitBreaker:
             return None
         return self.release(ticket)
 
+    def retry_limit(self) -> int:
+        """How many retries may be active at once right now.
+
+        ``maxRetries``, or under a retry budget Envoy's ``RetryBudgetImpl::max()``:
+        ``percent`` % of the active plus pending requests, rounded down, but never below
+        ``minRetryConcurrency`` — so the allowance grows and shrinks with the traffic."""
+        budget = self.retry_budget
+        if budget is None:
+            return self.max_retries
+        if self.window is not None:
+            base = self.window.total()
+        else:
+            base = self.active_requests + self.pending_requests
+        allowed = int(budget.effective_percent / 100.0 * base)
+        return max(allowed, budget.effective_min_retry_concurrency)
+
     def try_retry(self) -> bool:
-        """Take a ``maxRetries`` slot for a retry; ``False`` means skip it (flag ``UO``)."""
-        if self.active_retries >= self.max_retries:
+        """Take a retry slot (``maxRetries`` or the retry budget); ``False`` means skip the
+        retry (flag ``UO``)."""
+        if self.active_retries >= self.retry_limit():
             self.upstream_rq_retry_overflow += 1
             return False
         self.active_retries += 1
@@ -162,7 +238,7 @@ class CircuitBreaker:
             "max_connections": self.max_connections,
             "max_pending_requests": self.max_pending_requests,
             "max_requests": self.max_requests,
-            "max_retries": self.max_retries,
+            "max_retries": self.retry_limit(),
         }
 
     def stats(self) -> dict[str, int]:
@@ -190,8 +266,10 @@ class CircuitBreaker:
             problems.append("rq_pending above http1MaxPendingRequests")
         if self._pending and self.active_connections < self.max_connections:
             problems.append("a request waits while a connection is free")
-        if not 0 <= self.active_retries <= self.max_retries:
-            problems.append("rq_retry_active outside [0, maxRetries]")
+        if self.active_retries < 0:
+            problems.append("rq_retry_active below 0")
+        if self.retry_budget is None and self.active_retries > self.max_retries:
+            problems.append("rq_retry_active above maxRetries")
         if problems:
             raise AssertionError(f"circuit breaker {self.snapshot()}: " + "; ".join(problems))
 
@@ -206,5 +284,12 @@ class CircuitBreaker:
             return None
         ticket = next(iter(self._pending))
         del self._pending[ticket]
-        self._active.add(ticket)
+        self._activate(ticket)
         return ticket
+
+    def _activate(self, ticket: int) -> None:
+        """A request takes a connection: Envoy's ``requests_.inc()``, which a retry budget
+        with an interval counts."""
+        self._active.add(ticket)
+        if self.window is not None:
+            self.window.add()

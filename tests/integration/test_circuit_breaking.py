@@ -74,6 +74,55 @@ def test_overflow_is_never_retried(mesh):
     assert len(overflowed.attempts) == 1 and overflowed.attempts[0].outcome == "overflow"
 
 
+def test_a_retry_budget_caps_concurrent_retries_and_replaces_max_retries(mesh):
+    # Every attempt is answered 503 after 300 ms (an UpstreamFault, below the retry layer).
+    # Six requests fail together; the budget (0 % of the traffic, at least 3 at once) lets
+    # three of them retry; the other three keep their 503, flagged UO. maxRetries: 100 is
+    # ignored, as Envoy ignores max_retries once a retry budget is set.
+    mesh.apply(
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {name: ratings}
+            spec:
+              host: ratings
+              trafficPolicy:
+                connectionPool: {http: {maxRetries: 100}}
+                retryBudget: {percent: 0, minRetryConcurrency: 3}
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: ratings}
+            spec:
+              hosts: [ratings]
+              http:
+              - route: [{destination: {host: ratings}}]
+                retries: {attempts: 1, retryOn: 5xx}
+            ---
+            apiVersion: chaoskit.dev/v1alpha1
+            kind: UpstreamFault
+            metadata: {name: slow-503}
+            spec:
+              host: ratings
+              delay: {fixedDelay: 300ms}
+              abort: {httpStatus: 503}
+            """),
+    )
+    answers = concurrent(mesh, 6, "/")
+    assert [r.status_code for r in answers] == [503] * 6
+    records = [r for r in mesh.records if r.status == 503][-6:]
+    skipped = [r for r in records if "UO" in r.flags]
+    retried = [r for r in records if len(r.attempts) == 2]
+    assert len(skipped) == 3 and all(len(r.attempts) == 1 for r in skipped)
+    assert len(retried) == 3 and all(r.flags == ("URX",) for r in retried)
+    assert (
+        mesh.stats[
+            "cluster.outbound|9080||ratings.default.svc.cluster.local.upstream_rq_retry_overflow"
+        ]
+        == 3
+    )
+
+
 def outlier_mesh(mesh, bad: Upstream, good: Upstream, outlier: str) -> None:
     mesh.apply(
         textwrap.dedent(f"""\

@@ -7,9 +7,16 @@ from chaoskit.config.destination_rule import (
     UNLIMITED,
     ConnectionPoolSettings,
     HTTPSettings,
+    RetryBudget,
     TCPSettings,
 )
-from chaoskit.resilience.circuit_breaker import CircuitBreaker, Granted, Overflow, Queued
+from chaoskit.resilience.circuit_breaker import (
+    CircuitBreaker,
+    Granted,
+    Overflow,
+    Queued,
+    RequestWindow,
+)
 
 
 def pool(
@@ -87,6 +94,83 @@ def test_max_requests_does_not_reject_a_request_that_queues_for_a_connection():
     assert isinstance(second, Queued)
     assert cb.release(first.ticket) == second.ticket
     cb.check_invariants()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_retry_budget_replaces_max_retries_and_grows_with_requests_in_flight():
+    # maxRetries 1 is ignored once a budget is set (Envoy: the budget overrides it).
+    cb = CircuitBreaker(pool(retries=1), RetryBudget(percent=20, min_retry_concurrency=3))
+    assert cb.retry_limit() == 3  # nothing in flight: the floor
+    assert all(cb.try_retry() for _ in range(3))
+    assert not cb.try_retry()
+    assert cb.upstream_rq_retry_overflow == 1
+    tickets = [cb.admit() for _ in range(24)]  # 24 in flight: 20 % is 4.8, rounded down
+    assert cb.retry_limit() == 4 and cb.limits()["max_retries"] == 4
+    assert cb.try_retry() and not cb.try_retry()
+    for t in tickets[:20]:
+        assert isinstance(t, Granted)
+        cb.release(t.ticket)
+    assert cb.retry_limit() == 3  # shrinks again; running retries are not cut (4 > 3)
+    assert cb.active_retries == 4
+    assert not cb.try_retry()
+    cb.check_invariants()
+
+
+def test_pending_requests_count_towards_the_budget():
+    cb = CircuitBreaker(pool(connections=5), RetryBudget(percent=50, min_retry_concurrency=0))
+    admitted = [cb.admit() for _ in range(10)]
+    assert sum(isinstance(a, Queued) for a in admitted) == 5
+    assert cb.retry_limit() == 5  # 50 % of 5 active + 5 pending
+
+
+def test_retry_budget_defaults_are_envoys():
+    cb = CircuitBreaker(None, RetryBudget())
+    for _ in range(100):
+        cb.admit()
+    assert cb.retry_limit() == 20  # 20 % of 100, minimum 3
+
+
+def test_with_a_budget_interval_the_budget_is_a_share_of_requests_started_in_it():
+    clock = FakeClock()
+    budget = RetryBudget(percent=10, min_retry_concurrency=1, budget_interval=10.0)
+    cb = CircuitBreaker(None, budget, clock=clock)
+    for _ in range(50):
+        cb.release(cb.admit().ticket)  # finished at once: nothing stays in flight
+    assert cb.active_requests == 0
+    assert cb.retry_limit() == 5  # 10 % of the 50 started within the last 10 s
+    clock.now = 5.0
+    for _ in range(30):
+        cb.release(cb.admit().ticket)
+    assert cb.retry_limit() == 8
+    clock.now = 10.5  # the first 50 are more than one interval old
+    assert cb.retry_limit() == 3
+    clock.now = 30.0
+    assert cb.retry_limit() == 1  # the floor
+
+
+def test_request_window_expires_slot_by_slot_like_envoy():
+    clock = FakeClock()
+    w = RequestWindow(10.0, clock)  # ten slots of 1 s
+    for t in (0.0, 0.5):
+        clock.now = t
+        for _ in range(5):
+            w.add()
+    assert w.total() == 10
+    clock.now = 1.5  # the running count goes into slot 0 (the next one is zeroed)
+    for _ in range(3):
+        w.add()
+    assert w.total() == 13
+    clock.now = 11.0  # 9.5 s later: nine slots zeroed, slot 0 (t < 1 s) among them
+    assert w.total() == 3
+    clock.now = 30.0
+    assert w.total() == 0
 
 
 def test_max_retries_limits_concurrent_retries():

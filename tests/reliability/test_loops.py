@@ -120,6 +120,39 @@ def test_a_gateway_routing_to_itself_stops_after_a_few_hops(mesh, client, gw_por
     assert healthy(mesh)
 
 
+def test_a_gateway_opened_by_a_reload_is_known_to_loop_detection_at_once(mesh, client, upstreams):
+    # The proxy caches its own listener addresses; a listener opened later must not be missed.
+    assert client.get("http://reviews:9080/").status_code == 200  # the cache is filled
+    new_port = free_port()
+    mesh.apply(
+        service_entry("late-loop.example", new_port),
+        textwrap.dedent(f"""\
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {{name: late-gw}}
+            spec:
+              selector: {{istio: ingressgateway}}
+              servers:
+              - port: {{number: {new_port}, name: http, protocol: HTTP}}
+                hosts: ["*"]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {{name: late-loop}}
+            spec:
+              hosts: [late-loop.example]
+              gateways: [late-gw, mesh]
+              http:
+              - route: [{{destination: {{host: late-loop.example, port: {{number: 80}}}}}}]
+            """),
+    )
+    t0 = time.monotonic()
+    r = client.get("http://late-loop.example/x", timeout=30)
+    assert_refused(r, t0)
+    refused = [rec for rec in mesh.records if "LOOP" in rec.flags]
+    assert len(refused) == 1 and refused[0].listener == f"gateway:{new_port}"
+
+
 def test_the_egress_gateway_pattern_still_works_and_the_hop_header_stays_inside(
     mesh, client, upstreams, gw_port
 ):

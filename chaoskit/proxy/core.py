@@ -444,6 +444,7 @@ class ChaosCore:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.ensure_future(self._sweep())
         reply: Reply | None = None
+        gone = False
         try:
             reply = await self.pipeline.handle(ex)
         except asyncio.CancelledError:
@@ -451,11 +452,11 @@ class ChaosCore:
                 raise  # cancelled for another reason (shutdown): not ours to swallow
         finally:
             self._watched.pop(task, None)
-        if task in self._client_gone:  # our cancellation was delivered: take it back
-            self._client_gone.discard(task)
-            task.uncancel()
-            return None
-        return reply
+            if task in self._client_gone:  # our cancellation was delivered: take it back,
+                gone = True  # however the pipeline ended after it
+                self._client_gone.discard(task)
+                task.uncancel()
+        return None if gone else reply
 
     async def _sweep(self) -> None:
         """Every :data:`DISCONNECT_POLL_SECONDS`, cancel the requests whose client has gone;

@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from chaoskit.testing import Upstream
+from tests.integration.helpers import fault, ratings_vs
 
 
-def breaker_rule(pool: str, outlier: str = "") -> str:
-    return textwrap.dedent(f"""\
+def breaker_rule(pool: str, outlier: str = "", retry_budget: str = "") -> str:
+    return (
+        textwrap.dedent(f"""\
         apiVersion: networking.istio.io/v1
         kind: DestinationRule
         metadata: {{name: ratings}}
@@ -20,7 +22,10 @@ def breaker_rule(pool: str, outlier: str = "") -> str:
           host: ratings
           trafficPolicy:
             connectionPool: {pool}
-        """) + (f"    outlierDetection: {outlier}\n" if outlier else "")
+        """)
+        + (f"    outlierDetection: {outlier}\n" if outlier else "")
+        + (f"    retryBudget: {retry_budget}\n" if retry_budget else "")
+    )
 
 
 def concurrent(mesh, n: int, path: str) -> list[requests.Response]:
@@ -57,16 +62,7 @@ def test_one_connection_one_pending_then_overflow(mesh):
 def test_overflow_is_never_retried(mesh):
     mesh.apply(
         breaker_rule("{http: {http2MaxRequests: 1}}"),
-        textwrap.dedent("""\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: ratings}
-            spec:
-              hosts: [ratings]
-              http:
-              - route: [{destination: {host: ratings}}]
-                retries: {attempts: 3, retryOn: 5xx}
-            """),
+        ratings_vs("retries: {attempts: 3, retryOn: 5xx}\n"),
     )
     answers = concurrent(mesh, 2, "/delay/300")
     assert sorted(r.status_code for r in answers) == [200, 503]
@@ -80,33 +76,12 @@ def test_a_retry_budget_caps_concurrent_retries_and_replaces_max_retries(mesh):
     # three of them retry; the other three keep their 503, flagged UO. maxRetries: 100 is
     # ignored, as Envoy ignores max_retries once a retry budget is set.
     mesh.apply(
-        textwrap.dedent("""\
-            apiVersion: networking.istio.io/v1
-            kind: DestinationRule
-            metadata: {name: ratings}
-            spec:
-              host: ratings
-              trafficPolicy:
-                connectionPool: {http: {maxRetries: 100}}
-                retryBudget: {percent: 0, minRetryConcurrency: 3}
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: ratings}
-            spec:
-              hosts: [ratings]
-              http:
-              - route: [{destination: {host: ratings}}]
-                retries: {attempts: 1, retryOn: 5xx}
-            ---
-            apiVersion: chaoskit.dev/v1alpha1
-            kind: UpstreamFault
-            metadata: {name: slow-503}
-            spec:
-              host: ratings
-              delay: {fixedDelay: 300ms}
-              abort: {httpStatus: 503}
-            """),
+        breaker_rule(
+            "{http: {maxRetries: 100}}",
+            retry_budget="{percent: 0, minRetryConcurrency: 3}",
+        ),
+        ratings_vs("retries: {attempts: 1, retryOn: 5xx}\n"),
+        fault("host: ratings\ndelay: {fixedDelay: 300ms}\nabort: {httpStatus: 503}\n"),
     )
     answers = concurrent(mesh, 6, "/")
     assert [r.status_code for r in answers] == [503] * 6

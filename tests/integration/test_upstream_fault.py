@@ -8,24 +8,7 @@ import time
 import pytest
 import requests
 
-
-def fault(spec: str, name: str = "f") -> str:
-    return (
-        "apiVersion: chaoskit.dev/v1alpha1\nkind: UpstreamFault\n"
-        f"metadata: {{name: {name}}}\nspec:\n" + textwrap.indent(textwrap.dedent(spec), "  ")
-    )
-
-
-def ratings_vs(extra: str = "") -> str:
-    return textwrap.dedent("""\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: ratings}
-        spec:
-          hosts: [ratings]
-          http:
-          - route: [{destination: {host: ratings}}]
-        """) + textwrap.indent(textwrap.dedent(extra), "    ")
+from tests.integration.helpers import fault, ratings_vs
 
 
 def test_first_two_attempts_abort_and_retries_recover(mesh, client, upstreams):

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from chaoskit.testing import Upstream
-from tests.integration.helpers import fault, ratings_vs
+from tests.builders import fault, ratings_vs
 
 
 def breaker_rule(pool: str, outlier: str = "", retry_budget: str = "") -> str:

@@ -9,6 +9,8 @@ import time
 
 import requests
 
+from tests.builders import ratings_vs
+
 
 def wait_for(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -26,18 +28,7 @@ def send_and_vanish(mesh, path: str, host: str = "ratings:9080", after: float = 
 
 
 def test_disconnect_during_an_injected_delay(mesh, upstreams):
-    mesh.apply(
-        textwrap.dedent("""\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: ratings}
-        spec:
-          hosts: [ratings]
-          http:
-          - fault: {delay: {fixedDelay: 10s, percentage: {value: 100}}}
-            route: [{destination: {host: ratings}}]
-        """)
-    )
+    mesh.apply(ratings_vs("fault: {delay: {fixedDelay: 10s, percentage: {value: 100}}}\n"))
     t0 = time.monotonic()
     send_and_vanish(mesh, "/slow")
     assert wait_for(lambda: len(mesh.records) == 1)
@@ -74,19 +65,7 @@ def test_disconnect_while_an_upstream_attempt_hangs_releases_the_breaker(mesh):
 
 
 def test_a_client_that_gives_up_early_is_told_its_retries_were_wasted(mesh):
-    mesh.apply(
-        textwrap.dedent("""\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: ratings}
-        spec:
-          hosts: [ratings]
-          http:
-          - route: [{destination: {host: ratings}}]
-            timeout: 3s
-            retries: {attempts: 2, perTryTimeout: 1s, retryOn: 5xx}
-        """)
-    )
+    mesh.apply(ratings_vs("timeout: 3s\nretries: {attempts: 2, perTryTimeout: 1s, retryOn: 5xx}\n"))
     send_and_vanish(mesh, "/delay/5000", after=0.5)
     assert wait_for(lambda: len(mesh.records) == 1)
     (note,) = mesh.records[0].notes

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.integration.helpers import fault, ratings_vs
+from tests.builders import fault, ratings_vs
 
 
 def test_first_two_attempts_abort_and_retries_recover(mesh, client, upstreams):

@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 
+from tests.builders import ratings_vs
 from tests.reliability.conftest import all_released, clusters, healthy, wait_for
 
 RATINGS = "outbound|9080||ratings.default.svc.cluster.local"
@@ -24,18 +25,7 @@ def send_and_vanish(mesh, path: str, host: str = "ratings:9080", after: float = 
 
 
 def ratings(extra_vs: str = "", dr: str = "", fault: str = "") -> list[str]:
-    docs = [
-        textwrap.dedent("""\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: ratings}
-            spec:
-              hosts: [ratings]
-              http:
-              - route: [{destination: {host: ratings}}]
-            """)
-        + textwrap.indent(textwrap.dedent(extra_vs), "    ")
-    ]
+    docs = [ratings_vs(extra_vs)]
     if dr:
         docs.append(
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"

@@ -15,6 +15,7 @@ import pytest
 
 from chaoskit.proxy.pipeline import HOPS_HEADER, MAX_HOPS
 from chaoskit.testing.upstream import free_port
+from tests.builders import ratings_vs
 from tests.reliability.conftest import healthy, session
 
 GATEWAY_PORT = 8080
@@ -194,16 +195,7 @@ def test_a_client_cannot_smuggle_the_hop_header_to_an_upstream(mesh, client, ups
 def test_mirroring_into_the_proxy_itself_is_skipped(mesh, client, upstreams):
     mesh.apply(
         service_entry("self.example", mesh.port),
-        textwrap.dedent("""\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: ratings}
-            spec:
-              hosts: [ratings]
-              http:
-              - route: [{destination: {host: ratings}}]
-                mirror: {host: self.example, port: {number: 80}}
-            """),
+        ratings_vs("mirror: {host: self.example, port: {number: 80}}\n"),
     )
     with session(mesh.url) as s:
         r = s.get("http://ratings:9080/m", timeout=30)

@@ -6,12 +6,12 @@ held an upstream connection, proof that it let go of it.
 
 from __future__ import annotations
 
-import textwrap
 import time
 
 import requests
 
 from chaoskit.proxy import upstream
+from tests.builders import route_to
 from tests.reliability.conftest import all_released, healthy, rss_mb, wait_for
 from tests.reliability.servers import MiB
 
@@ -19,15 +19,7 @@ RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset
 
 
 def bad_route(extra: str = "") -> str:
-    return textwrap.dedent("""\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: bad}
-        spec:
-          hosts: [bad]
-          http:
-          - route: [{destination: {host: bad}}]
-        """) + textwrap.indent(textwrap.dedent(extra), "    ")
+    return route_to("bad", extra)
 
 
 def test_upstream_refuses_the_connection(mesh, client):

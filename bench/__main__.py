@@ -38,6 +38,16 @@ DEFAULT_OUT = REPO / "bench" / "results"
 ORDER = ("throughput", "latency", "faults", "scale", "pytest", "memory", "profile")
 
 
+def _bytecode_cache() -> str:
+    """Whether child processes can use cached bytecode: ``on``, or why not."""
+    compiled = any((Path(__file__).resolve().parents[1] / "chaoskit").glob("__pycache__/*.pyc"))
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return "read-only (PYTHONDONTWRITEBYTECODE set; " + (
+            "caches exist)" if compiled else "no cache yet: every process compiles chaoskit)"
+        )
+    return "on"
+
+
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -187,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 "wrk": load.wrk_version(),
             },
             "chaoskit_source": {"start": source_fingerprint()},
+            # Start-up figures (pytest session, proxy ready) include compiling every module
+            # when the environment forbids bytecode caches and none exist yet.
+            "bytecode_cache": _bytecode_cache(),
             "load_tool": load.tool,
             "placement": place.description,
             "loadavg_before": loadavg(),

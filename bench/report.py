@@ -305,6 +305,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"{meta['versions']['mitmproxy']}, aiohttp {meta['versions']['aiohttp']}, chaoskit "
         f"{meta['versions']['chaoskit']}, pytest {meta['versions']['pytest']}",
         f"- Load: {meta['load_tool']}; placement: {meta['placement']}",
+        f"- Bytecode cache: {meta.get('bytecode_cache', 'not recorded')}",
         f"- chaoskit sources: {_get(meta, 'chaoskit_source', 'start')}"
         + (
             " (changed during the run!)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -254,3 +255,63 @@ def test_web_ui_shows_annotated_flows(tmp_path):
             )
         finally:
             stop(proc)
+
+
+def test_chaoskit_seed_makes_load_balancing_reproducible_under_mitmdump(tmp_path):
+    from chaoskit.proxy import script
+
+    with contextlib.ExitStack() as stack:
+        ups = [stack.enter_context(Upstream(f"e{i}")) for i in range(3)]
+        endpoints = ", ".join(
+            f"{{address: 127.0.0.1, ports: {{http: {up.port}}}, labels: {{n: e{i}}}}}"
+            for i, up in enumerate(ups)
+        )
+        (tmp_path / "mesh.yaml").write_text(
+            textwrap.dedent(f"""\
+            apiVersion: networking.istio.io/v1
+            kind: ServiceEntry
+            metadata: {{name: web}}
+            spec:
+              hosts: [web]
+              ports: [{{number: 80, name: http, protocol: HTTP}}]
+              resolution: STATIC
+              endpoints: [{endpoints}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata: {{name: web}}
+            spec:
+              host: web
+              trafficPolicy: {{loadBalancer: {{simple: RANDOM}}}}
+            """)
+        )
+
+        def picks(seed: str) -> list[str]:
+            port = free_port()
+            proc, _out, _err = start(
+                [str(BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+                 "--set", f"confdir={tmp_path / 'mitm'}", "-s", script.__file__,
+                 "--set", f"chaoskit_config={tmp_path / 'mesh.yaml'}",
+                 "--set", f"chaoskit_seed={seed}"],
+                tmp_path,
+            )  # fmt: skip
+            proxies = {"http": f"http://127.0.0.1:{port}"}
+            try:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        first = requests.get("http://web/", proxies=proxies, timeout=5)
+                        break
+                    except requests.ConnectionError:
+                        if time.monotonic() > deadline or proc.poll() is not None:
+                            raise
+                        threading.Event().wait(0.1)
+                rest = [requests.get("http://web/", proxies=proxies, timeout=5) for _ in range(19)]
+                return [r.json()["upstream"] for r in [first, *rest]]
+            finally:
+                stop(proc)
+
+        a, b, c = picks("5"), picks("5"), picks("6")
+    assert a == b  # same seed: the same endpoint for every request
+    assert len(set(a)) > 1  # and really random picks, not one endpoint
+    assert a != c

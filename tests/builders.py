@@ -14,6 +14,22 @@ def fault(spec: str, name: str = "f") -> str:
     )
 
 
+def service_entry(name: str, port: int, address: str = "127.0.0.1") -> str:
+    """A ServiceEntry for host ``name`` on port 80 with one endpoint at ``address:port``
+    (``resolution: DNS`` when ``address`` is a name)."""
+    resolution = "STATIC" if address[0].isdigit() else "DNS"
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: {name.split(".", maxsplit=1)[0]}}}
+        spec:
+          hosts: [{name}]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: {resolution}
+          endpoints: [{{address: {address}, ports: {{http: {port}}}}}]
+        """)
+
+
 def route_to(host: str, extra: str = "") -> str:
     """A VirtualService named after ``host`` with one route to it, plus ``extra`` route fields."""
     return textwrap.dedent(f"""\

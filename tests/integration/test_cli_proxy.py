@@ -19,21 +19,13 @@ import requests
 
 from chaoskit.testing import Upstream
 from chaoskit.testing.upstream import free_port
+from tests.builders import service_entry
 
 BIN = Path(sys.executable).parent
 
 
 def service(up: Upstream) -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {{name: web}}
-        spec:
-          hosts: [web]
-          ports: [{{number: 80, name: http, protocol: HTTP}}]
-          resolution: STATIC
-          endpoints: [{{address: 127.0.0.1, ports: {{http: {up.port}}}}}]
-        """)
+    return service_entry("web", up.port)
 
 
 class Lines:

@@ -7,7 +7,6 @@ a run from the repository root collects this folder after start-up, and pytest r
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from chaoskit.proxy.api import Proxy
 from chaoskit.testing import Upstream
 from pytest_plugin.fixtures import settings_key
+from tests.builders import service_entry
 
 # Importing chaoskit.proxy.api here matters: pytester's in-process runs drop the modules a run
 # imported when it ends, and mitmproxy's crypto stack must not be imported afresh by each inner
@@ -26,20 +26,6 @@ from pytest_plugin.fixtures import settings_key
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("pytester"):
         config.pluginmanager.import_plugin("pytester")
-
-
-def service_entry(name: str, port: int) -> str:
-    """A ServiceEntry for ``name`` (port 80) with one endpoint on 127.0.0.1:``port``."""
-    return textwrap.dedent(f"""\
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {{name: {name}}}
-        spec:
-          hosts: [{name}]
-          ports: [{{number: 80, name: http, protocol: HTTP}}]
-          resolution: STATIC
-          endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
-        """)
 
 
 def virtual_service(host: str, rules: str, name: str | None = None) -> str:

@@ -14,8 +14,9 @@ from chaoskit.config.virtual_service import VirtualService
 from chaoskit.errors import ConfigError
 from chaoskit.testing import Upstream
 from pytest_plugin.handle import Chaos, ChaosConfigWarning
+from tests.builders import service_entry
 
-from .conftest import service_entry, virtual_service
+from .conftest import virtual_service
 
 # -- chaos.fault (config level) --------------------------------------------------------------
 

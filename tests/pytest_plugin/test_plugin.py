@@ -10,8 +10,7 @@ import pytest
 
 from pytest_plugin.fixtures import seed_for_test
 from pytest_plugin.plugin import report_file_name
-
-from .conftest import service_entry
+from tests.builders import service_entry
 
 NO_CACHE = ("-p", "no:cacheprovider")
 

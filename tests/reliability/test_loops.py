@@ -15,7 +15,7 @@ import pytest
 
 from chaoskit.proxy.pipeline import HOPS_HEADER, MAX_HOPS
 from chaoskit.testing.upstream import free_port
-from tests.builders import ratings_vs
+from tests.builders import ratings_vs, service_entry
 from tests.reliability.conftest import healthy, session
 
 GATEWAY_PORT = 8080
@@ -48,20 +48,6 @@ def proxy(upstreams, bad, dead_port, gw_port, tmp_path_factory):
         gateway_ports={GATEWAY_PORT: gw_port},
     ) as p:  # fmt: skip
         yield p
-
-
-def service_entry(name: str, port: int, address: str = "127.0.0.1") -> str:
-    resolution = "STATIC" if address[0].isdigit() else "DNS"
-    return textwrap.dedent(f"""\
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {{name: {name.split(".", maxsplit=1)[0]}}}
-        spec:
-          hosts: [{name}]
-          ports: [{{number: 80, name: http, protocol: HTTP}}]
-          resolution: {resolution}
-          endpoints: [{{address: {address}, ports: {{http: {port}}}}}]
-        """)
 
 
 def assert_refused(r, started: float) -> None:

@@ -17,6 +17,7 @@ from chaoskit import accesslog
 from chaoskit.experiment.journal import Check, Journal, Phase, StepResult
 from chaoskit.redaction import REDACTED, redact_text, redact_url, redact_yaml
 from chaoskit.testing.upstream import free_port
+from tests.builders import service_entry
 from tests.reliability.conftest import jsonl, session
 from tests.soak.soak import ProxyProcess
 
@@ -95,16 +96,9 @@ def experiment(tmp_path, port: int) -> str:
     dead = free_port()
     path = tmp_path / "creds.yaml"
     path.write_text(
-        textwrap.dedent(f"""\
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {{name: web}}
-            spec:
-              hosts: [web]
-              ports: [{{number: 80, name: http, protocol: HTTP}}]
-              resolution: STATIC
-              endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]
-            ---
+        service_entry("web", port)
+        + "---\n"
+        + textwrap.dedent(f"""\
             apiVersion: networking.istio.io/v1
             kind: VirtualService
             metadata: {{name: web}}

@@ -34,14 +34,19 @@ def test_lines_are_flushed_in_batches_on_the_loop() -> None:
     stream = CountingStream()
     writer = cli_proxy._LogWriter(stream, "text")
 
+    async def flushed(times: int) -> None:
+        deadline = asyncio.get_running_loop().time() + 5  # bounded: the timer is 0.1 s
+        while stream.flushes < times and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
     async def main() -> None:
         for n in range(100):
             writer(record(n))
         assert stream.flushes == 0  # written, not yet flushed
-        await asyncio.sleep(cli_proxy.LOG_FLUSH_SECONDS * 3)
-        assert stream.flushes == 1
+        await flushed(1)
+        assert stream.flushes == 1  # one flush for the hundred lines
         writer(record(100))
-        await asyncio.sleep(cli_proxy.LOG_FLUSH_SECONDS * 3)
+        await flushed(2)
 
     asyncio.run(main())
     assert stream.flushes == 2

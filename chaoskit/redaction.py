@@ -16,7 +16,6 @@ from the outside (error messages, command output).
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import yaml
 
@@ -116,16 +115,3 @@ def redact_yaml(text: str) -> str:
             continue
         out = out[:start] + REDACTED + out[start + len(value) :]
     return redact_url(out)
-
-
-def redact_any(value: Any) -> Any:
-    """Every string inside lists, tuples and dicts through :func:`redact_text`."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, list):
-        return [redact_any(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(redact_any(v) for v in value)
-    if isinstance(value, dict):
-        return {k: redact_any(v) for k, v in value.items()}
-    return value

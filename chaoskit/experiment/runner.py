@@ -34,7 +34,6 @@ from chaoskit.experiment.apps import proxy_env, start_apps
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Journal, Phase, Sample
 from chaoskit.experiment.traffic import Driver, Endpoint
-from chaoskit.redaction import redact_yaml
 from chaoskit.rng import Seeds, new_seed
 
 _PLACEHOLDER = re.compile(r"\$\{(proxy|gateway:(\d{1,5}))\}")
@@ -96,8 +95,9 @@ def load_plan(path: str | Path) -> Plan:
     config = {}
     for f in files:
         try:
-            # Kept for the journal and the report: credentials never go with it.
-            config[f] = redact_yaml(Path(f).read_text(errors="replace"))
+            # Kept for the journal and the report (Journal.redacted() takes the credentials
+            # out of every file written from it).
+            config[f] = Path(f).read_text(errors="replace")
         except OSError:
             continue
     return Plan(

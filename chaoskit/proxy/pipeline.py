@@ -607,7 +607,8 @@ class Pipeline:
             cut = resp.body[: plan.reset.after_bytes or 0]
             return dataclasses.replace(reply, body=cut, cut=True), Outcome("response", resp.status)
         record("response", resp.status)
-        lower = {k.lower(): v for k, v in resp.headers}
+        # Only a retry policy reads the headers (grpc-status, retriable status codes).
+        lower = {k.lower(): v for k, v in resp.headers} if policy is not None else {}
         return reply, Outcome("response", resp.status, lower)
 
     def _plan_faults(self, ex: Exchange, cluster: Cluster, host: UpstreamHost) -> AttemptPlan:

@@ -35,7 +35,7 @@ from bench.runner import PLANS, REPO, Bench
 from bench.scenarios import SCENARIOS
 
 DEFAULT_OUT = REPO / "bench" / "results"
-ORDER = ("throughput", "latency", "faults", "scale", "pytest", "memory", "profile")
+ORDER = ("throughput", "latency", "faults", "scale", "pytest", "memory", "bodies", "profile")
 
 
 def _bytecode_cache() -> str:

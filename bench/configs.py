@@ -7,6 +7,10 @@
   retries. Nothing in it injects a fault for ordinary traffic. Three more rules, selected by the
   header ``x-bench-fault``, carry the faults scenario 3 measures (100 ms delay, 1 s delay, 25 %
   abort); ordinary requests never match them.
+- :func:`bodies_mesh` — one service ``bulk``, a ServiceEntry alone (Istio's defaults: no route
+  or per-try timeout, 10 s connect timeout), for the large-body scenario: an upload of 60 MB
+  must not be cut off by the realistic mesh's 1 s timeouts while twenty others are on the wire
+  (the proxy before the body budget missed 1 s connect timeouts there: 503 UF).
 - :func:`scale_mesh` — ``n`` services, each with a DestinationRule and a VirtualService of ten
   rules (nine that match on URI, headers, query parameters or method, then a catch-all with
   weights and retries), for scenario 4.
@@ -138,3 +142,24 @@ def scale_mesh(n: int, port1: int, port2: int) -> str:
             f"metadata: {{name: {name}}}\nspec:\n  hosts: [{name}]\n  http:\n" + _scale_rules(name)
         )
     return "---\n".join(docs)
+
+
+#: The service of :func:`bodies_mesh`.
+BODIES_HOST = "bulk"
+
+
+def bodies_mesh(port1: int, port2: int) -> str:
+    """The large-body scenario's configuration (see the module docstring)."""
+    return f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {BODIES_HOST}}}
+spec:
+  hosts: [{BODIES_HOST}]
+  location: MESH_INTERNAL
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {port1}}}}}
+  - {{address: 127.0.0.1, ports: {{http: {port2}}}}}
+"""

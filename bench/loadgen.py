@@ -21,6 +21,9 @@ reverse proxy, ``http://web/`` for a forward proxy). Modes:
                connection (light-load latency of several targets side by side).
 ``burst``      ``conns`` new connections at once, one request each; total wall time.
 ``sequence``   ``count`` requests one after another on one connection; the ordered statuses.
+``upload``     ``conns`` new connections at once, each sending one ``POST`` with a body of
+               ``body_bytes`` (``content-length``); statuses and wall time. A server may answer
+               before the body is sent (a refusal): the rest is still sent, then the answer read.
 
 The result is one JSON object on standard output. Latencies are in milliseconds.
 """
@@ -382,6 +385,68 @@ async def sequence(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def upload(spec: dict[str, Any]) -> dict[str, Any]:
+    target = Target(spec["targets"][0])
+    n = int(spec.get("conns", 20))
+    size = int(spec["body_bytes"])
+    timeout = float(spec.get("timeout", 120))
+    head = target.request.replace(b"GET ", b"POST ", 1)[:-2]
+    head += b"content-length: %d\r\n\r\n" % size
+    block = b"u" * min(size, 2**20)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    gate = asyncio.Event()
+
+    async def send(writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        for sent in range(0, size, len(block)):
+            writer.write(block[: min(len(block), size - sent)])
+            await writer.drain()
+
+    async def one() -> None:
+        await gate.wait()
+        t_start = loop.time()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    target.host, target.port, limit=2**20
+                )
+                with contextlib.suppress(ConnectionError):  # answered early, then closed
+                    await send(writer)
+                response = await reader.readuntil(_CRLF2)
+                status = int(response[9:12])
+                marker = response.lower().find(b"\r\ncontent-length:")
+                if marker >= 0:
+                    end = response.find(b"\r\n", marker + 2)
+                    await reader.readexactly(int(response[marker + 17 : end]))
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+            errors.append(type(e).__name__)
+        else:
+            latencies.append((loop.time() - t_start) * 1000)
+            _record_status(statuses, status)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(n)]
+    await asyncio.sleep(0)
+    t0 = loop.time()
+    gate.set()
+    await asyncio.gather(*tasks)
+    return {
+        "connections": n,
+        "body_bytes": size,
+        "wall_s": round(loop.time() - t0, 3),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "statuses": statuses,
+        "latency_ms": summary(latencies),
+    }
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0–100) of already sorted values."""
     if not sorted_values:
@@ -411,6 +476,7 @@ MODES = {
     "interleave": interleave,
     "burst": burst,
     "sequence": sequence,
+    "upload": upload,
 }
 
 

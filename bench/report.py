@@ -267,7 +267,58 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{_get(mem, 'after', 'fds', 'upstream_pool')}" + idle_text,
             )
         )
+    out += _bodies_targets(results.get("bodies"))
     return out
+
+
+#: Issue 12 item 8's bounds for the large-body scenario. RSS must come back to within this of
+#: its idle figure once the uploads have ended; while they run, it may rise above idle by at
+#: most this many times the default body budget (a body is held twice while it is assembled:
+#: the chunks it arrived in and the whole; the allocator's slack on top).
+BODIES_RSS_RETURN_MB = 32
+BODIES_PEAK_BUDGETS = 3
+DEFAULT_BODY_BUDGET_MB = 256
+
+
+def _bodies_targets(bodies: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not bodies:
+        return []
+    idle = bodies.get("rss_idle_mb")
+    within = _get(bodies, "bursts", "within_budget") or {}
+    over = _get(bodies, "bursts", "over_budget") or {}
+    size = bodies.get("body_mb")
+    kept = [
+        b["rss_after_mb"] - idle
+        for b in (within, over)
+        if b.get("rss_after_mb") is not None and idle is not None
+    ]
+    worst = max(kept) if kept else None
+    peak = over.get("peak_rss_mb")
+    above = peak - idle if peak is not None and idle is not None else None
+    limit = BODIES_PEAK_BUDGETS * DEFAULT_BODY_BUDGET_MB
+    return [
+        _target(
+            "bodies-rss-return",
+            f"RSS {_fmt(bodies.get('after_s'), 0)} s after concurrent {size} MB uploads, above "
+            "idle",
+            f"<= {BODIES_RSS_RETURN_MB} MB",
+            _fmt(worst, 1, " MB"),
+            _le(worst, BODIES_RSS_RETURN_MB),
+            f"idle {_fmt(idle, 1)} MB; {within.get('uploads')} uploads: peak "
+            f"{_fmt(within.get('peak_rss_mb'), 1)} → {_fmt(within.get('rss_after_mb'), 1)} MB; "
+            f"{over.get('uploads')} uploads: peak {_fmt(peak, 1)} → "
+            f"{_fmt(over.get('rss_after_mb'), 1)} MB",
+        ),
+        _target(
+            "bodies-peak",
+            f"peak RSS above idle, {over.get('uploads')} concurrent {size} MB uploads "
+            f"({over.get('offered_mb')} MB)",
+            f"<= {limit} MB ({BODIES_PEAK_BUDGETS} × the {DEFAULT_BODY_BUDGET_MB} MiB body budget)",
+            _fmt(above, 1, " MB"),
+            _le(above, limit),
+            f"statuses {over.get('statuses')}",
+        ),
+    ]
 
 
 def _mark(met: bool | None) -> str:
@@ -576,6 +627,8 @@ def markdown(run: dict[str, Any]) -> str:
             + ".",
             "",
         ]
+    if "bodies" in res:
+        lines += _bodies_section(res["bodies"])
     if "profile" in res and "chaoskit" in res["profile"]:
         pr = res["profile"]
         lines += [f"## Profile ({pr.get('tool', '')}, at saturation)", ""]
@@ -609,3 +662,30 @@ def markdown(run: dict[str, Any]) -> str:
     if run.get("notes"):
         lines += ["## Notes", "", *[f"- {n}" for n in run["notes"]], ""]
     return "\n".join(lines)
+
+
+def _bodies_section(bodies: dict[str, Any]) -> list[str]:
+    lines = [
+        f"## 7. Large bodies (concurrent {bodies['body_mb']} MB uploads, each on a new "
+        f"connection; RSS {bodies['after_s']:g} s after the last answer)",
+        "",
+        f"Idle RSS {_fmt(bodies.get('rss_idle_mb'), 1)} MB.",
+        "",
+        _row(
+            "Burst", "uploads", "MB offered", "statuses", "wall s", "RSS before MB",
+            "peak RSS MB", "high-water MB", "RSS after MB", "proxy CPU s",
+        ),
+        _row("---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"),
+    ]  # fmt: skip
+    for name, b in bodies.get("bursts", {}).items():
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(b["statuses"].items()))
+        if b.get("errors"):
+            statuses += f"; errors {b['errors']} ({', '.join(b['error_kinds'])})"
+        row = _row(
+            name.replace("_", " "), b["uploads"], b["offered_mb"], statuses, b["wall_s"],
+            b["rss_before_mb"], b["peak_rss_mb"], b["high_water_mb"], b["rss_after_mb"],
+            b["cpu_s"],
+        )  # fmt: skip
+        lines.append(row)
+    lines.append("")
+    return lines

@@ -14,6 +14,8 @@ Servers (all on 127.0.0.1, free ports):
 ``fidelity-*``  fresh ``chaoskit proxy`` processes for the repeatability check (seeds 42, 42, 43).
 ``scale-N``     ``chaoskit proxy`` with N services / VirtualServices (scenario 4).
 ``memory``      a fresh ``chaoskit proxy`` for the memory scenario.
+``bodies``      a fresh ``chaoskit proxy`` with :func:`bench.configs.bodies_mesh`, for the
+                large-body scenario.
 
 Proxies run on the proxy CPU, the origin and every load generator on the client CPU.
 """
@@ -64,6 +66,10 @@ class Plan:
     memory_requests: int
     memory_segments: int
     memory_idle_wait: float  # seconds idle before a last fd reading (0: none)
+    bodies_mb: int  # size of each upload of the large-body scenario, MiB
+    bodies_within: int  # concurrent uploads that fit in the default body budget together
+    bodies_over: int  # concurrent uploads that do not
+    bodies_after_s: float  # seconds after the last answer before RSS is read again
     profile_seconds: float
 
 
@@ -74,7 +80,8 @@ PLANS = {
         abort_count=200,
         scale_sizes=(1, 10), scale_validate_repeats=1, scale_repeats=1, scale_seconds=0.5,
         pytest_tests=3, pytest_repeats=1, memory_warmup=100, memory_requests=500,
-        memory_segments=2, memory_idle_wait=0, profile_seconds=1,
+        memory_segments=2, memory_idle_wait=0, bodies_mb=1, bodies_within=2, bodies_over=4,
+        bodies_after_s=0.5, profile_seconds=1,
     ),
     "fast": Plan(
         "fast", tp_repeats=2, tp_seconds=2, tp_warmup=1, light_count=60, delay_count=50,
@@ -82,7 +89,8 @@ PLANS = {
         abort_count=2000,
         scale_sizes=(1, 100, 1000), scale_validate_repeats=1, scale_repeats=1, scale_seconds=2,
         pytest_tests=100, pytest_repeats=1, memory_warmup=1500, memory_requests=5000,
-        memory_segments=4, memory_idle_wait=0, profile_seconds=5,
+        memory_segments=4, memory_idle_wait=0, bodies_mb=16, bodies_within=3,
+        bodies_over=20, bodies_after_s=2, profile_seconds=5,
     ),
     "full": Plan(
         "full", tp_repeats=5, tp_seconds=10, tp_warmup=2, light_count=1200, delay_count=600,
@@ -90,8 +98,8 @@ PLANS = {
         burst_repeats=3, abort_count=10_000,
         scale_sizes=(1, 100, 1000), scale_validate_repeats=3, scale_repeats=3,
         scale_seconds=10, pytest_tests=100, pytest_repeats=3, memory_warmup=10_000,
-        memory_requests=100_000, memory_segments=10, memory_idle_wait=65,
-        profile_seconds=15,
+        memory_requests=100_000, memory_segments=10, memory_idle_wait=65, bodies_mb=60,
+        bodies_within=3, bodies_over=20, bodies_after_s=2, profile_seconds=15,
     ),
 }  # fmt: skip
 
@@ -221,6 +229,12 @@ class Bench:
             ]  # fmt: skip
             proc = self.procs.spawn(name, argv, cpu=self.place.proxy, env=self.env)
             return proc, Endpoint(name, port, *web), None
+        if name == "bodies":
+            mesh = self.run_dir / "bodies.yaml"
+            mesh.write_text(configs.bodies_mesh(o1, o2))
+            proc, port, text = self._chaoskit_cli(name, mesh)
+            host = configs.BODIES_HOST
+            return proc, Endpoint(name, port, target=f"http://{host}/", host=host), text
         if name in ("chaoskit", "memory", "fidelity-a", "fidelity-b"):
             proc, port, text = self._chaoskit_cli(name, self.mesh_file)
             return proc, Endpoint(name, port, *web), text

@@ -28,6 +28,7 @@ from bench.procs import (
     peak_rss_mb,
     rss_mb,
     run_bounded,
+    sampling,
 )
 from bench.pytest_suite import write_suites
 from bench.runner import Bench
@@ -515,6 +516,59 @@ def memory(b: Bench) -> dict[str, Any]:
     }
 
 
+# -- 7. large bodies ---------------------------------------------------------------------------
+
+
+def large_bodies(b: Bench) -> dict[str, Any]:
+    """Concurrent large uploads through a fresh ``chaoskit proxy`` (issue 12 item 8: twenty
+    60 MB uploads took it to 2 GB, held until the cyclic collector ran).
+
+    Two bursts, each of uploads started at once on new connections: ``bodies_within`` that fit
+    in the default body budget together (all answered: the memory must come back when they
+    end), then ``bodies_over`` that do not (the budget refuses some: the peak must stay
+    bounded). Per burst: the statuses, the peak RSS while it ran (sampled every 20 ms; the
+    kernel's high-water mark, which covers the whole life of the process, beside it) and the
+    RSS ``bodies_after_s`` after the last answer."""
+    p = b.plan
+    (srv,) = b.ensure("bodies")
+    pid = srv.pid
+    assert pid is not None
+    size = p.bodies_mb * 2**20
+    out: dict[str, Any] = {
+        "body_mb": p.bodies_mb,
+        "after_s": p.bodies_after_s,
+        "rss_idle_mb": _mb(rss_mb(pid)),
+        "bursts": {},
+    }
+    for name, conns in (("within_budget", p.bodies_within), ("over_budget", p.bodies_over)):
+        before = rss_mb(pid)
+        cpu0 = cpu_seconds(pid)
+        spec = {"mode": "upload", "conns": conns, "body_bytes": size, "timeout": 120}
+        with sampling(pid, every=0.02) as sampled:
+            res = b.load.python_load(spec, [srv.endpoint], timeout=300)
+        cpu1 = cpu_seconds(pid)
+        pause(p.bodies_after_s)
+        out["bursts"][name] = {
+            "uploads": conns,
+            "offered_mb": conns * p.bodies_mb,
+            "statuses": res["statuses"],
+            "errors": res["errors"],
+            "error_kinds": res["error_kinds"],
+            "wall_s": res["wall_s"],
+            "rss_before_mb": _mb(before),
+            "peak_rss_mb": sampled["peak_rss_mb"],
+            "high_water_mb": _mb(peak_rss_mb(pid)),
+            "rss_after_mb": _mb(rss_mb(pid)),
+            "cpu_s": round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
+        }
+    b.stop("bodies")
+    return out
+
+
+def _mb(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
 # -- profile (optional) -----------------------------------------------------------------------
 
 
@@ -614,5 +668,6 @@ SCENARIOS = {
     "scale": scale,
     "pytest": pytest_overhead,
     "memory": memory,
+    "bodies": large_bodies,
     "profile": profile,
 }

@@ -4,15 +4,19 @@ Field order follows Istio's default (Envoy's default plus ``%RESPONSE_CODE_DETAI
 upstream/downstream details), with chaoskit's attempt count and injected faults appended, so a
 line from chaoskit reads like a line from a sidecar. Only fields chaoskit knows are filled;
 the rest are ``-`` as Envoy prints them. Header values such as ``Authorization`` or ``Cookie``
-are never logged.
+are never logged, and unlike Envoy the path's credential query parameters are redacted
+(``?access_token=<redacted>``, :mod:`chaoskit.redaction`). Every request is one line, whatever
+bytes it carried: non-UTF-8 bytes and control characters are written as ``\\xNN``.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
 
 from chaoskit.records import Record, format_flags
+from chaoskit.redaction import redact_query
 
 
 def _iso(ts: float) -> str:
@@ -20,6 +24,53 @@ def _iso(ts: float) -> str:
         datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )  # fmt: skip
+
+
+#: What would break "one line per request" or a reader's decoding: C0 and C1 controls, DEL,
+#: and the Unicode line and paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Surrogates ``surrogateescape`` did not make from a byte (those are U+DC80..U+DCFF).
+_NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    code = ord(m[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for one UTF-8 line: bytes that were not UTF-8 as ``\\xNN``, and control
+    characters the same way.
+
+    mitmproxy decodes a header or path byte that is not UTF-8 as a lone surrogate
+    (``surrogateescape``), which no UTF-8 stream can write: the line used to be dropped.
+    Printable text (ASCII or not) is returned as it is, and quickly."""
+    if text.isprintable():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that never was a byte: spell it \uNNNN
+        raw = _NOT_A_BYTE.sub(_escape_char, text).encode("utf-8", "surrogateescape")
+    return _UNPRINTABLE.sub(_escape_char, raw.decode("utf-8", "backslashreplace"))
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _needs_escaping(record: Record) -> bool:
+    """Whether any string field the JSON line holds is not :func:`printable` as it is."""
+    return not "".join(
+        (record.method, record.path, record.details, record.user_agent, record.request_id,
+         record.authority, record.upstream_host, record.cluster, record.route_name,
+         record.listener, record.source)
+    ).isprintable()  # fmt: skip
+
+
+def _path(record: Record) -> str:
+    """The path as logged: credential query parameters redacted (chaoskit.redaction's table:
+    ``?access_token=<redacted>``), non-UTF-8 bytes escaped."""
+    return printable(redact_query(record.path))
 
 
 def _q(value: str) -> str:
@@ -49,7 +100,7 @@ def format_text(record: Record) -> str:
     """``[START] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS ...`` (Istio's default format)."""
     fields = [
         f"[{_iso(record.start)}]",
-        f'"{record.method} {record.path} HTTP/1.1"',
+        f'"{record.method} {_path(record)} HTTP/1.1"',
         str(record.status),
         format_flags(record.flags),
         record.details or "-",
@@ -74,32 +125,33 @@ def format_text(record: Record) -> str:
         "faults=" + (",".join(_all_faults(record)) or "-"),
         "source=" + (record.source or "-"),
     ]
-    return " ".join(fields)
+    return printable(" ".join(fields))
 
 
 def format_json(record: Record) -> str:
     """Istio's JSON access-log keys, plus ``attempts``, ``faults`` and ``source_workload``."""
+    p = printable if _needs_escaping(record) else _as_is  # one check for the usual case
     return json.dumps(
         {
             "start_time": _iso(record.start),
-            "method": record.method,
-            "path": record.path,
+            "method": p(record.method),
+            "path": _path(record),
             "protocol": "HTTP/1.1",
             "response_code": record.status,
             "response_flags": format_flags(record.flags),
-            "response_code_details": record.details or None,
+            "response_code_details": p(record.details) or None,
             "bytes_received": record.bytes_received,
             "bytes_sent": record.bytes_sent,
             "duration": int(record.duration * 1000),
             "upstream_service_time": _service_ms(record),
-            "user_agent": record.user_agent or None,
-            "request_id": record.request_id,
-            "authority": record.authority,
-            "upstream_host": record.upstream_host or None,
-            "upstream_cluster": record.cluster or None,
-            "route_name": record.route_name or None,
-            "listener": record.listener,
-            "source_workload": record.source or None,
+            "user_agent": p(record.user_agent) or None,
+            "request_id": p(record.request_id),
+            "authority": p(record.authority),
+            "upstream_host": p(record.upstream_host) or None,
+            "upstream_cluster": p(record.cluster) or None,
+            "route_name": p(record.route_name) or None,
+            "listener": p(record.listener),
+            "source_workload": p(record.source) or None,
             "attempts": [
                 {
                     "endpoint": a.endpoint,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 
 from chaoskit.clock import SYSTEM_CLOCK
@@ -26,6 +27,12 @@ from chaoskit.resilience.circuit_breaker import CircuitBreaker
 from chaoskit.resilience.outlier_detection import OutlierDetector
 from chaoskit.rng import Seeds
 from chaoskit.routing.decision import ClusterKey
+from chaoskit.stats import Stats
+
+#: Undeclared caller names (not a WorkloadEntry) whose per-caller cluster state is kept; the
+#: least recently used idle one is forgotten beyond it. Callers name themselves freely in the
+#: proxy URL's user name, so without a bound every new name would cost a set of clusters.
+MAX_UNDECLARED_CALLERS = 256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +112,19 @@ class Cluster:
             return "/failed_outlier_check"
         return "healthy"
 
+    def idle(self) -> bool:
+        """Nothing in flight: no active, queued or retrying request holds this cluster's state,
+        so forgetting it loses only history (LB position, counters, ejections)."""
+        breaker = self.breaker
+        return not (
+            self.active_requests
+            or self.waiters
+            or breaker.active_requests
+            or breaker.pending_requests
+            or breaker.active_retries
+            or any(h.active_requests for h in self.hosts)
+        )
+
     @property
     def label(self) -> str:
         """The cluster name, prefixed with the calling workload when there is one."""
@@ -131,27 +151,51 @@ def _merged_rule(rules: tuple[DestinationRule, ...]) -> DestinationRule | None:
 
 
 class ClusterManager:
-    """Builds clusters on first use from the current mesh and keeps their state across swaps."""
+    """Builds clusters on first use from the current mesh and keeps their state across swaps.
 
-    def __init__(self, seeds: Seeds, now: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
+    State is per calling workload (Istio gives every client sidecar its own clusters). Callers
+    declared as WorkloadEntries, and the anonymous caller, keep theirs for as long as the
+    configuration declares them: that is bounded by the configuration. Any other name a client
+    puts in the proxy URL gets state too, but only the :data:`MAX_UNDECLARED_CALLERS` most
+    recently used such names keep it; beyond that the least recently used *idle* one (no
+    request active, queued or retrying) is forgotten and starts fresh when it comes back
+    (stat ``cluster_manager.caller_state_evicted``). A busy caller is never evicted, so the
+    bound can be exceeded by at most the callers with requests in flight.
+    """
+
+    def __init__(
+        self,
+        seeds: Seeds,
+        now: Callable[[], float] = SYSTEM_CLOCK.monotonic,
+        *,
+        stats: Stats | None = None,
+        max_undeclared_callers: int = MAX_UNDECLARED_CALLERS,
+    ) -> None:
         self.seeds = seeds
         self.now = now
         self.mesh = Mesh()
+        self.stats = stats if stats is not None else Stats()
+        self.max_undeclared_callers = max_undeclared_callers
         # Keyed by (caller, cluster): in Istio every client sidecar has its own clusters, so LB
         # position, circuit breakers and outlier ejections are per calling workload.
         self._clusters: dict[tuple[str, ClusterKey], Cluster] = {}
         self._retired: dict[tuple[str, ClusterKey], Cluster] = {}
+        #: Undeclared callers with state in ``_clusters``, least recently used first, each
+        #: with the cluster keys it holds there.
+        self._undeclared: OrderedDict[str, set[ClusterKey]] = OrderedDict()
 
     def update(self, mesh: Mesh) -> None:
         """A new configuration: clusters are rebuilt lazily, reusing state when unchanged."""
         self.mesh = mesh
         self._retired = self._clusters
         self._clusters = {}
+        self._undeclared.clear()
 
     def reset_state(self) -> None:
         """Forget all runtime state (between tests): LB positions, counters, ejections."""
         self._clusters.clear()
         self._retired.clear()
+        self._undeclared.clear()
 
     def clusters(self) -> list[Cluster]:
         return list(self._clusters.values())
@@ -161,6 +205,8 @@ class ClusterManager:
         slot = (source, key)
         cluster = self._clusters.get(slot)
         if cluster is not None:
+            if source in self._undeclared:
+                self._undeclared.move_to_end(source)
             return cluster
         built = self._build(key)
         if built is None:
@@ -187,7 +233,28 @@ class ClusterManager:
             )
         cluster.source = source
         self._clusters[slot] = cluster
+        if source and source not in self.mesh.workloads_by_name:
+            self._undeclared.setdefault(source, set()).add(key)
+            self._undeclared.move_to_end(source)
+            self._evict_idle(keep=source)
         return cluster
+
+    def _evict_idle(self, keep: str) -> None:
+        """Forget least recently used idle undeclared callers until within the bound."""
+        excess = len(self._undeclared) - self.max_undeclared_callers
+        if excess <= 0:
+            return
+        victims: list[str] = []
+        for name, keys in self._undeclared.items():  # oldest first; a busy caller is skipped
+            if len(victims) == excess or name == keep:
+                break
+            if all(self._clusters[(name, k)].idle() for k in keys):
+                victims.append(name)
+        for name in victims:
+            for k in self._undeclared.pop(name):
+                del self._clusters[(name, k)]
+        if victims:
+            self.stats.inc("cluster_manager.caller_state_evicted", len(victims))
 
     def _scheme(self, key: ClusterKey, policy: TrafficPolicy) -> str:
         svc = self.mesh.find_service(key.host)

@@ -29,16 +29,54 @@ def format_flags(flags: tuple[str, ...]) -> str:
     return ",".join(flags) if flags else "-"
 
 
+#: How an attempt ends when the request ends under it (:meth:`AttemptInFlight.cut`): the route
+#: timeout fired (the request is answered ``504 UT``), the client went away (``0 DC``), or the
+#: request was cancelled for another reason (the proxy stopping, an internal error).
+ROUTE_TIMEOUT = "route-timeout"
+CLIENT_GONE = "client-gone"
+CANCELLED = "cancelled"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One upstream attempt: where it went, how it ended, what was injected into it."""
+    """One upstream attempt: where it went, how it ended, what was injected into it.
+
+    ``outcome`` is ``response`` (``status`` is the upstream's), ``reset-after-headers``,
+    ``response-too-large``, ``connect-failure``, ``reset``, ``per-try-timeout``, ``overflow``
+    (refused by the circuit breaker: no endpoint, nothing sent), ``loop`` (refused: the endpoint
+    is this proxy), or one of the cut-off outcomes :data:`ROUTE_TIMEOUT`, :data:`CLIENT_GONE`,
+    :data:`CANCELLED` — the attempt was still running (in an UpstreamFault delay or hang, on
+    the wire, or receiving a slow body) when the request ended; ``status`` is then the
+    upstream's if its response had already arrived, else ``None``.
+    """
 
     number: int
     endpoint: str
-    outcome: str  # "response", "connect-failure", "reset", "per-try-timeout", "overflow", ...
+    outcome: str
     status: int | None = None
     duration: float = 0.0
     faults: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(slots=True)
+class AttemptInFlight:
+    """An attempt that has started and not yet ended: what its record will say if the request
+    ends under it, so a cut-off attempt is never missing from the record."""
+
+    number: int
+    endpoint: str
+    start: float  # monotonic
+    faults: tuple[str, ...] = ()
+    status: int | None = None  # set once the upstream's response has arrived
+
+    def end(self, outcome: str, status: int | None, now: float) -> AttemptRecord:
+        return AttemptRecord(
+            self.number, self.endpoint, outcome, status, now - self.start, self.faults
+        )
+
+    def cut(self, outcome: str, now: float) -> AttemptRecord:
+        """The record of this attempt cut off by the end of the request (``outcome``)."""
+        return self.end(outcome, self.status, now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

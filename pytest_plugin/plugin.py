@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import warnings
 import zlib
 from collections.abc import Generator
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from chaoskit import safefiles
 from chaoskit.errors import ConfigError
+from chaoskit.redaction import redact_query
 from chaoskit.rng import new_seed, parse_seed
 from chaoskit.sources import validated
 from pytest_plugin.fixtures import (
@@ -228,12 +231,29 @@ def report_file_name(nodeid: str) -> str:
     return f"{readable}-{zlib.crc32(nodeid.encode()):08x}.json"
 
 
+def _write_report_file(path: Path, data: dict[str, Any]) -> None:
+    """Owner-only (records name every request), replaced atomically, never through a link; a
+    file that cannot be written is a warning, not an error in the test that just ran."""
+    try:
+        safefiles.write_file(path, json.dumps(data, indent=2, default=str), private=True)
+    except OSError as e:
+        warnings.warn(
+            f"chaoskit: --chaos-report not written: {safefiles.describe(e)}",
+            pytest.PytestWarning,
+            stacklevel=1,
+        )
+
+
 def _write_test_report(report_dir: Path, data: dict[str, Any], outcomes: dict[str, str]) -> None:
     tests_dir = report_dir / "tests"
     tests_dir.mkdir(parents=True, exist_ok=True)
     data = {"outcome": _overall(outcomes), "phases": dict(outcomes), **data}
-    path = tests_dir / report_file_name(str(data["nodeid"]))
-    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    # a token in a query string stays out of the file, as in journals (chaoskit.redaction)
+    data["records"] = [
+        {**r, "path": redact_query(r["path"])} if isinstance(r.get("path"), str) else r
+        for r in data.get("records", [])
+    ]
+    _write_report_file(tests_dir / report_file_name(str(data["nodeid"])), data)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -257,7 +277,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if data["outcome"] == "failed":
             failed.append({k: data[k] for k in ("nodeid", "seed", "declared_faults", "records")})
     index = {"session_seed": settings.seed, "tests": tests, "failed": failed}
-    (settings.report_dir / "index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    _write_report_file(settings.report_dir / "index.json", index)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chaoskit import safefiles
 from chaoskit.cli.exit_codes import ExitCode
 from chaoskit.config.durations import parse_duration
 from chaoskit.rng import new_seed, parse_seed
@@ -61,6 +62,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         for issue in e.issues:
             print(issue, file=sys.stderr)
         return ExitCode.BAD_INPUT
+    try:
+        if args.out:
+            safefiles.check_destination(args.out)  # before the search, not after it
+    except OSError as e:
+        print(f"chaoskit explore: --out {safefiles.describe(e)}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     hosts = [h.strip() for h in args.hosts.split(",")] if args.hosts else None
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     name = plan.experiment.name
@@ -91,6 +98,10 @@ def run(args: argparse.Namespace) -> ExitCode:
                 print(f"    {check.detail}")
     path = Path(plan.file)
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}.explored.yaml")
-    write_experiment(plan, result.plan, seed, out)
+    try:
+        write_experiment(plan, result.plan, seed, out)
+    except OSError as e:  # replaced atomically, never through a link; a folder or FIFO: refused
+        print(f"chaoskit explore: not written: {safefiles.describe(e)}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     print(f"written: {out}  (run it: chaoskit run {out})")
     return ExitCode.FAILED

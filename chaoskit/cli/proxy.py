@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import io
 import ipaddress
 import logging
 import os
@@ -19,11 +20,12 @@ import threading
 import warnings
 from typing import Any, TextIO
 
-from chaoskit import accesslog
+from chaoskit import accesslog, safefiles
 from chaoskit.cli.exit_codes import ExitCode
-from chaoskit.config.issues import Issues
-from chaoskit.config.loader import collect_files
+from chaoskit.config.durations import parse_duration
+from chaoskit.config.loader import YAML_SUFFIXES
 from chaoskit.errors import ConfigError, ProxyError
+from chaoskit.proxy import budget, limits
 from chaoskit.records import Record
 from chaoskit.rng import parse_seed
 
@@ -80,7 +82,52 @@ def register(sub: Any) -> None:
         help="also serve mitmweb's flow UI on 127.0.0.1:PORT (default 8081); flows "
         "are marked and commented with route, endpoint and faults",
     )
+    p.add_argument(
+        "--max-connections",
+        type=_max_connections_arg,
+        metavar="N",
+        help="client connections open at once, on all listeners; past it new connections are "
+        "closed at once (default: derived from the open-files limit, which is first raised to "
+        "the hard limit)",
+    )
+    p.add_argument(
+        "--request-headers-timeout",
+        type=_duration_arg,
+        default=limits.DEFAULT_REQUEST_HEADERS_TIMEOUT,
+        metavar="DURATION",
+        help="a client that has not sent a whole request head this long after connecting (or "
+        "after the head's first byte, on a kept-alive connection) gets 408 and is closed; "
+        "0 turns it off (default 10s)",
+    )
+    p.add_argument(
+        "--max-buffered-bytes",
+        type=_size_arg,
+        default=budget.DEFAULT_BODY_BUDGET,
+        metavar="SIZE",
+        help="request and response bodies held at once by all requests together (e.g. 256m, "
+        "1g); past it a request is answered 503 with flag OM; 0 turns it off (default 256m)",
+    )
     p.set_defaults(handler=run)  # fmt: skip
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return budget.check_total(budget.parse_size(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _max_connections_arg(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of connections (1 or more)")
+    return int(text)
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        return limits.check_request_headers_timeout(parse_duration(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_address(text: str, what: str) -> tuple[str, int]:
@@ -100,15 +147,40 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...]:
-    files, _ = collect_files(paths, Issues())
-    out = []
-    for f in files:
-        try:
-            st = os.stat(f)
-        except OSError:
-            continue
-        out.append((f, st.st_mtime_ns, st.st_size))
+def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...] | OSError:
+    """Every configuration file (as the loader finds them: YAML, hidden names skipped) with
+    its mtime and size; a missing path is ``(path, -1, -1)``. Or why a folder could not be
+    scanned — out of descriptors, say —, which the watcher takes as "try again", never as
+    "the files are gone": ``Path.rglob`` (the loader's walk) returns nothing at all when
+    ``scandir`` fails with EMFILE, so it cannot tell."""
+    out: list[tuple[str, int, int]] = []
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    try:
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                out.append((path, -1, -1))
+                continue
+            if not os.path.isdir(path):
+                out.append((path, st.st_mtime_ns, st.st_size))
+                continue
+            for folder, dirs, names in os.walk(path, onerror=fail):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if name.startswith(".") or not name.endswith(YAML_SUFFIXES):
+                        continue
+                    file = os.path.join(folder, name)
+                    try:
+                        st = os.stat(file)
+                    except FileNotFoundError:
+                        continue  # gone since the scan: a change like any other
+                    out.append((file, st.st_mtime_ns, st.st_size))
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in a path
+        return e if isinstance(e, OSError) else OSError(str(e))
     return tuple(out)
 
 
@@ -188,20 +260,33 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(f"WARNING: listening on {listen_host}: anyone who can reach this address can use "
               "the proxy and its CA-signed interception", file=sys.stderr)  # fmt: skip
     files = list(args.files)
+    # The process is ours: use every descriptor the hard limit allows (macOS starts at 256).
+    limits.raise_open_files_limit()
     try:
         proxy = Proxy(
             *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
             admin_host=admin_host, web_port=args.web,
-            state_dir=args.state_dir,
+            state_dir=args.state_dir, max_connections=args.max_connections,
+            request_headers_timeout=args.request_headers_timeout,
+            body_budget=args.max_buffered_bytes,
         )  # fmt: skip
     except ConfigError as e:
         print(f"chaoskit proxy: configuration rejected\n{e}", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    except ProxyError as e:  # e.g. --web on a mitmproxy whose UI has no authentication
+        print(f"chaoskit proxy: {e}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     log_stream: TextIO = sys.stdout
     if args.access_log != "-":
-        # A new log file is the owner's only: it names every request's path and caller.
-        fd = os.open(args.access_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        log_stream = os.fdopen(fd, "a", encoding="utf-8")
+        # Owner-only (it names every request's path and caller), never through a link.
+        try:
+            log_stream = safefiles.open_log(args.access_log)
+        except OSError as e:
+            print(f"chaoskit proxy: --access-log {safefiles.describe(e)}", file=sys.stderr)
+            return ExitCode.BAD_INPUT
+    elif isinstance(sys.stdout, io.TextIOWrapper):
+        # a character the terminal's encoding lacks is escaped, never the line dropped
+        sys.stdout.reconfigure(errors="backslashreplace")
     writer = _LogWriter(log_stream, args.access_log_format)
     proxy.core.on_record.append(writer)
 
@@ -224,7 +309,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.BAD_INPUT
     try:
         gateways = ",".join(str(p) for p in sorted(set(proxy.core.gateway_ports.values()))) or "-"
-        web = f" web=http://127.0.0.1:{args.web}/" if args.web is not None else ""
+        web = f" web={proxy.web_url}" if proxy.web_url else ""
         print(
             f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
             f"seed={proxy.seed} ca={proxy.ca_path}{web}",
@@ -252,10 +337,21 @@ def _refreeze() -> None:
 
 
 def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
-    """Poll the files; swap in valid changes, report invalid ones and keep the last good config."""
+    """Poll the files; swap in valid changes, report invalid ones and keep the last good config.
+
+    A scan that fails (no descriptor left, a folder briefly unreadable) keeps the last
+    fingerprint and is tried again on the next tick; the first failure of a run is reported."""
     last = _fingerprint(files)
+    scan_failed = isinstance(last, OSError)
     while not stop.wait(RELOAD_POLL_SECONDS):
         current = _fingerprint(files)
+        if isinstance(current, OSError):
+            if not scan_failed:
+                print(f"chaoskit proxy: cannot scan the configuration files ({current}); "
+                      "trying again", file=sys.stderr, flush=True)  # fmt: skip
+            scan_failed = True
+            continue
+        scan_failed = False
         if current == last:
             continue
         last = current

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from chaoskit import safefiles
 from chaoskit.cli.exit_codes import ExitCode
 from chaoskit.rng import parse_seed
 
@@ -33,23 +34,53 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def write_outputs(journal: Any, args: argparse.Namespace, out: Any) -> None:
-    for target in (args.journal, args.junit, args.report):
+#: (flag, owner-only?): the journal and JUnit name every request, check and fault of the run;
+#: the HTML report is meant to be passed around (mode from the umask).
+OUTPUTS = (("journal", True), ("junit", True), ("report", False))
+
+
+def check_outputs(args: argparse.Namespace) -> list[str]:
+    """Problems with the output paths, found before anything runs: a folder, a FIFO or a
+    device where a file should go (a link is fine: it is replaced, never written through)."""
+    problems = []
+    for flag, _private in OUTPUTS:
+        target = getattr(args, flag)
         if target:
+            try:
+                safefiles.check_destination(target)
+            except OSError as e:
+                problems.append(f"--{flag} {safefiles.describe(e)}")
+    return problems
+
+
+def write_outputs(journal: Any, args: argparse.Namespace, out: Any) -> list[str]:
+    """Write every requested output (each replaced atomically, never through a link); return
+    what could not be written, one line per output."""
+    failed = []
+    for flag, private in OUTPUTS:
+        target = getattr(args, flag)
+        if not target:
+            continue
+        try:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-    if args.journal:
-        Path(args.journal).write_text(journal.to_json())
-        out.write(f"journal: {args.journal}\n")
-    if args.junit:
+            safefiles.write_file(target, _render(flag, journal), private=private)
+        except OSError as e:
+            failed.append(f"--{flag} {safefiles.describe(e)}")
+            continue
+        out.write(f"{flag + ':':<8} {target}\n")
+    return failed
+
+
+def _render(flag: str, journal: Any) -> str:
+    if flag == "journal":
+        return str(journal.to_json())
+    if flag == "junit":
         from chaoskit.report.junit import render_junit  # noqa: PLC0415
 
-        Path(args.junit).write_text(render_junit(journal))
-        out.write(f"junit:   {args.junit}\n")
-    if args.report:
-        from chaoskit.report.html import render_html  # noqa: PLC0415 - matplotlib loads slowly
+        return render_junit(journal)
+    from chaoskit.report.html import render_html  # noqa: PLC0415 - matplotlib loads slowly
 
-        Path(args.report).write_text(render_html(journal))
-        out.write(f"report:  {args.report}\n")
+    return render_html(journal)
 
 
 def verdict_line(journal: Any) -> str:
@@ -83,6 +114,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(issue, file=sys.stderr)
         print(f"chaoskit run: {args.experiment} cannot be run (exit 2)", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    if problems := check_outputs(args):
+        for problem in problems:
+            print(f"chaoskit run: {problem}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     exp = plan.experiment
     print(f"experiment {exp.name}: {exp.title}", file=out)
     journal = Runner(plan, seed=seed, out=None if args.quiet else out).run()
@@ -90,9 +125,13 @@ def run(args: argparse.Namespace) -> ExitCode:
         print("lessons:", file=out)
         for lesson in journal.lessons:
             print(f"  {lesson}", file=out)
-    write_outputs(journal, args, out)
+    unwritten = write_outputs(journal, args, out)
     print(verdict_line(journal))
     print(f"replay: chaoskit run {args.experiment} --seed {journal.seed}", file=out)
+    if unwritten:
+        for problem in unwritten:
+            print(f"chaoskit run: not written: {problem}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     return (
         ExitCode(journal.exit_code) if journal.exit_code in (0, 1, 130) else ExitCode.INTERNAL_ERROR
     )

@@ -81,6 +81,25 @@ class LoadResult:
     unreadable: tuple[str, ...] = ()
 
 
+def _yaml_files_under(folder: Path) -> list[str]:
+    """Every ``.yaml``/``.yml`` file below ``folder``, sorted, skipping hidden names; raises
+    ``OSError`` when any folder on the way cannot be read (never a partial list)."""
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    found: list[str] = []
+    for root, dirs, names in os.walk(folder, onerror=fail):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if name.startswith(".") or Path(name).suffix not in YAML_SUFFIXES:
+                continue
+            full = os.path.join(root, name)
+            if os.path.isfile(full):
+                found.append(full)
+    return sorted(found)
+
+
 def collect_files(
     paths: Iterable[str | os.PathLike[str]], issues: Issues
 ) -> tuple[list[str], list[str]]:
@@ -99,13 +118,14 @@ def collect_files(
             missing.append(str(path))
             continue
         if path.is_dir():
-            found = sorted(
-                str(f)
-                for f in path.rglob("*")
-                if f.suffix in YAML_SUFFIXES
-                and f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(path).parts)
-            )
+            try:
+                found = _yaml_files_under(path)
+            except OSError as e:
+                # Path.rglob skips a folder it cannot open (EMFILE, EACCES) without a word: a
+                # reload under descriptor pressure would have swapped in part of the mesh.
+                issues.error(Location(str(path), 1), "", "", f"cannot read: {e.strerror or e}")
+                missing.append(str(path))
+                continue
             if not found:
                 issues.error(
                     Location(str(path), 1), "", "", "folder contains no .yaml or .yml files"

@@ -21,6 +21,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, Verbosity, find, settings
 from hypothesis.errors import NoSuchExample
 
+from chaoskit import safefiles
 from chaoskit.config import validate
 from chaoskit.config.experiment import Traffic
 from chaoskit.config.issues import Issues
@@ -147,5 +148,6 @@ def write_experiment(plan: Plan, found: list[dict[str, Any]], seed: int, out: Pa
                 base = plan.file.parent.resolve()
                 spec["mesh"] = [str(base / m) for m in spec.get("mesh", [])]
     header = f"# Found by: chaoskit explore {plan.file.name} --seed {seed}\n"
-    out.write_text(header + yaml.safe_dump_all(docs, sort_keys=False))
-    return out
+    # replaced atomically, never through a link (an experiment is meant to be shared: umask mode)
+    return safefiles.write_file(out, header + yaml.safe_dump_all(docs, sort_keys=False),
+                                private=False)  # fmt: skip

@@ -2,8 +2,8 @@
 
 One journal feeds every output: ``--journal`` writes it, ``--junit`` and ``--report`` render it.
 Times are seconds since the run started (``t``) unless named ``*_at`` (ISO 8601, UTC).
-Every output goes through :meth:`Journal.redacted` first: credential header values and URL
-passwords never reach a file (:mod:`chaoskit.redaction`).
+Every output goes through :meth:`Journal.redacted` first: credential header values, credential
+query parameters and URL passwords never reach a file (:mod:`chaoskit.redaction`).
 """
 
 from __future__ import annotations
@@ -118,9 +118,11 @@ class Journal:
         return next((p for p in self.phases if p.name == name), None)
 
     def redacted(self) -> Journal:
-        """A copy safe to write: credentials in the configuration, check details, notes,
-        lessons, errors and command output replaced (samples hold no free text: shared)."""
+        """A copy safe to write: credentials in the configuration, check names and details,
+        notes, lessons, errors, command output and the samples' targets (a target is named
+        ``GET <url>`` by default, query included) replaced."""
         r = redact_text
+        targets = {t: r(t) for t in {s.target for s in self.samples}}
         return dataclasses.replace(
             self,
             title=r(self.title),
@@ -128,6 +130,12 @@ class Journal:
             error=r(self.error),
             lessons=[r(x) for x in self.lessons],
             config={name: redact_yaml(text) for name, text in self.config.items()},
+            samples=[
+                dataclasses.replace(s, target=targets[s.target])
+                if targets[s.target] != s.target
+                else s
+                for s in self.samples
+            ],
             rollbacks=[dataclasses.replace(s, detail=r(s.detail)) for s in self.rollbacks],
             phases=[
                 dataclasses.replace(
@@ -135,7 +143,11 @@ class Journal:
                     notes=[r(n) for n in p.notes],
                     checks=[
                         dataclasses.replace(
-                            c, expected=r(c.expected), observed=r(c.observed), detail=r(c.detail)
+                            c,
+                            name=r(c.name),
+                            expected=r(c.expected),
+                            observed=r(c.observed),
+                            detail=r(c.detail),
                         )
                         for c in p.checks
                     ],

@@ -34,6 +34,7 @@ from chaoskit.experiment.apps import proxy_env, start_apps
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Journal, Phase, Sample
 from chaoskit.experiment.traffic import Driver, Endpoint
+from chaoskit.redaction import redact_text
 from chaoskit.rng import Seeds, new_seed
 
 _PLACEHOLDER = re.compile(r"\$\{(proxy|gateway:(\d{1,5}))\}")
@@ -401,8 +402,8 @@ class Runner:
         for c in phase.checks:
             mark = "✓" if c.ok else "✗"
             line = f"  {mark} {phase.name}: {c.name}: expected {c.expected}, observed {c.observed}"
-            if not c.ok and c.detail:
-                line += f" — {c.detail}"
+            if not c.ok and c.detail:  # a probe's error may name its URL, token and all
+                line += f" — {redact_text(c.detail)}"
             self.say(line)
 
     def _collect_lessons(self) -> None:

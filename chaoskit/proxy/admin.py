@@ -3,20 +3,95 @@
 
 It is a mitmproxy addon placed before the core: flows that arrive on the admin listener are
 answered here (the core skips flows that already have a response). It binds loopback only.
+
+Binding loopback does not keep a browser out: a web page can make the browser send requests
+to 127.0.0.1. Envoy's admin has no defence against that; chaoskit's has two, like other local
+HTTP APIs (``kubectl proxy``, Vite, webpack-dev-server, Go's ``http.CrossOriginProtection``):
+
+- **DNS rebinding.** A page on ``evil.test`` re-resolves its own name to 127.0.0.1 and reads the
+  admin as "same origin" — with ``Host: evil.test:PORT``. Every request must name a loopback
+  host (``localhost``, ``127.x.x.x``, ``[::1]``; any port, so an ``ssh -L`` or ``kubectl
+  port-forward`` to another port still works); anything else is refused 403.
+- **Cross-site requests** (CSRF). A page can send a "simple" POST it cannot read the answer
+  of, which is enough to reset the counters a test asserts on. A state-changing request is
+  refused 403 when the browser says it is not same-origin: ``Sec-Fetch-Site`` other than
+  ``same-origin``/``none``, or, without it, an ``Origin`` that is not this listener's own.
+  A request with neither header (``curl``, scripts, every HTTP library) is not from a browser
+  and is served, so no token or custom header is needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import http
 
 from chaoskit.proxy.core import ChaosCore, protocol_violation
 
 MAX_ADMIN_BODY = 64 * 1024
+
+#: Methods that change nothing; every other method is checked for cross-site origin.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def loopback_host(authority: str) -> bool:
+    """Does ``authority`` (a ``Host`` value: host and optional port) name a loopback host?
+
+    Only names a DNS-rebinding page cannot make a browser send: ``localhost`` and loopback IP
+    literals in their usual spelling. The port is not compared (a tunnel may change it, and
+    a browser cannot put a loopback name in ``Host`` for an attacker's page anyway)."""
+    host = authority.strip().lower()
+    if host.startswith("["):
+        host, end, port = host[1:].partition("]")
+        if not end or (port and not port.startswith(":")):
+            return False
+        port = port[1:]
+    else:
+        host, _, port = host.partition(":")
+    if port and not (port.isdigit() and len(port) <= 5):
+        return False
+    if host.rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cross_site(req: http.Request) -> bool:
+    """Is this a browser request another site made? The Fetch Metadata header says so
+    directly; older browsers send only ``Origin``, which must then be this listener's own
+    (``http://`` + ``Host``). No header at all: not a browser."""
+    site = req.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() not in ("same-origin", "none")
+    origin = req.headers.get("origin")
+    if origin is None:
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return True
+    host = req.host_header or ""
+    return parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower()
+
+
+def refusal(req: http.Request) -> str | None:
+    """Why the admin refuses this request (403), or ``None`` to answer it."""
+    names = req.headers.get_all("host") + ([req.authority] if req.authority else [])
+    if not all(loopback_host(name) for name in names):
+        return (
+            "admin: the Host header must name this loopback listener "
+            "(localhost, 127.0.0.1 or [::1]); refused as possible DNS rebinding\n"
+        )
+    if req.method.upper() not in SAFE_METHODS and cross_site(req):
+        return "admin: cross-site request refused (Origin / Sec-Fetch-Site)\n"
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,7 +124,11 @@ class ChaosAdmin:
             flow.response = http.Response.make(violation.status, violation.body, headers)
             return
         try:
-            status, content_type, body = self.answer(flow.request)
+            refused = refusal(flow.request)
+            if refused is not None:
+                status, content_type, body = 403, "text/plain", refused
+            else:
+                status, content_type, body = self.answer(flow.request)
         except Exception as e:  # the admin API must never take the proxy down
             status, content_type, body = 500, "text/plain", f"admin error: {type(e).__name__}\n"
         flow.response = http.Response.make(

@@ -21,13 +21,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chaoskit import safefiles
 from chaoskit.config import Validation
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.loader import LoadResult
 from chaoskit.config.mesh import Mesh
 from chaoskit.errors import ProxyError
+from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
+from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET, BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore
+from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLimits
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
 from chaoskit.proxy.upstream import UpstreamClient
@@ -43,19 +47,63 @@ class ExposedListenerWarning(UserWarning):
     """A listener binds a non-loopback address: anyone who can reach it can use the proxy."""
 
 
+#: The files mitmproxy writes in its confdir (``CertStore.create_store`` in mitmproxy/certs.py,
+#: basename ``mitmproxy``): the only files in the state folder chaoskit changes.
+CA_FILES = (
+    "mitmproxy-ca.pem", "mitmproxy-ca.p12", "mitmproxy-ca-cert.pem", "mitmproxy-ca-cert.cer",
+    "mitmproxy-ca-cert.p12", "mitmproxy-dhparam.pem",
+)  # fmt: skip
+
+
+def prepare_state_dir(path: Path) -> None:
+    """Create a missing state folder ``0700``, or accept an existing one only if it is ours
+    and no one else can write in it.
+
+    The folder holds the CA key: someone who can plant files or links there (``/tmp``, mode
+    ``1777``) could make mitmproxy load their CA or write through their link, and a folder
+    owned by another user is theirs to manage. An accepted folder keeps its mode: it may be
+    shared with other tools (``--state-dir ~/certs``), so chaoskit never chmods it."""
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise ProxyError(f"cannot create the state folder {path}: {e.strerror}") from None
+    else:
+        os.chmod(path, 0o700)  # ours, just made: the umask must not loosen (or tighten) it
+        return
+    uid = os.geteuid()
+    try:
+        link = os.lstat(path)
+        st = os.stat(path)
+    except OSError as e:
+        raise ProxyError(f"cannot use the state folder {path}: {e.strerror}") from None
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
+        raise ProxyError(
+            f"refusing the state folder {path}: it is a symbolic link owned by another user "
+            f"(uid {link.st_uid})"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise ProxyError(f"refusing the state folder {path}: it is not a folder")
+    if st.st_uid != uid:
+        raise ProxyError(
+            f"refusing the state folder {path}: it is owned by uid {st.st_uid}, not by this "
+            f"user (uid {uid}); give chaoskit a folder of its own (a missing one is created 0700)"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ProxyError(
+            f"refusing the state folder {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other "
+            "users plant files or links next to the CA key; give chaoskit a folder only you can "
+            "write (a missing one is created 0700)"
+        )
+
+
 def restrict_state_dir(path: Path) -> None:
-    """Owner-only permissions on the state folder and every file in it (mitmproxy writes its
-    CA key ``0600`` but the certificates world-readable; the folder is what keeps them private,
-    and nothing in it is meant for anyone else)."""
-    os.chmod(path, 0o700)
-    for entry in path.iterdir():
-        try:
-            if entry.is_file() and not entry.is_symlink():
-                mode = stat.S_IMODE(entry.stat().st_mode)
-                if mode & 0o077:
-                    os.chmod(entry, mode & 0o700)
-        except OSError:
-            continue
+    """Make the CA files owner-only (mitmproxy writes its key ``0600`` but the certificates
+    with the umask). Only those files, only regular files we own, never through a link: the
+    user's own files in the folder are theirs."""
+    for name in CA_FILES:
+        safefiles.make_private(path / name)
 
 
 def default_state_dir() -> Path:
@@ -122,11 +170,21 @@ class Proxy:
         state_dir: str | os.PathLike[str] | None = None,
         record_capacity: int = 10_000,
         web_port: int | None = None,
+        max_connections: int | None = None,
+        request_headers_timeout: float = DEFAULT_REQUEST_HEADERS_TIMEOUT,
+        body_budget: int = DEFAULT_BODY_BUDGET,
     ) -> None:
         """``config``: paths, YAML text, dicts or resources (see :mod:`chaoskit.sources`).
 
         ``gateway_ports`` maps a Gateway's port in the YAML to the port to bind (0 = any free
         port), so tests can run Gateways without fixed ports; unmapped ports bind as written.
+
+        ``max_connections``: client connections open at once, past which new ones are closed
+        (``None``: derived from the process's open-files limit, which an in-process proxy
+        shares with its host). ``request_headers_timeout``: seconds a client has to send a
+        request head (``0``: no limit). See :mod:`chaoskit.proxy.limits`. ``body_budget``:
+        bytes of request and response bodies held at once by all requests together; past it a
+        request is answered 503 ``OM`` (``0``: no global budget; :mod:`chaoskit.proxy.budget`).
         """
         self._base: list[LoadResult] = to_results(config) if config else []
         validation = validated(base=self._base)
@@ -138,6 +196,12 @@ class Proxy:
         )
         self.pipeline.set_mesh(validation.mesh)
         self.core = ChaosCore(self.pipeline)
+        self.limits = DownstreamLimits(
+            self.stats_counters, max_connections=max_connections,
+            request_headers_timeout=request_headers_timeout,
+            is_admin=lambda client: client.proxy_mode.full_spec == self._admin_spec,
+        )  # fmt: skip
+        self.budget_guard = BodyBudgetGuard(self.core, body_budget)
         self.host = host
         self._port = port
         # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
@@ -155,6 +219,8 @@ class Proxy:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runtime: ProxyRuntime | None = None
         #: mitmweb's UI port (``None``: no UI; the lean Master is faster).
+        if web_port is not None and not webui.web_ui_is_safe():
+            raise ProxyError(f"--web refused: {webui.refusal()}")
         self.web_port = web_port
         self.core.flow_metadata = web_port is not None
         self.validation: Validation = validation
@@ -169,9 +235,8 @@ class Proxy:
                 ExposedListenerWarning,
                 stacklevel=2,
             )
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.state_dir, 0o700)
-        addons: list[Any] = [self.core]
+        prepare_state_dir(self.state_dir)
+        addons: list[Any] = [self.limits, self.budget_guard, self.core]
         if self._admin_spec is not None:
             admin_spec = self._admin_spec
             addons.insert(
@@ -235,6 +300,13 @@ class Proxy:
     def url(self) -> str:
         """The forward-proxy URL for ``HTTP_PROXY`` / ``proxies=``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def web_url(self) -> str | None:
+        """mitmweb's UI, with the token it needs (``None`` without ``web_port``)."""
+        if self.web_port is None or self.runtime is None or self.runtime.master is None:
+            return None
+        return webui.web_url(self.runtime.master) or f"http://127.0.0.1:{self.web_port}/"
 
     @property
     def admin_url(self) -> str:

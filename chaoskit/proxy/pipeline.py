@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import functools
-import ipaddress
 import random
 import socket
 import uuid
@@ -34,6 +32,7 @@ from chaoskit.faults.plan import NO_FAULT
 from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
 from chaoskit.loadbalancing.consistent_hash import hash_key_for, needs_new_cookie, new_cookie
 from chaoskit.proxy import replies
+from chaoskit.proxy.addresses import reaches
 from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.upstream import (
     HOP_BY_HOP,
@@ -42,10 +41,19 @@ from chaoskit.proxy.upstream import (
     UpstreamFailure,
     UpstreamResponse,
 )
-from chaoskit.records import AttemptRecord, Record, RecordLog, order_flags
+from chaoskit.records import (
+    CANCELLED,
+    CLIENT_GONE,
+    ROUTE_TIMEOUT,
+    AttemptInFlight,
+    AttemptRecord,
+    Record,
+    RecordLog,
+    order_flags,
+)
 from chaoskit.resilience.circuit_breaker import Overflow, Queued
 from chaoskit.resilience.outlier_detection import Event
-from chaoskit.resilience.retry import Outcome, RetryPolicy
+from chaoskit.resilience.retry import Outcome, RetryDecision, RetryPolicy, RetryState, RetryStatus
 from chaoskit.rng import Seeds
 from chaoskit.routing.decision import (
     ClusterNotFound,
@@ -69,39 +77,9 @@ HOPS_HEADER = "x-chaoskit-hops"
 #: Passes through the proxy's own listeners one request may make (the egress-gateway pattern
 #: needs one; a loop is refused on the hop after this many).
 MAX_HOPS = 8
-_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@functools.lru_cache(maxsize=256)
-def _is_local_ip(address: str) -> bool:
-    """Is ``address`` an IP of this machine? Binding to it succeeds only then (no traffic)."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    except ValueError:
-        return False  # a name: resolving it could block the loop; names are not matched
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind((address, 0))
-    except OSError:
-        return False
-    return True
-
-
-def _same_host(address: str, bound: str) -> bool:
-    """Does connecting to ``address`` reach a socket bound on ``bound``?"""
-    address, bound = address.lower().strip("[]"), bound.lower()
-    if address == bound or (_is_loopback(address) and _is_loopback(bound)):
-        return True
-    return bound in _WILDCARD_HOSTS and _is_local_ip(address)
+#: Kinds of own listener a request may be forwarded to (Istio's egress-gateway pattern): the
+#: Gateway listeners. The forward proxy, the admin listener and mitmweb's UI never are.
+HOP_KINDS = frozenset({"gateway"})
 
 
 def without_userinfo(authority: str) -> str:
@@ -141,6 +119,17 @@ class Exchange:
     attempts_started: int = 0
     #: passes through this proxy's own listeners before this one (``x-chaoskit-hops``)
     hops: int = 0
+    #: The attempt running now, if any: recorded by :meth:`cut_attempt` when the request ends
+    #: under it (route timeout, client gone), so the record never misses an attempt that was
+    #: sent, or the UpstreamFault acting on it.
+    in_flight: AttemptInFlight | None = None
+
+    def cut_attempt(self, outcome: str, now: float) -> None:
+        """Record the running attempt, if any, as ended by ``outcome`` (``records.ROUTE_TIMEOUT``,
+        ``CLIENT_GONE``, ``CANCELLED``)."""
+        if self.in_flight is not None:
+            self.attempts.append(self.in_flight.cut(outcome, now))
+            self.in_flight = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +159,7 @@ class Pipeline:
         self.stats = stats if stats is not None else Stats()
         self.clock = clock
         self._sleep = sleep
-        self.clusters = ClusterManager(seeds, clock.monotonic)
+        self.clusters = ClusterManager(seeds, clock.monotonic, stats=self.stats)
         self.fault_states = FaultStates()
         #: mirror requests in flight (kept referenced so they are not garbage-collected)
         self._background: set[asyncio.Future[None]] = set()
@@ -253,12 +242,14 @@ class Pipeline:
         if refusal is not None:
             ex.attempts.append(AttemptRecord(1, ex.upstream_host, "loop"))
             return refusal
+        ex.in_flight = AttemptInFlight(1, ex.upstream_host, t0, ())  # recorded if cut off
         try:
             resp = await self.client.send(
                 ex.request.method, "http", p.host, p.port, path, headers + hop, ex.body,
                 PASSTHROUGH_CONNECT_TIMEOUT,
             )  # fmt: skip
         except UpstreamFailure as f:
+            ex.in_flight = None
             ex.attempts.append(
                 AttemptRecord(1, ex.upstream_host, f.kind, None, self.clock.monotonic() - t0)
             )
@@ -266,22 +257,25 @@ class Pipeline:
                 ex.notes.append(f"passthrough to {ex.upstream_host}: {f.detail}")
             return replies.upstream_reset(f.kind, f.flag, f.transport)
         except ResponseTooLarge as e:
+            ex.in_flight = None
             ex.attempts.append(
                 AttemptRecord(1, ex.upstream_host, "response-too-large", e.status,
                               self.clock.monotonic() - t0)
             )  # fmt: skip
             ex.notes.append(self._too_large_note(e))
             return replies.response_too_large()
+        ex.in_flight = None
         ex.attempts.append(
             AttemptRecord(1, ex.upstream_host, "response", resp.status, self.clock.monotonic() - t0)
         )
         return self._relay(resp, t0)
 
-    def _own_listener(self, address: str, port: int) -> str | None:
-        """``"mesh"`` or ``"gateway"`` when ``address:port`` reaches one of this proxy's own
-        listeners (loopback, its bound address, or a local address under a wildcard bind)."""
+    def own_listener(self, address: str, port: int) -> str | None:
+        """The kind of this proxy's own listener (``"mesh"``, ``"gateway"``, ``"admin"``,
+        ``"web"``) that ``address:port`` reaches, however the address is spelled
+        (:mod:`chaoskit.proxy.addresses`), or ``None``."""
         for (host, bound_port), kind in self.own_listeners().items():
-            if bound_port == port and _same_host(address, host):
+            if bound_port == port and reaches(address, host):
                 return kind
         return None
 
@@ -289,13 +283,13 @@ class Pipeline:
         self, ex: Exchange, address: str, port: int
     ) -> tuple[Reply | None, list[tuple[str, str]]]:
         """Refuse a destination that is this proxy itself, or the hop header to send it."""
-        kind = self._own_listener(address, port)
+        kind = self.own_listener(address, port)
         if kind is None:
             return None, []
-        if kind == "mesh":
+        if kind not in HOP_KINDS:
+            what = {"mesh": "forward-proxy", "admin": "admin", "web": "web UI"}.get(kind, kind)
             ex.notes.append(
-                f"request loop: {address}:{port} is this proxy's own forward-proxy listener; "
-                "refused"
+                f"request loop: {address}:{port} is this proxy's own {what} listener; refused"
             )
             self.stats.inc("http.downstream_rq_loop")
             return replies.request_loop(), []
@@ -311,9 +305,15 @@ class Pipeline:
 
     @staticmethod
     def _too_large_note(e: ResponseTooLarge) -> str:
+        """Which limit refused the body: the per-response cap, or the global body budget
+        (spent by the bodies of every request in flight, :mod:`chaoskit.proxy.budget`)."""
+        mib = f"{e.limit / (1024 * 1024):g} MiB"
+        if e.scope == "budget":
+            limit = f"that does not fit in the body budget ({mib}, held by requests in flight)"
+        else:
+            limit = f"larger than {mib}, the most chaoskit buffers for one response"
         return (
-            f"upstream answered {e.status} with a body larger than "
-            f"{e.limit // (1024 * 1024)} MiB, the most chaoskit buffers: refused with 500 "
+            f"upstream answered {e.status} with a body {limit}: refused with 500 "
             "(response_payload_too_large)"
         )
 
@@ -368,13 +368,20 @@ class Pipeline:
         except TimeoutError:
             self.stats.cluster_inc(cluster.name, "upstream_rq_timeout")
             ex.notes.append(f"route timeout {timeout:g}s expired")
+            ex.cut_attempt(ROUTE_TIMEOUT, self.clock.monotonic())
             return replies.upstream_timeout()
 
     async def _attempts(
         self, ex: Exchange, fwd: Forward, cluster: Cluster, upstream_headers: list[tuple[str, str]]
     ) -> Reply:
+        """First try and retries. Whether to retry is decided (:class:`RetryState`, Envoy's
+        ``shouldRetry``) before any back-off: a retry refused by ``attempts`` (``URX``) or by the
+        ``maxRetries`` breaker / retry budget (``UO``) is answered at once. A retry holds its
+        breaker slot from that decision until it ends (Envoy: ``retries().inc()`` …
+        ``resetRetry()``), back-off included."""
         policy = RetryPolicy.from_route(fwd.retry)
         ex.retry, ex.timeout = policy, fwd.timeout
+        state = RetryState.start(policy) if policy is not None else None
         max_attempts = 1 + (policy.num_retries if policy else 0)
         tried: list[UpstreamHost] = []
         reply: Reply | None = None
@@ -384,33 +391,48 @@ class Pipeline:
             policy is not None and policy.retry_ignore_previous_hosts and hash_key is None
         )
         for number in range(1, max_attempts + 1):
-            if number > 1 and not cluster.breaker.try_retry():
-                # maxRetries: the retry is skipped and the last answer stands, flagged UO
-                # (without x-envoy-overloaded: istio-reference §2.9).
-                ex.flags.add("UO")
-                self.stats.cluster_inc(cluster.name, "upstream_rq_retry_overflow")
-                ex.notes.append("retry skipped: the maxRetries circuit breaker is full")
-                break
             try:
                 reply, outcome = await self._admitted(
                     ex, fwd, cluster, number, policy, upstream_headers,
                     tried if avoid_previous else (), tried, hash_key,
                 )  # fmt: skip
             finally:
-                if number > 1:
+                if number > 1:  # only a YES decision below leads here: it took a retry slot
                     cluster.breaker.retry_done()
-            if policy is None or not policy.should_retry(outcome):
+            if state is None or policy is None:
                 break
-            if number == max_attempts:
-                ex.flags.add("URX")
-                ex.notes.append(f"retries exhausted after {number} attempts")
+            decision = state.should_retry(outcome, cluster.breaker.try_retry)
+            state = decision.state
+            for stat in decision.stats:
+                self.stats.cluster_inc(cluster.name, stat)
+            if decision.status is not RetryStatus.YES:
+                self._retry_refused(ex, cluster, decision, number)
                 break
-            self.stats.cluster_inc(cluster.name, "upstream_rq_retry")
-            await self._sleep(policy.backoff(number, cluster.rng))
+            try:
+                await self._sleep(policy.backoff(number, cluster.rng))
+            except BaseException:  # route timeout or client gone during back-off
+                cluster.breaker.retry_done()
+                raise
         assert reply is not None
         if set_cookie is not None:
             reply = reply.with_headers([*reply.headers, ("set-cookie", set_cookie)])
         return reply
+
+    @staticmethod
+    def _retry_refused(ex: Exchange, cluster: Cluster, decision: RetryDecision, tries: int) -> None:
+        """Flag and explain a retriable outcome that was not retried; the answer stands."""
+        if decision.flag is not None:
+            ex.flags.add(decision.flag)
+        if decision.status is RetryStatus.NO_RETRY_LIMIT_EXCEEDED:
+            ex.notes.append(f"retries exhausted after {tries} attempts")
+        elif decision.status is RetryStatus.NO_OVERFLOW:
+            # The last answer stands, flagged UO, without x-envoy-overloaded (§2.9).
+            breaker = cluster.breaker
+            what = "retry budget" if breaker.retry_budget is not None else "maxRetries breaker"
+            ex.notes.append(
+                f"retry skipped: the {what} of {cluster.name} is full "
+                f"({breaker.active_retries} retries active)"
+            )
 
     async def _admitted(
         self, ex: Exchange, fwd: Forward, cluster: Cluster, number: int,
@@ -434,6 +456,13 @@ class Pipeline:
             except BaseException:  # route timeout or the client went away while queued
                 cluster.waiters.pop(ticket, None)
                 self._wake(cluster, cluster.breaker.cancel(ticket))
+                # No attempt existed yet (no endpoint chosen, nothing sent, no UpstreamFault
+                # planned), so none is recorded; the note and Envoy's counter say what happened.
+                self.stats.cluster_inc(cluster.name, "upstream_rq_cancelled")
+                ex.notes.append(
+                    f"ended while queued for a connection to {cluster.name} (pending): "
+                    "no attempt was sent"
+                )
                 raise
         try:
             hosts = cluster.healthy_hosts(self.clock.monotonic())
@@ -505,9 +534,9 @@ class Pipeline:
         out = self._upstream_headers(ex, headers, attempt=None)
         out = [(k, v) for k, v in out if k.lower() != "host"] + [("host", fwd.authority)]
         name = cluster.name
-        own = self._own_listener(host.address, host.port)
+        own = self.own_listener(host.address, host.port)
         if own is not None:  # a mirror into the proxy itself: same rules as a forward
-            if own == "mesh" or ex.hops + 1 > MAX_HOPS:
+            if own not in HOP_KINDS or ex.hops + 1 > MAX_HOPS:
                 ex.notes.append(f"mirror to {host.key} skipped: it would loop into this proxy")
                 return
             out.append((HOPS_HEADER, str(ex.hops + 1)))
@@ -522,6 +551,8 @@ class Pipeline:
                 self.stats.cluster_inc(name, f"upstream_rq_{resp.status}")
             except UpstreamFailure:
                 self.stats.cluster_inc(name, "upstream_cx_connect_fail")
+            except ResponseTooLarge as e:  # discarded anyway; never an unretrieved exception
+                self.stats.cluster_inc(name, f"upstream_rq_{e.status}")
 
         task = asyncio.ensure_future(send())
         self._background.add(task)
@@ -553,12 +584,14 @@ class Pipeline:
         host.active_requests += 1
         cluster.active_requests += 1
         self.stats.cluster_inc(cluster.name, "upstream_rq_total")
+        # Until record() runs, the attempt is in flight: if the request ends under it (route
+        # timeout, client gone) the cancellation passes through here and Exchange.cut_attempt
+        # records it, faults and all.
+        in_flight = ex.in_flight = AttemptInFlight(number, host.key, t0, plan.faults)
 
         def record(outcome: str, status: int | None) -> None:
-            duration = self.clock.monotonic() - t0
-            ex.attempts.append(
-                AttemptRecord(number, host.key, outcome, status, duration, plan.faults)
-            )
+            ex.in_flight = None
+            ex.attempts.append(in_flight.end(outcome, status, self.clock.monotonic()))
 
         try:
             async with asyncio.timeout(per_try):
@@ -638,6 +671,8 @@ class Pipeline:
             ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
             ex.body, cluster.connect_timeout,
         )  # fmt: skip
+        if ex.in_flight is not None:  # a cut from now on still records the upstream's status
+            ex.in_flight.status = resp.status
         if plan.slow_body_bps:
             # Bodies are buffered, so a slow body arrives whole, after the time it would take.
             await self._sleep(len(resp.body) / plan.slow_body_bps)
@@ -654,13 +689,8 @@ class Pipeline:
     def _upstream_headers(
         self, ex: Exchange, headers: list[tuple[str, str]], attempt: int | None
     ) -> list[tuple[str, str]]:
-        out = [
-            (k, v)
-            for k, v in headers
-            if k.lower() not in HOP_BY_HOP
-            and k.lower()
-            not in ("x-request-id", "x-envoy-attempt-count", "content-length", HOPS_HEADER)
-        ]
+        drop = _hop_by_hop(headers)
+        out = [(k, v) for k, v in headers if k.lower() not in drop]
         out.append(("x-request-id", ex.request_id))
         out.append(("x-forwarded-proto", ex.request.scheme))
         if attempt is not None:
@@ -692,6 +722,9 @@ class Pipeline:
     # -- the record -------------------------------------------------------------------------
 
     def finish(self, ex: Exchange, reply: Reply, *, client_gone: bool = False) -> Record:
+        # An attempt still running when the request ended (the client went away, or the
+        # pipeline was cancelled for another reason) is recorded, not dropped.
+        ex.cut_attempt(CLIENT_GONE if client_gone else CANCELLED, self.clock.monotonic())
         flags = set(ex.flags) | set(reply.flags)
         if client_gone:
             flags.add("DC")
@@ -728,6 +761,27 @@ class Pipeline:
         if client_gone:
             self.stats.inc("http.downstream_rq_client_gone")
         return record
+
+
+#: Request headers chaoskit sets itself, so a client's own value never reaches the upstream
+#: beside it (Envoy overwrites ``x-forwarded-proto`` and ``x-envoy-attempt-count``).
+_REPLACED = frozenset(
+    {"x-request-id", "x-envoy-attempt-count", "content-length", "x-forwarded-proto", HOPS_HEADER}
+)
+
+
+def _hop_by_hop(headers: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """Lower-case names never forwarded: the fixed hop-by-hop set, the headers chaoskit
+    replaces, and every header the ``Connection`` header names (RFC 9110 §7.6.1)."""
+    named = {
+        token.strip().lower()
+        for k, v in headers
+        if k.lower() == "connection"
+        for token in v.split(",")
+        if token.strip()
+    }
+    fixed = HOP_BY_HOP | _REPLACED
+    return fixed | named if named else fixed
 
 
 def _draw(rng: random.Random, percentage: float) -> bool:

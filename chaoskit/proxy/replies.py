@@ -38,13 +38,26 @@ def local_reply(
     details: str = "",
     headers: tuple[tuple[str, str], ...] = (),
 ) -> Reply:
-    data = body.encode() if isinstance(body, str) else body
+    """A reply chaoskit makes itself. Total: any body gives exactly one ``content-length`` (the
+    body's) and at most one ``content-type`` (the caller's, compared case-insensitively, else
+    ``text/plain`` for a non-empty body) — a directResponse brings its own."""
+    data = _utf8(body) if isinstance(body, str) else body
+    own = [(k, v) for k, v in headers if k.lower() != "content-length"]
     hdrs: list[tuple[str, str]] = []
-    if data:
+    if data and not any(k.lower() == "content-type" for k, _ in own):
         hdrs.append(("content-type", "text/plain"))
     hdrs.append(("content-length", str(len(data))))
-    hdrs.extend(headers)
+    hdrs.extend(own)
     return Reply(status, tuple(hdrs), data, flags, details)
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8, never raising: bytes mitmproxy smuggled in as surrogates go back out as they
+    came, any other lone surrogate becomes ``?``."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
 
 
 def no_route() -> Reply:
@@ -142,16 +155,36 @@ def downstream_protocol_error(status: int, details: str) -> Reply:
 _GRPC_FOR_HTTP = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
 
 
+#: What the gRPC conversion replaces (names compared lower-case): a reply must never carry two.
+_GRPC_REPLACED = frozenset({"content-type", "content-length", "grpc-status", "grpc-message"})
+
+#: Byte → its ``grpc-message`` form: gRPC's Percent-Byte-Unencoded (%x20-24 / %x26-7E) as is,
+#: every other byte as ``%XX`` (PROTOCOL-HTTP2.md, "Status-Message").
+_PERCENT = tuple(chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in range(256))
+
+
+def grpc_message(text: bytes) -> str:
+    """``grpc-message`` for ``text`` (UTF-8 by gRPC's contract, but any bytes are accepted):
+    percent-encoded as the gRPC spec says, so the value is printable ASCII — a newline in a
+    directResponse body cannot end the header, and no character needs latin-1.
+
+    Envoy's encoder (``Http::Utility::PercentEncoding::encode``) also escapes ``~``; both forms
+    decode to the same message."""
+    return "".join(map(_PERCENT.__getitem__, text))
+
+
 def as_grpc(reply: Reply) -> Reply:
-    """gRPC clients get HTTP 200 with ``grpc-status``/``grpc-message`` (Envoy's conversion)."""
+    """gRPC clients get HTTP 200 with ``grpc-status``/``grpc-message`` (Envoy's conversion of a
+    local reply: a trailers-only response, ``grpc-message`` only for a non-empty body).
+
+    Total: any body gives exactly one ``content-type`` and a printable-ASCII ``grpc-message``.
+    """
     if not reply.local or reply.status == 200:
         return reply
     code = _GRPC_FOR_HTTP.get(reply.status, 2)
-    headers = [(k, v) for k, v in reply.headers if k not in ("content-type", "content-length")]
-    headers += [
-        ("content-type", "application/grpc"),
-        ("grpc-status", str(code)),
-        ("grpc-message", reply.body.decode("utf-8", "replace")),
-        ("content-length", "0"),
-    ]
+    headers = [(k, v) for k, v in reply.headers if k.lower() not in _GRPC_REPLACED]
+    headers += [("content-type", "application/grpc"), ("grpc-status", str(code))]
+    if reply.body:
+        headers.append(("grpc-message", grpc_message(reply.body)))
+    headers.append(("content-length", "0"))
     return dataclasses.replace(reply, status=200, headers=tuple(headers), body=b"")

@@ -7,8 +7,15 @@
 The same :class:`~chaoskit.proxy.core.ChaosCore` as ``chaoskit proxy``; mitmproxy's own
 listener is the mesh listener. Add ``--mode reverse:http://127.0.0.1:9@8080`` to serve a
 Gateway whose HTTP server is on port 8080.
+
+Downstream limits (:mod:`chaoskit.proxy.limits`): ``--set chaoskit_max_connections=N`` (default:
+derived from the open-files limit) and ``--set chaoskit_request_headers_timeout=10s`` (``0``:
+off).
 """
 
+from chaoskit.proxy.budget import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore
+from chaoskit.proxy.limits import DownstreamLimits
 
-addons = [ChaosCore()]
+_core = ChaosCore()
+addons = [DownstreamLimits(_core.pipeline.stats), BodyBudgetGuard(_core), _core]

@@ -14,10 +14,15 @@ import asyncio
 import dataclasses
 import errno
 import functools
+import io
 import socket
 from collections.abc import Sequence
 
 import aiohttp
+import yarl
+
+from chaoskit.proxy.budget import ALWAYS_FITS, current_holding
+from chaoskit.proxy.own_sockets import OwnSockets
 
 #: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus proxy credentials).
 HOP_BY_HOP = frozenset(
@@ -30,6 +35,10 @@ HOP_BY_HOP = frozenset(
 #: ``response_payload_too_large``) instead of growing memory: when ``content-length`` announces
 #: it, before any of it is read; otherwise as soon as this much has arrived.
 MAX_RESPONSE_BODY = 64 * 1024 * 1024
+#: :attr:`ResponseTooLarge.scope` of a body refused because the global body budget was spent.
+BUDGET_SCOPE = "budget"
+#: Chunk size for bodies without ``content-length`` (each is reserved as it arrives).
+_CHUNK = 65536
 
 
 class UpstreamFailure(Exception):
@@ -62,10 +71,18 @@ class ResponseTooLarge(Exception):
     detection see its status; the client gets Envoy's ``response_payload_too_large`` reply.
     """
 
-    def __init__(self, status: int, limit: int) -> None:
-        super().__init__(f"upstream response body larger than {limit // (1024 * 1024)} MiB")
+    def __init__(self, status: int, limit: int, scope: str = "response") -> None:
+        mib = f"{limit / (1024 * 1024):g} MiB"
+        if scope == BUDGET_SCOPE:
+            text = f"upstream response body does not fit in the proxy's body budget ({mib})"
+        else:
+            text = f"upstream response body larger than {mib}"
+        super().__init__(text)
         self.status = status
         self.limit = limit
+        #: which limit refused it: ``"response"`` (:data:`MAX_RESPONSE_BODY`, per response) or
+        #: ``"budget"`` (the global body budget, :mod:`chaoskit.proxy.budget`, was spent)
+        self.scope = scope
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,11 +110,20 @@ class UpstreamClient:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def own_sockets(self) -> OwnSockets:
+        """Local addresses of every connection this client opened (loop detection)."""
+        own: OwnSockets | None = getattr(self, "_own_sockets", None)
+        if own is None:
+            own = self._own_sockets = OwnSockets()
+        return own
+
     async def start(self) -> None:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=0, keepalive_timeout=30, enable_cleanup_closed=True, family=socket.AF_UNSPEC
-            )
+                limit=0, keepalive_timeout=30, enable_cleanup_closed=True, family=socket.AF_UNSPEC,
+                socket_factory=self.own_sockets.socket_factory,
+            )  # fmt: skip
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,
@@ -126,15 +152,14 @@ class UpstreamClient:
         if self._session is None:
             await self.start()
         assert self._session is not None
-        host = f"[{address}]" if ":" in address else address
-        url = f"{scheme}://{host}:{port}{path}"
         timeout = _connect_timeout(connect_timeout)
         try:
+            url = upstream_url(scheme, address, port, path)
             async with self._session.request(
                 method,
                 url,
                 headers=list(headers),
-                data=body or None,
+                data=_payload(body),
                 allow_redirects=False,
                 timeout=timeout,
                 ssl=False,
@@ -162,6 +187,34 @@ class UpstreamClient:
             raise UpstreamFailure("protocol error", "UPE", detail=detail) from None
 
 
+def upstream_url(scheme: str, address: str, port: int, path: str) -> yarl.URL:
+    """The URL of one attempt. The address is only ever a host: it is checked as one by
+    yarl (``127.0.0.1#.x.test`` or ``127.0.0.1/secret?.x.test`` raise ``ValueError`` instead
+    of becoming host ``127.0.0.1`` plus the rest), and the client's path is appended to that
+    validated origin as written (a fragment, which HTTP never sends, is dropped)."""
+    target = path.partition("#")[0]
+    if not target.startswith("/"):
+        raise ValueError(f"request target {target[:50]!r} is not a path")
+    return yarl.URL(f"{_origin(scheme, address, port)}{target}", encoded=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin(scheme: str, address: str, port: int) -> str:
+    return str(yarl.URL.build(scheme=scheme, host=address.strip("[]"), port=port))
+
+
+#: aiohttp warns (ResourceWarning) for a raw ``bytes`` body over 1 MiB — an error in a test
+#: suite with ``filterwarnings = error``, which then failed the attempt. A file-like body of
+#: known size is sent the same way (with ``content-length``), in chunks, without the warning.
+_LARGE_BODY = 1 << 20
+
+
+def _payload(body: bytes) -> bytes | io.BytesIO | None:
+    if not body:
+        return None
+    return io.BytesIO(body) if len(body) > _LARGE_BODY else body
+
+
 @functools.lru_cache(maxsize=64)  # one per distinct connectTimeout, not one per request
 def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
@@ -172,14 +225,28 @@ def _is_timeout(e: BaseException) -> bool:
 
 
 async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body, within :data:`MAX_RESPONSE_BODY` and within what the running flow may
+    still take of the global body budget (:func:`chaoskit.proxy.budget.current_holding`): an
+    announced body is reserved before any of it is read, an unannounced one chunk by chunk,
+    and one of at most :data:`~chaoskit.proxy.budget.ALWAYS_FITS` bytes always fits. What is
+    reserved stays with the flow until it ends (the body lives on in its reply)."""
     limit = MAX_RESPONSE_BODY
-    if resp.content_length is not None:
-        if resp.content_length > limit:
+    holding = current_holding()
+    announced = resp.content_length
+    if announced is not None:
+        if announced > limit:
             raise ResponseTooLarge(resp.status, limit)
+        small = announced <= ALWAYS_FITS
+        if holding is not None and not holding.take(announced, force=small):
+            raise ResponseTooLarge(resp.status, holding.budget.total, BUDGET_SCOPE)
         return await resp.read()  # announced and within the limit: one read, no chunk loop
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
             raise ResponseTooLarge(resp.status, limit)
-    return bytes(body)
+        if holding is not None and not holding.take(len(chunk), force=size <= ALWAYS_FITS):
+            raise ResponseTooLarge(resp.status, holding.budget.total, BUDGET_SCOPE)
+        chunks.append(chunk)
+    return b"".join(chunks)

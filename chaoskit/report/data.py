@@ -17,8 +17,14 @@ from chaoskit.experiment.journal import AFTER, BEFORE, METHOD, FaultWindow, Jour
 #: The counters a reader scans for "did the mesh's resilience fire?", in display order.
 #: Matched on the last part of the name, so ``cluster.<any.dotted.name>.upstream_rq_retry``
 #: sums over clusters while ``upstream_rq_retry_overflow`` is not counted as a retry.
+#: Envoy's meanings: *retries* were scheduled and sent; a *retry success* is a retry whose
+#: outcome was final (not retried again); *retry limit exceeded* is a retriable outcome with
+#: no ``attempts`` left (``URX``); a *retry overflow* is a retry the ``maxRetries`` breaker or
+#: retry budget refused (``UO``) — the last two never reached the upstream.
 COUNTERS: tuple[tuple[str, str], ...] = (
     ("upstream_rq_retry", "retries"),
+    ("upstream_rq_retry_success", "retry successes"),
+    ("upstream_rq_retry_limit_exceeded", "retry limit exceeded"),
     ("upstream_rq_retry_overflow", "retry overflows"),
     ("upstream_rq_timeout", "route timeouts"),
     ("upstream_rq_per_try_timeout", "per-try timeouts"),

@@ -211,8 +211,10 @@ class CircuitBreaker:
         return max(allowed, budget.effective_min_retry_concurrency)
 
     def try_retry(self) -> bool:
-        """Take a retry slot (``maxRetries`` or the retry budget); ``False`` means skip the
-        retry (flag ``UO``)."""
+        """Envoy's ``retries().canCreate()`` then ``inc()``: take a retry slot (``maxRetries``
+        or the retry budget) when a retry is decided, before its back-off; ``False`` means the
+        retry is skipped at once (flag ``UO``, counted in ``upstream_rq_retry_overflow``). The
+        slot is held through the back-off and the retry, until :meth:`retry_done`."""
         if self.active_retries >= self.retry_limit():
             self.upstream_rq_retry_overflow += 1
             return False

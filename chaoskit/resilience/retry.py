@@ -5,14 +5,21 @@ answers two questions about an attempt's :class:`Outcome`: may it be retried, an
 back off first. What is never retried, whatever ``retryOn`` says: a circuit-breaker overflow, a
 response carrying ``x-envoy-overloaded``, the route timeout, a fault-filter abort (which never
 reaches this layer at all).
+
+:class:`RetryState` is one request's retry bookkeeping, Envoy's ``RetryStateImpl``: after each
+attempt, :meth:`RetryState.should_retry` answers with a :class:`RetryStatus` *before* anything
+is scheduled, so a retry refused by ``num_retries`` (``URX``) or by the ``maxRetries`` circuit
+breaker / retry budget (``UO``) is answered at once, with no back-off, and only a retry that
+really goes ahead counts as ``upstream_rq_retry``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from chaoskit.config.http_route import HTTPRetry
 
@@ -118,3 +125,86 @@ class RetryPolicy:
         codes = ",".join(map(str, sorted(self.retriable_status_codes)))
         per_try = f", perTryTimeout {self.per_try_timeout:g}s" if self.per_try_timeout else ""
         return f"{self.num_retries} retries on {on}{' ' + codes if codes else ''}{per_try}"
+
+
+class RetryStatus(enum.Enum):
+    """Envoy's ``RetryStatus``: what :meth:`RetryState.should_retry` decided for an attempt."""
+
+    #: The outcome is final: ``retryOn`` does not cover it.
+    NO = "no"
+    #: Retriable, but the request has used all ``attempts`` (flag ``URX``).
+    NO_RETRY_LIMIT_EXCEEDED = "no-retry-limit-exceeded"
+    #: Retriable, but the cluster's ``maxRetries`` / retry budget is full (flag ``UO``).
+    NO_OVERFLOW = "no-overflow"
+    #: A retry is scheduled: back off, then send it.
+    YES = "yes"
+
+
+#: The counter each refusal or go-ahead moves, named as Envoy's cluster stats.
+RETRY_STATS = {
+    RetryStatus.YES: "upstream_rq_retry",
+    RetryStatus.NO_OVERFLOW: "upstream_rq_retry_overflow",
+    RetryStatus.NO_RETRY_LIMIT_EXCEEDED: "upstream_rq_retry_limit_exceeded",
+}
+#: Envoy's ``upstream_rq_retry_success``: a scheduled retry whose outcome was final.
+RETRY_SUCCESS_STAT = "upstream_rq_retry_success"
+#: The response flag a refused retry adds to the request.
+RETRY_FLAGS = {RetryStatus.NO_OVERFLOW: "UO", RetryStatus.NO_RETRY_LIMIT_EXCEEDED: "URX"}
+#: Outcomes that end a request with no upstream request at all (no healthy endpoint, a loop):
+#: Envoy answers these locally without asking its retry state, so they are never retried and
+#: never count as a retry success.
+_LOCAL_ENDS = frozenset({"no-healthy-upstream", "loop"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """A :class:`RetryStatus`, the state to judge the next attempt with, and the counters."""
+
+    status: RetryStatus
+    state: RetryState
+    #: The attempt judged was a retry and its outcome is final (Envoy's "retry success": any
+    #: outcome ``retryOn`` does not retry, so usually, but not only, a good answer).
+    retry_succeeded: bool = False
+
+    @property
+    def stats(self) -> tuple[str, ...]:
+        """Cluster counters to increment for this decision, Envoy's names."""
+        out = (RETRY_SUCCESS_STAT,) if self.retry_succeeded else ()
+        stat = RETRY_STATS.get(self.status)
+        return (*out, stat) if stat is not None else out
+
+    @property
+    def flag(self) -> str | None:
+        return RETRY_FLAGS.get(self.status)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryState:
+    """One request's retries so far (Envoy's ``RetryStateImpl``), immutable: each decision
+    returns the next state."""
+
+    policy: RetryPolicy
+    retries_remaining: int
+    #: A retry was scheduled, so the next outcome judged is that retry's.
+    retrying: bool = False
+
+    @classmethod
+    def start(cls, policy: RetryPolicy) -> RetryState:
+        return cls(policy, policy.num_retries)
+
+    def should_retry(self, outcome: Outcome, take_retry_slot: Callable[[], bool]) -> RetryDecision:
+        """Envoy's ``RetryStateImpl::shouldRetry``, in its order: not retriable → ``NO``; no
+        retries left → ``NO_RETRY_LIMIT_EXCEEDED``; then (one retry spent either way) the
+        cluster's retry circuit breaker — ``take_retry_slot`` is asked only now, and must take
+        a slot when it answers ``True`` — full → ``NO_OVERFLOW``; else ``YES``."""
+        idle = dataclasses.replace(self, retrying=False)
+        if outcome.kind in _LOCAL_ENDS:
+            return RetryDecision(RetryStatus.NO, idle)
+        if not self.policy.should_retry(outcome):
+            return RetryDecision(RetryStatus.NO, idle, retry_succeeded=self.retrying)
+        if self.retries_remaining <= 0:
+            return RetryDecision(RetryStatus.NO_RETRY_LIMIT_EXCEEDED, idle)
+        spent = dataclasses.replace(idle, retries_remaining=self.retries_remaining - 1)
+        if not take_retry_slot():
+            return RetryDecision(RetryStatus.NO_OVERFLOW, spent)
+        return RetryDecision(RetryStatus.YES, dataclasses.replace(spent, retrying=True))

@@ -1,7 +1,14 @@
+import dataclasses
 import json
+import socket
 
-from chaoskit.accesslog import format_json, format_text
+import pytest
+
+from chaoskit.accesslog import format_json, format_text, printable
 from chaoskit.records import AttemptRecord, Record
+from chaoskit.testing import Upstream
+from tests.builders import service_entry
+from tests.soak.soak import ProxyProcess
 
 RECORD = Record(
     seq=1,
@@ -47,3 +54,67 @@ def test_json_line():
         }
     ]
     assert data["source_workload"] == "productpage"
+
+
+# -- one line per request, whatever bytes it carried --------------------------------------------
+
+#: What mitmproxy hands chaoskit for a header or path byte that is not UTF-8 (surrogateescape).
+NOT_UTF8 = b"curl/\xff\xfe \xc3\xa9".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("fmt", [format_text, format_json])
+def test_non_utf8_bytes_and_control_characters_are_escaped(fmt):
+    record = dataclasses.replace(
+        RECORD, user_agent=NOT_UTF8, path="/r?q=\udc80", request_id="a\nb\u2028c"
+    )
+    line = fmt(record)
+    line.encode("utf-8")  # writable to any UTF-8 stream: this raised, and the line was lost
+    assert len(line.splitlines()) == 1
+    text = json.loads(line)["user_agent"] if fmt is format_json else line
+    assert "curl/\\xff\\xfe é" in text  # valid UTF-8 stays as it is
+    assert "/r?q=\\x80" in (json.loads(line)["path"] if fmt is format_json else line)
+    assert "a\\x0ab\\u2028c" in (json.loads(line)["request_id"] if fmt is format_json else line)
+
+
+def test_printable_text_is_left_as_it_is():
+    for text in ("plain", "é ü 日本", "a\\xffb", ""):
+        assert printable(text) == text
+
+
+@pytest.mark.parametrize("fmt", [format_text, format_json])
+def test_credential_query_parameters_are_redacted_from_the_logged_path(fmt):
+    record = dataclasses.replace(RECORD, path="/cb?code=1&access_token=SECRET-T&api_key=k&page=2")
+    line = fmt(record)
+    path = json.loads(line)["path"] if fmt is format_json else line
+    assert "/cb?code=1&access_token=<redacted>&api_key=<redacted>&page=2" in path
+    assert "SECRET" not in line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_non_utf8_user_agent_through_the_cli_still_gets_its_line(fmt, tmp_path):
+    log = tmp_path / "access.log"
+    with Upstream("web") as up:
+        (tmp_path / "mesh.yaml").write_text(service_entry("web", up.port))
+        extra = ("--access-log", str(log), "--access-log-format", fmt)
+        with ProxyProcess([tmp_path / "mesh.yaml"], tmp_path / "state", extra=extra) as proxy:
+            proxy.wait_ready()
+            for ua in (b"curl/\xff\xfe \xc3\xa9", b"curl/8"):
+                raw = (b"GET http://web/ua HTTP/1.1\r\nHost: web\r\nUser-Agent: " + ua
+                       + b"\r\nConnection: close\r\n\r\n")  # fmt: skip
+                with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as c:
+                    c.sendall(raw)
+                    reply = b""
+                    while chunk := c.recv(65536):
+                        reply += chunk
+                assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+            proxy.stop()
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2, lines
+    if fmt == "json":
+        assert [json.loads(line)["user_agent"] for line in lines] == [
+            "curl/\\xff\\xfe é",
+            "curl/8",
+        ]
+    else:
+        assert '"curl/\\xff\\xfe é"' in lines[0] and '"curl/8"' in lines[1]

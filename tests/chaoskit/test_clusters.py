@@ -1,4 +1,4 @@
-from chaoskit.clusters import ClusterManager
+from chaoskit.clusters import MAX_UNDECLARED_CALLERS, ClusterManager
 from chaoskit.config import load_text, validate
 from chaoskit.rng import Seeds
 from chaoskit.routing.decision import ClusterKey
@@ -76,3 +76,57 @@ def test_connect_timeout_scheme_and_passthrough():
     )
     cluster = p.get(ClusterKey("ratings.default.svc.cluster.local", 9080, None))
     assert cluster is not None and cluster.original_destination and cluster.hosts == []
+
+
+# -- per-caller state is bounded -----------------------------------------------------------
+
+WORKLOAD = (
+    "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: productpage}\n"
+    "spec: {labels: {app: productpage}}\n"
+)
+
+
+def test_undeclared_caller_names_cannot_grow_cluster_state_without_bound():
+    """Callers name themselves in the proxy URL: 30k names keep at most the LRU bound."""
+    m = manager(WORKLOAD)
+    key = ClusterKey(HOST, 9080, None)
+    declared = m.get(key, "productpage")
+    anonymous = m.get(key)
+    assert declared is not None and anonymous is not None
+    for i in range(30_000):
+        assert m.get(key, f"caller-{i}") is not None
+    assert len(m.clusters()) == 2 + MAX_UNDECLARED_CALLERS
+    assert m.stats.get("cluster_manager.caller_state_evicted") == 30_000 - MAX_UNDECLARED_CALLERS
+    assert len(m.clusters()) == 2 + MAX_UNDECLARED_CALLERS
+    # WorkloadEntries (bounded by the config) and the anonymous caller keep their state.
+    assert m.get(key, "productpage") is declared and m.get(key) is anonymous
+
+
+def test_an_evicted_caller_starts_fresh_and_a_recent_one_keeps_its_state():
+    m = manager()
+    m.max_undeclared_callers = 2
+    key = ClusterKey(HOST, 9080, None)
+    a, b = m.get(key, "a"), m.get(key, "b")
+    assert a is not None and b is not None
+    m.get(key, "a")  # "a" is now the most recently used: "b" goes first
+    m.get(key, "c")
+    assert m.get(key, "a") is a
+    fresh = m.get(key, "b")
+    assert fresh is not None and fresh is not b and fresh.source == "b"
+
+
+def test_a_busy_caller_is_never_evicted():
+    """Forgetting state a request still holds would split its circuit breaker in two."""
+    m = manager()
+    m.max_undeclared_callers = 1
+    key, v1 = ClusterKey(HOST, 9080, None), ClusterKey(HOST, 9080, "v1")
+    busy = m.get(key, "busy")
+    assert busy is not None and m.get(v1, "busy") is not None
+    ticket = busy.breaker.admit()
+    for name in ("x", "y", "z"):
+        m.get(key, name)
+    assert m.get(key, "busy") is busy  # kept: a request is active
+    assert len(m.clusters()) == 3  # busy's two clusters + the newest idle caller
+    busy.breaker.release(ticket.ticket)  # type: ignore[union-attr]
+    m.get(key, "w")
+    assert m.get(key, "busy") is not busy

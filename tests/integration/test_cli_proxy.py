@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -236,15 +237,27 @@ def test_web_ui_shows_annotated_flows(tmp_path):
             [str(BIN / "chaoskit"), "proxy", "-f", str(tmp_path / "web.yaml"), "--listen",
              f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}", "--web", str(web)], tmp_path)  # fmt: skip
         try:
-            assert f"web=http://127.0.0.1:{web}/" in out.wait_for("chaoskit proxy ready")
-            r = requests.get(
-                "http://web/x", proxies={"http": f"http://127.0.0.1:{listen}"}, timeout=10
-            )
+            ready = out.wait_for("chaoskit proxy ready")
+            match = re.search(rf"web=(http://127\.0\.0\.1:{web}/\?token=(\w+))", ready)
+            assert match, ready
+            token = match.group(2)
+            proxies = {"http": f"http://127.0.0.1:{listen}"}
+            r = requests.get("http://web/x", proxies=proxies, timeout=10)
             assert r.status_code == 200
-            flows = requests.get(f"http://127.0.0.1:{web}/flows", timeout=10).json()
+            flows_url = f"http://127.0.0.1:{web}/flows"
+            # The UI needs its token (CVE-2025-23217: it had none) ...
+            assert requests.get(flows_url, timeout=10).status_code == 403
+            flows = requests.get(flows_url, params={"token": token}, timeout=10).json()
             assert any(
                 "cluster outbound|80||web.default.svc.cluster.local" in f["comment"] for f in flows
             )
+            # ... and is never reachable through the proxy, token or not, however it is spelled.
+            for host in ("127.0.0.1", "localhost", "0.0.0.0", "0x7f000001", "[::ffff:127.0.0.1]"):
+                through = requests.get(
+                    f"http://{host}:{web}/flows", params={"token": token}, proxies=proxies,
+                    timeout=10,
+                )  # fmt: skip
+                assert (through.status_code, through.text) == (502, "request loop detected"), host
         finally:
             stop(proc)
 

@@ -14,12 +14,14 @@ import contextlib
 import socket
 import string
 import textwrap
+import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.conftest import healthy, session
+from tests.reliability.conftest import healthy, session, wait_for
 
 GOOD_LINE = b"GET http://ratings:9080/h HTTP/1.1"
 HOST = b"Host: ratings:9080\r\n"
@@ -307,3 +309,134 @@ def test_admin_hostile_input(hostile, data):
     assert how != "hung"
     assert status is None or 400 <= status < 500, (status, how, data[:200])
     assert admin_ready(hostile)
+
+
+# -- below mitmproxy's parser: what it strips, buffers, or cannot handle ---------------------
+
+
+def stream(port: int, head: bytes, filler: bytes, *, read: bool, limit: int = 4 << 20) -> dict:
+    """Send ``head``, then ``filler`` until ``limit`` bytes or the proxy stops taking them;
+    ``read``: read what comes back meanwhile, as a client that reads its responses would."""
+    out: dict = {"received": b"", "sent": 0, "send_error": None, "eof": False}
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(head)
+
+        def reader() -> None:
+            try:
+                while chunk := s.recv(65536):
+                    out["received"] += chunk
+                out["eof"] = True
+            except OSError:
+                out["eof"] = True
+
+        thread = threading.Thread(target=reader, daemon=True)
+        if read:
+            thread.start()
+        block = filler * (65536 // len(filler))
+        try:
+            while out["sent"] < limit:
+                s.sendall(block)
+                out["sent"] += len(block)
+        except OSError as e:  # reset by the proxy (TimeoutError: it stopped reading, and held on)
+            out["send_error"] = e
+        if read:
+            thread.join(5)
+    return out
+
+
+CHUNKED_POST = b"POST http://ratings:9080/h HTTP/1.1\r\n" + CHUNKED + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "filler"),
+    [
+        (CHUNKED_POST, b"1"),  # a chunk-size line that never ends
+        (CHUNKED_POST + b"5;", b"ext"),  # a chunk extension that never ends
+        (CHUNKED_POST + b"5\r\nhello\r\n0\r\nX-Trailer: ", b"t"),  # trailers that never end
+    ],
+    ids=["chunk-size line", "chunk extension", "trailers"],
+)
+def test_chunk_framing_is_cut_off_at_64_kib(hostile, head, filler):
+    """h11 waits for the CRLF and mitmproxy buffered everything until then (400 MB held,
+    never returned): now 400 once 64 KiB are pending, and the connection is closed."""
+    got = stream(hostile.port, head, filler, read=True)
+    assert got["received"].startswith(b"HTTP/1.1 400 Bad Request\r\n"), got["received"][:100]
+    assert got["eof"]
+    assert got["sent"] < 4 << 20  # it stopped taking them long before
+    assert healthy(hostile)
+
+
+def test_a_cut_off_client_that_never_reads_is_disconnected_not_held(hostile):
+    """The 400 is written and the socket closed even when the client reads nothing: mitmproxy
+    dropped the socket without closing it when its close came while it waited for its own
+    event lock (the client's sends then stalled forever and a descriptor leaked)."""
+    got = stream(hostile.port, CHUNKED_POST, b"1", read=False)
+    assert isinstance(got["send_error"], (ConnectionResetError, BrokenPipeError)), got
+    assert healthy(hostile)
+
+
+def test_data_sent_while_a_request_is_in_flight_is_bounded(hostile, upstreams):
+    """mitmproxy keeps reading while a request waits for its answer and buffers what comes:
+    past 64 KiB the connection is closed (Envoy stops reading instead)."""
+    head = b"GET http://reviews:9080/delay/2000 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"
+    t0 = time.monotonic()
+    got = stream(hostile.port, head, b"x", read=True)
+    assert not got["received"].startswith(b"HTTP/1.1 200"), got["received"][:60]
+    assert got["eof"]
+    assert time.monotonic() - t0 < 2  # closed, not answered after the delay
+    assert wait_for(lambda: hostile.in_flight == 0, 5)  # the request was cancelled
+    assert healthy(hostile)
+
+
+def test_request_trailers_are_accepted_and_dropped(hostile, upstreams):
+    """mitmproxy raised NotImplementedError on them (a traceback, and a connection that hung);
+    Envoy's HTTP/1 codec accepts request trailers and drops them by default."""
+    for up in upstreams.values():
+        up.clear()
+    post = (
+        b"POST http://reviews:9080/t HTTP/1.1\r\nHost: reviews:9080\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=5) as s:
+        for _ in range(2):  # and the connection goes on
+            s.sendall(post)
+            head = read_response_head(s)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+    received = [r for up in (upstreams["v1"], upstreams["v2"]) for r in up.requests]
+    assert [r.body for r in received] == [b"hello", b"hello"]
+    assert not any("x-trailer" in r.headers for r in received)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-A: \x0bvalue", b"X-A: value\x0b", b"X-A:\x0c value", b"X-A: value\x0c",
+     b"X-A: value\r", b"X-A: \x1fvalue", b"X-A: value\x7f"],
+    ids=repr,
+)  # fmt: skip
+def test_control_characters_at_header_edges_are_400(hostile, line):
+    """mitmproxy strips whitespace around a value with ``bytes.strip()``, which also removes
+    ``\\x0b``, ``\\x0c`` and CR, so the parsed value looked clean and the request was
+    forwarded; the raw head is checked now (Envoy: 400 ``http1.invalid_characters``)."""
+    status, how = exchange(hostile.port, request(headers=HOST + line + b"\r\n"))
+    assert status == 400, (status, how)
+    assert how in ("closed", "reset"), how
+    assert healthy(hostile)
+
+
+def read_response_head(s: socket.socket) -> bytes:
+    """One whole response (``content-length`` body); returns its head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(v) for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+        if k.strip().lower() == b"content-length"
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = s.recv(65536)
+        assert chunk
+        body += chunk
+    return head

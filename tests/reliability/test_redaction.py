@@ -1,6 +1,7 @@
-"""``Authorization``, ``Cookie`` and ``Proxy-Authorization`` values, and URL passwords, never
-reach what chaoskit writes: records, access logs (text and JSON, in-process and from the CLI),
-journals, HTML reports and JUnit files."""
+"""Credentials never reach what chaoskit writes: ``Authorization``, ``Cookie`` and
+``Proxy-Authorization`` values and URL passwords nowhere (records, access logs, journals, HTML
+reports, JUnit files); API-key, token, secret and signature headers and query parameters
+(chaoskit.redaction's table) not in journals, reports, JUnit files and access logs."""
 
 from __future__ import annotations
 
@@ -14,8 +15,15 @@ import textwrap
 import pytest
 
 from chaoskit import accesslog
-from chaoskit.experiment.journal import Check, Journal, Phase, StepResult
-from chaoskit.redaction import REDACTED, redact_text, redact_url, redact_yaml
+from chaoskit.experiment.journal import Check, Journal, Phase, Sample, StepResult
+from chaoskit.redaction import (
+    REDACTED,
+    is_credential,
+    redact_query,
+    redact_text,
+    redact_url,
+    redact_yaml,
+)
 from chaoskit.testing.upstream import free_port
 from tests.builders import service_entry
 from tests.reliability.conftest import jsonl, session
@@ -85,10 +93,14 @@ def test_the_cli_access_log_and_stderr_never_hold_credentials(upstreams, tmp_pat
     with ProxyProcess([tmp_path / "mesh.yaml"], tmp_path / "state", access_log=log) as proxy:
         proxy.wait_ready()
         send_secrets(proxy.port)
+        with session(f"http://127.0.0.1:{proxy.port}") as s:  # a token in the query string
+            r = s.get("http://ratings:9080/q?page=2&access_token=SECRET-QUERY", timeout=10)
+            assert r.status_code == 200
         proxy.stop()
     lines = jsonl(log)
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert no_secret(log.read_text())
+    assert lines[2]["path"] == "/q?page=2&access_token=<redacted>"
     assert no_secret("\n".join(proxy.stderr.snapshot() + proxy.stdout.snapshot()))
 
 
@@ -111,6 +123,9 @@ def experiment(tmp_path, port: int) -> str:
                   request:
                     set:
                       Authorization: Bearer SECRET-VS-HEADER
+                      x-amz-security-token: SECRET-VS-AMZ
+              - match: [{{queryParams: {{access_token: {{exact: SECRET-VS-QUERY}}, key: {{exact: SECRET-VS-KEY}}}}}}]
+                route: [{{destination: {{host: web}}}}]
               - route: [{{destination: {{host: web}}}}]
             ---
             apiVersion: chaoskit.dev/v1alpha1
@@ -125,6 +140,8 @@ def experiment(tmp_path, port: int) -> str:
                   headers:
                     Authorization: "Bearer SECRET-TRAFFIC"
                     Cookie: sid=SECRET-VS-COOKIE
+                - url: "http://web/items?api_key=SECRET-QUERY-TRAFFIC&page=1"
+                  headers: {{X-Api-Key: SECRET-API-KEY, X-Auth-Token: SECRET-AUTH-TOKEN}}
               hypothesis:
                 successRate: 1
                 probes:
@@ -178,6 +195,17 @@ def test_journals_reports_and_junit_never_hold_credentials(tmp_path, upstreams):
         ('{"headers": {"authorization": "Bearer x"}}', '{"headers": {"authorization": <redacted>}}'),
         ("consistentHash: {httpCookie: {name: sid}, httpHeaderName: authorization}\n",
          "consistentHash: {httpCookie: {name: sid}, httpHeaderName: authorization}\n"),
+        # API keys, tokens, secrets, signatures, by any spelling of their names
+        ("headers: {X-API-Key: k1, x_auth_token: t1, X-Amz-Security-Token: t2, x-ok: fine}\n",
+         "headers: {X-API-Key: <redacted>, x_auth_token: <redacted>, "
+         "X-Amz-Security-Token: <redacted>, x-ok: fine}\n"),
+        ("env: {CLIENT_SECRET: s, DB_PASSWORD: p, HOME: /root}\n",
+         "env: {CLIENT_SECRET: <redacted>, DB_PASSWORD: <redacted>, HOME: /root}\n"),
+        # query parameters: in a match (where "key" is Google's API key) and in URLs
+        ("match: [{queryParams: {key: {exact: k}, page: {exact: '1'}}}]\n",
+         "match: [{queryParams: {key: {exact: <redacted>}, page: {exact: '1'}}}]\n"),
+        ('url: "http://web/?api_key=k&page=2"\nkey: plain\n',
+         'url: "http://web/?api_key=<redacted>&page=2"\nkey: plain\n'),
     ],
 )  # fmt: skip
 def test_redact_yaml(text, expected):
@@ -208,3 +236,56 @@ def test_a_journal_is_redacted_whenever_it_is_written():
     again = Journal.from_dict(json.loads(j.to_json()))
     assert again.to_json() == j.to_json()
     assert "SECRET-1" in j.config["f.yaml"]  # the object itself is left alone
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "query"),
+    [
+        ("Authorization", True, True), ("X-Api-Key", True, True), ("api_key", True, True),
+        ("apikey", True, True), ("x-goog-api-key", True, True), ("X-Auth-Token", True, True),
+        ("access_token", True, True), ("x-amz-security-token", True, True),
+        ("client_secret", True, True), ("X-Hub-Signature-256", True, True),
+        ("x-amz-signature", True, True), ("password", True, True), ("JSESSIONID", True, True),
+        ("key", False, True), ("sig", False, True), ("sid", False, True),
+        ("x-request-id", False, False), ("author", False, False), ("page", False, False),
+        ("keyboard", False, False), ("tokenizer", False, False), ("user-agent", False, False),
+    ],
+)  # fmt: skip
+def test_the_credential_table(name, header, query):
+    assert is_credential(name) is header
+    assert is_credential(name, query=True) is query
+
+
+def test_query_parameters_are_redacted_in_urls_paths_and_free_text():
+    assert redact_query("/cb?code=1&access_token=a.b.c&page=2#top") == (
+        "/cb?code=1&access_token=<redacted>&page=2#top"
+    )
+    assert redact_query("/s3/o?X-Amz-Credential=AK&X-Amz-Signature=ff&X-Amz-Date=1") == (
+        "/s3/o?X-Amz-Credential=<redacted>&X-Amz-Signature=<redacted>&X-Amz-Date=1"
+    )
+    assert (
+        redact_query("/maps?key=AIza&sig=x%3D&q=rome")
+        == "/maps?key=<redacted>&sig=<redacted>&q=rome"
+    )
+    assert redact_query("/a;jsessionid=ABC?x=1") == "/a;jsessionid=<redacted>?x=1"
+    assert redact_query("/p?api%5Fkey=k") == "/p?api%5Fkey=<redacted>"  # percent-encoded name
+    assert redact_query("/p?author=bob&keyboard=us&token=") == "/p?author=bob&keyboard=us&token="
+    # a requests error names the path; a traffic target is named "GET <url>"
+    assert redact_text("Max retries exceeded with url: /?token=abc (Caused by X)") == (
+        "Max retries exceeded with url: /?token=<redacted> (Caused by X)"
+    )
+    assert redact_text("x-api-key: abc\nX-Auth-Token=def\nduplicate key: k") == (
+        "x-api-key: <redacted>\nX-Auth-Token=<redacted>\nduplicate key: k"
+    )
+    for text in ("/cb?access_token=<redacted>", "x-api-key: <redacted>"):
+        assert redact_text(text) == text  # idempotent
+
+
+def test_a_journal_redacts_the_query_of_sample_targets_and_check_names():
+    j = Journal("e", "t", "f.yaml", 1, "2026-01-01T00:00:00+00:00", {})
+    j.samples = [Sample(0.1, "method", "GET http://web/?token=SECRET-T&p=1", 200, 0.01)] * 3
+    j.phases = [Phase("method", 0.0, checks=[Check("method", "probe /?sig=SECRET-S", "probe",
+                                                   "200", "200", True)])]  # fmt: skip
+    text = j.to_json()
+    assert no_secret(text)
+    assert "GET http://web/?token=<redacted>&p=1" in text

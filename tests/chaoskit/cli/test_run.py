@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -74,3 +76,41 @@ def test_exit_codes_and_journal(tmp_path):
         and "spec.traffic" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_outputs_replace_symlinks_and_the_journal_and_junit_are_owner_only(tmp_path):
+    """A link planted at an output path is replaced, never written through (a request path
+    once landed in a shell rc file that way); the journal and JUnit name every request."""
+    victims, outputs = {}, {}
+    for flag, name in (("--journal", "j.json"), ("--junit", "j.xml"), ("--report", "r.html")):
+        victims[name] = tmp_path / f"victim-{name}"
+        victims[name].write_text("export PATH=/usr/bin\n")
+        outputs[flag] = tmp_path / "out" / name
+    (tmp_path / "out").mkdir()
+    for path in outputs.values():
+        path.symlink_to(victims[path.name])
+    old = os.umask(0o022)
+    try:
+        with Upstream("web") as up:
+            args = [a for flag, path in outputs.items() for a in (flag, str(path))]
+            result = chaoskit("run", experiment(tmp_path, up.port, False), "--seed", "4", *args)
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for victim in victims.values():
+        assert victim.read_text() == "export PATH=/usr/bin\n"
+    modes = {p.name: stat.S_IMODE(p.lstat().st_mode) for p in outputs.values()}
+    assert modes == {"j.json": 0o600, "j.xml": 0o600, "r.html": 0o644}
+    assert json.loads(outputs["--journal"].read_text())["seed"] == 4
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["j.json", "j.xml", "r.html"]
+
+
+def test_an_output_that_is_a_folder_or_a_fifo_is_refused_before_anything_runs(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    path = experiment(tmp_path, 1, False)
+    for flag, target, kind in (("--journal", tmp_path, "a folder"),
+                               ("--report", tmp_path / "fifo", "a FIFO")):  # fmt: skip
+        result = chaoskit("run", path, flag, str(target))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"chaoskit run: {flag} {target}: is {kind}, not a regular file" in result.stderr
+        assert "experiment web" not in result.stdout and "Traceback" not in result.stderr

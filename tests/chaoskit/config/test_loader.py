@@ -271,3 +271,31 @@ def test_other_istio_kinds_are_ignored_with_a_warning():
 def test_empty_folder_is_unreadable(tmp_path):
     result = load_paths([tmp_path])
     assert result.unreadable == (str(tmp_path),)
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_not_a_smaller_mesh(tmp_path, monkeypatch):
+    # Under descriptor pressure (EMFILE) Path.rglob skipped the folder it could not open and
+    # returned the rest: the proxy's watcher would have reloaded part of the mesh.
+    import errno
+    import os
+
+    from chaoskit.config import loader
+    from chaoskit.config.issues import Issues
+
+    (tmp_path / "a.yaml").write_text("{}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("{}\n")
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kw):
+        for entry in real_walk(top, onerror=onerror, **kw):
+            if entry[0].endswith("sub") and onerror is not None:
+                onerror(OSError(errno.EMFILE, "Too many open files", entry[0]))
+                continue
+            yield entry
+
+    monkeypatch.setattr(loader.os, "walk", walk)
+    issues = Issues()
+    files, missing = loader.collect_files([tmp_path], issues)
+    assert files == [] and missing == [str(tmp_path)]
+    assert any("Too many open files" in str(i) for i in issues.errors)

@@ -53,3 +53,97 @@ print("unchecked")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["checked", "unchecked"]
+
+
+# -- fail closed: every path ends in chaoskit's reply or a killed flow ---------------------------
+
+DIRECT = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web}
+spec:
+  hosts: [web]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: 9}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  http:
+  - directResponse: {status: 503, body: {string: "busy"}}
+"""
+
+
+def _flow_through_core(monkeypatch: pytest.MonkeyPatch, *breakages: str) -> http.HTTPFlow:
+    """Run one gRPC request for ``web`` through a ChaosCore whose reply-building steps named in
+    ``breakages`` raise, the way a bug in them would."""
+    import asyncio
+
+    from mitmproxy.test import taddons, tflow
+
+    from chaoskit.proxy.pipeline import Pipeline
+    from chaoskit.proxy.upstream import UpstreamClient
+    from chaoskit.rng import Seeds
+    from chaoskit.sources import validated
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected")
+
+    for name in breakages:
+        target = {"as_grpc": core.replies, "_to_response": core.ChaosCore}.get(name, core)
+        monkeypatch.setattr(target, name, boom)
+    pipeline = Pipeline(Seeds(1), UpstreamClient())
+    pipeline.set_mesh(validated(DIRECT).mesh)
+    addon = core.ChaosCore(pipeline)
+    flow = tflow.tflow()
+    flow.request.host, flow.request.port = "web", 80
+    flow.request.headers["host"] = "web"
+    flow.request.headers["content-type"] = "application/grpc"
+    with taddons.context(addon):
+        asyncio.run(addon.request(flow))
+    return flow
+
+
+def test_a_reply_that_cannot_be_built_becomes_chaoskits_500(monkeypatch: pytest.MonkeyPatch):
+    flow = _flow_through_core(monkeypatch, "as_grpc")
+    assert flow.response is not None and flow.response.status_code == 500
+    assert flow.response.headers["x-chaoskit-error"] == "core-error"
+    (record,) = flow.metadata["chaoskit"]["notes"][-1:]
+    assert "reply: RuntimeError" in record
+
+
+def test_when_even_the_500_cannot_be_built_a_fixed_one_is_sent(monkeypatch: pytest.MonkeyPatch):
+    flow = _flow_through_core(monkeypatch, "_to_response")
+    assert flow.response is not None and flow.response.status_code == 500
+    assert flow.response.content == b"chaoskit internal error"
+    assert flow.error is None
+
+
+def test_when_nothing_can_be_sent_the_flow_is_killed_never_forwarded(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    flow = _flow_through_core(monkeypatch, "_to_response", "_new_response")
+    assert flow.response is None
+    assert flow.error is not None  # killed: mitmproxy closes the connection, forwards nothing
+
+
+def test_mitmproxy_may_open_upstream_connections_only_for_passed_through_tunnels():
+    # The second line of defence: should an HTTP request ever escape the core, mitmproxy's own
+    # attempt to forward it is refused at `server_connect` instead of dialled.
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+    from mitmproxy.test import tflow
+
+    addon = core.ChaosCore()
+    flow = tflow.tflow()
+    escaped = ServerConnectionHookData(server=flow.server_conn, client=flow.client_conn)
+    addon.server_connect(escaped)
+    assert escaped.server.error and "refused" in escaped.server.error
+
+    tunnel = tflow.tflow()
+    addon._tunnel_clients.add(tunnel.client_conn.id)  # what tls_clienthello/tcp_start mark
+    data = ServerConnectionHookData(server=tunnel.server_conn, client=tunnel.client_conn)
+    addon.server_connect(data)
+    assert data.server.error is None

@@ -3,7 +3,13 @@ import random
 import pytest
 
 from chaoskit.config.http_route import HTTPRetry
-from chaoskit.resilience.retry import DEFAULT_RETRY_ON, Outcome, RetryPolicy
+from chaoskit.resilience.retry import (
+    DEFAULT_RETRY_ON,
+    Outcome,
+    RetryPolicy,
+    RetryState,
+    RetryStatus,
+)
 
 
 def policy(retry_on: tuple[str, ...] | None = None, attempts: int = 2) -> RetryPolicy:
@@ -74,3 +80,74 @@ def test_backoff_is_seeded():
     p = policy(("5xx",))
     a, b = random.Random(7), random.Random(7)
     assert [p.backoff(3, a) for _ in range(10)] == [p.backoff(3, b) for _ in range(10)]
+
+
+# -- RetryState: Envoy's RetryStateImpl::shouldRetry -------------------------------------------
+
+
+class Slots:
+    """A fake retry circuit breaker: ``free`` slots, and how often it was asked."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        if self.free <= 0:
+            return False
+        self.free -= 1
+        return True
+
+
+FAIL, OK = Outcome("response", 503), Outcome("response", 200)
+
+
+def test_retry_state_counts_like_envoy_through_a_request() -> None:
+    state = RetryState.start(policy(("5xx",), attempts=2))
+    slots = Slots(5)
+    first = state.should_retry(FAIL, slots)
+    assert (first.status, first.stats, first.flag) == (
+        RetryStatus.YES,
+        ("upstream_rq_retry",),
+        None,
+    )
+    second = first.state.should_retry(FAIL, slots)
+    assert second.status is RetryStatus.YES and second.state.retries_remaining == 0
+    last = second.state.should_retry(FAIL, slots)
+    assert (last.status, last.stats, last.flag) == (
+        RetryStatus.NO_RETRY_LIMIT_EXCEEDED, ("upstream_rq_retry_limit_exceeded",), "URX",
+    )  # fmt: skip
+    assert slots.asked == 2  # the breaker is not asked once no retries are left
+
+
+def test_a_retry_whose_outcome_is_final_is_a_retry_success() -> None:
+    state = RetryState.start(policy(("5xx",), attempts=2))
+    retried = state.should_retry(FAIL, Slots(1))
+    done = retried.state.should_retry(OK, Slots(0))
+    assert (done.status, done.retry_succeeded) == (RetryStatus.NO, True)
+    assert done.stats == ("upstream_rq_retry_success",)
+    # a first try that succeeds is no retry success; neither is a request never retried
+    assert state.should_retry(OK, Slots(1)).stats == ()
+    # Envoy's definition: any final outcome of a retry, e.g. an overflow or a 404
+    assert retried.state.should_retry(Outcome("overflow"), Slots(1)).retry_succeeded
+    assert retried.state.should_retry(Outcome("response", 404), Slots(1)).retry_succeeded
+    # ended with no upstream request at all: Envoy never asks its retry state
+    assert not retried.state.should_retry(Outcome("no-healthy-upstream"), Slots(1)).stats
+
+
+def test_a_full_retry_breaker_refuses_at_once_and_spends_the_retry() -> None:
+    state = RetryState.start(policy(("5xx",), attempts=2))
+    slots = Slots(0)
+    refused = state.should_retry(FAIL, slots)
+    assert (refused.status, refused.stats, refused.flag) == (
+        RetryStatus.NO_OVERFLOW, ("upstream_rq_retry_overflow",), "UO",
+    )  # fmt: skip
+    assert slots.asked == 1 and refused.state.retries_remaining == 1  # as Envoy: decremented
+    assert not refused.state.retrying  # nothing scheduled: no slot to give back
+
+
+def test_a_non_retriable_outcome_never_asks_the_breaker() -> None:
+    slots = Slots(0)
+    decision = RetryState.start(policy(("connect-failure",))).should_retry(FAIL, slots)
+    assert (decision.status, decision.stats, slots.asked) == (RetryStatus.NO, (), 0)

@@ -1,0 +1,50 @@
+"""mitmweb's UI only from a mitmproxy whose UI needs its token (CVE-2025-23217)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaoskit.errors import ProxyError
+from chaoskit.proxy import webui
+
+
+@pytest.mark.parametrize(
+    ("version", "safe"),
+    [("11.0.2", False), ("11.1.0", False), ("11.1.2", True), ("11.1.3", True), ("12.3.1", True),
+     ("10.4.2", False), ("13.0.0.dev4", True)],
+)  # fmt: skip
+def test_which_mitmproxy_serves_a_ui_with_authentication(version, safe):
+    assert webui.web_ui_is_safe(version) is safe
+
+
+def test_the_refusal_says_what_to_do():
+    text = webui.refusal("11.0.2")
+    assert "CVE-2025-23217" in text and "11.1.2" in text and "Python >= 3.12" in text
+
+
+def test_the_python_api_refuses_the_web_ui_on_an_unfixed_mitmproxy(monkeypatch):
+    from chaoskit.proxy.api import Proxy
+
+    monkeypatch.setattr(webui, "web_ui_is_safe", lambda *version: False)  # as on Python 3.11
+    with pytest.raises(ProxyError, match="CVE-2025-23217"):
+        Proxy(web_port=0)
+
+
+def test_the_addon_refuses_to_run_inside_an_unfixed_mitmweb(monkeypatch):
+    import asyncio
+
+    from mitmproxy.test import taddons
+
+    from chaoskit.proxy.core import ChaosCore
+
+    class WebMaster:  # what mitmweb's master is called; is_web_master looks at the class name
+        pass
+
+    monkeypatch.setattr(webui, "web_ui_is_safe", lambda *version: False)
+    addon = ChaosCore()
+    with taddons.context(addon) as tctx:
+        tctx.master.__class__ = type("WebMaster", (type(tctx.master), WebMaster), {})
+        stopped = []
+        monkeypatch.setattr(tctx.master, "shutdown", lambda: stopped.append(True))
+        asyncio.run(addon.running())
+    assert stopped == [True]

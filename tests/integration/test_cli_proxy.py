@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from chaoskit.proxy import webui
 from chaoskit.testing import Upstream
 from chaoskit.testing.upstream import free_port
 from tests.builders import service_entry
@@ -229,6 +230,7 @@ def test_same_answers_under_mitmdump(tmp_path):
             stop(proc)
 
 
+@pytest.mark.skipif(not webui.web_ui_is_safe(), reason="mitmproxy < 11.1.2: --web is refused")
 def test_web_ui_shows_annotated_flows(tmp_path):
     with Upstream("web") as up:
         (tmp_path / "web.yaml").write_text(service(up))
@@ -260,6 +262,18 @@ def test_web_ui_shows_annotated_flows(tmp_path):
                 assert (through.status_code, through.text) == (502, "request loop detected"), host
         finally:
             stop(proc)
+
+
+@pytest.mark.skipif(webui.web_ui_is_safe(), reason="this mitmproxy's web UI needs its token")
+def test_web_ui_is_refused_on_a_mitmproxy_whose_ui_has_no_authentication(tmp_path):
+    # Python 3.11 can only install mitmproxy 11.0.2 (CVE-2025-23217): exit 2, and why.
+    (tmp_path / "web.yaml").write_text(service_entry("web", 9))
+    result = subprocess.run(
+        [str(BIN / "chaoskit"), "proxy", "-f", str(tmp_path / "web.yaml"), "--web", "0"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "CVE-2025-23217" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_chaoskit_seed_makes_load_balancing_reproducible_under_mitmdump(tmp_path):

@@ -142,3 +142,17 @@ def test_an_app_that_does_not_start_is_an_error(tmp_path, upstream):
     journal = Runner(load_plan(write(tmp_path, upstream, exp)), seed=1).run()
     assert journal.status == J.ERROR and journal.exit_code == 3
     assert "exited with status 3" in journal.error and "boom" in journal.error
+
+
+def test_a_failed_checks_detail_is_redacted_on_the_console():
+    # A probe's error names its URL; a token in its query must not reach a CI log.
+    import types
+
+    said: list[str] = []
+    phase = J.Phase("during", 0.0)
+    phase.checks.append(
+        J.Check("during", "probe", "probe", "200", "error", False,
+                "request to http://web/?access_token=SECRET-123 failed"),
+    )  # fmt: skip
+    Runner._report_phase(types.SimpleNamespace(say=said.append), phase)  # type: ignore[arg-type]
+    assert said and "SECRET-123" not in said[0] and "access_token=" in said[0]

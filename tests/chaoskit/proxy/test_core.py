@@ -102,8 +102,12 @@ def _flow_through_core(monkeypatch: pytest.MonkeyPatch, *breakages: str) -> http
     flow.request.host, flow.request.port = "web", 80
     flow.request.headers["host"] = "web"
     flow.request.headers["content-type"] = "application/grpc"
-    with taddons.context(addon):
-        asyncio.run(addon.request(flow))
+
+    async def run() -> None:  # inside a running loop: taddons would otherwise make its own
+        with taddons.context(addon):
+            await addon.request(flow)
+
+    asyncio.run(run())
     return flow
 
 

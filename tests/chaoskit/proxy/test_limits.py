@@ -178,6 +178,10 @@ def test_bad_arguments_are_refused(bad):
 
 
 def test_the_options_under_mitmdump():
+    asyncio.run(_options_under_mitmdump())  # taddons outside a running loop leaks a new one
+
+
+async def _options_under_mitmdump() -> None:
     limit = DownstreamLimits(Stats(), max_connections=7, request_headers_timeout=2.5)
     with taddons.context(limit) as tctx:
         assert tctx.options.chaoskit_max_connections == 7
@@ -193,9 +197,12 @@ def test_the_options_under_mitmdump():
 
 
 def test_the_default_header_timeout_is_ten_seconds():
-    with taddons.context(DownstreamLimits(Stats())) as tctx:
-        assert tctx.options.chaoskit_request_headers_timeout == "10s"
-        assert tctx.options.chaoskit_max_connections is None
+    async def check() -> None:
+        with taddons.context(DownstreamLimits(Stats())) as tctx:
+            assert tctx.options.chaoskit_request_headers_timeout == "10s"
+            assert tctx.options.chaoskit_max_connections is None
+
+    asyncio.run(check())
 
 
 def test_running_routes_the_guards_counters_to_the_proxys_stats():

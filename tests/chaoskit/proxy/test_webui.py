@@ -42,9 +42,13 @@ def test_the_addon_refuses_to_run_inside_an_unfixed_mitmweb(monkeypatch):
 
     monkeypatch.setattr(webui, "web_ui_is_safe", lambda *version: False)
     addon = ChaosCore()
-    with taddons.context(addon) as tctx:
-        tctx.master.__class__ = type("WebMaster", (type(tctx.master), WebMaster), {})
-        stopped = []
-        monkeypatch.setattr(tctx.master, "shutdown", lambda: stopped.append(True))
-        asyncio.run(addon.running())
+    stopped = []
+
+    async def run() -> None:  # inside a running loop: taddons would otherwise make its own
+        with taddons.context(addon) as tctx:
+            tctx.master.__class__ = type("WebMaster", (type(tctx.master), WebMaster), {})
+            monkeypatch.setattr(tctx.master, "shutdown", lambda: stopped.append(True))
+            await addon.running()
+
+    asyncio.run(run())
     assert stopped == [True]

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from chaoskit.proxy import replies
+from chaoskit.proxy import guards, replies
 from chaoskit.proxy.replies import Reply
 
 if TYPE_CHECKING:
@@ -618,19 +618,12 @@ def install() -> frozenset[str]:
 
         return send_response
 
-    installed = set()
-    for name, wrap in (
-        ("state_wait_for_request_headers", wrap_headers),
-        ("state_consume_request_body", wrap_consume),
-        ("handle_protocol_error", wrap_error),
-        ("send_response", wrap_send),
-    ):
-        original = getattr(stream, name, None)
-        if original is None:  # pragma: no cover - a mitmproxy without it: left alone
-            continue
-        if not getattr(original, _MARK, False):
-            patched = wrap(original)
-            setattr(patched, _MARK, True)
-            setattr(stream, name, patched)
-        installed.add(f"HttpStream.{name}")
-    return frozenset(installed)
+    return guards.patch_methods(
+        [
+            (stream, "HttpStream", "state_wait_for_request_headers", wrap_headers),
+            (stream, "HttpStream", "state_consume_request_body", wrap_consume),
+            (stream, "HttpStream", "handle_protocol_error", wrap_error),
+            (stream, "HttpStream", "send_response", wrap_send),
+        ],
+        _MARK,
+    )

@@ -375,20 +375,33 @@ def install() -> frozenset[str]:
 
         return handle_connection
 
-    installed = set()
     handler: Any = getattr(proxy_server, "ConnectionHandler", None)
-    for owner, owner_name, name, guard in (
-        (server, "Http1Server", "read_headers", guard_read_headers),
-        (server, "Http1Server", "read_body", guard_read_body),
-        (server, "Http1Server", "_handle_event", guard_handle_event),
-        (handler, "ConnectionHandler", "handle_connection", guard_handle_connection),
-    ):
-        original = getattr(owner, name, None)
+    return patch_methods(
+        [
+            (server, "Http1Server", "read_headers", guard_read_headers),
+            (server, "Http1Server", "read_body", guard_read_body),
+            (server, "Http1Server", "_handle_event", guard_handle_event),
+            (handler, "ConnectionHandler", "handle_connection", guard_handle_connection),
+        ],
+        _MARK,
+    )
+
+
+def patch_methods(
+    patches: Sequence[tuple[Any, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]]],
+    mark: str,
+) -> frozenset[str]:
+    """Replace each ``owner.name`` by ``wrap(original)``, once (a wrapper carries ``mark``, so
+    installing again is a no-op); an internal this mitmproxy lacks is left alone. Returns the
+    ``"Owner.name"`` of every method that is patched now — what the version-guard tests pin."""
+    installed = set()
+    for owner, owner_name, name, wrap in patches:
+        original = getattr(owner, name, None) if owner is not None else None
         if original is None:  # pragma: no cover - a mitmproxy without it: left alone
             continue
-        if not getattr(original, _MARK, False):
-            patched = guard(original)
-            setattr(patched, _MARK, True)
+        if not getattr(original, mark, False):
+            patched = wrap(original)
+            setattr(patched, mark, True)
             setattr(owner, name, patched)
         installed.add(f"{owner_name}.{name}")
     return frozenset(installed)

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 
 from chaoskit import safefiles
 from chaoskit.safefiles import UnsafeOutput
-
-OTHER_UID = 54321  # a user that is not us (chown needs root)
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
-
-
-def mode(path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-@pytest.fixture
-def victim(tmp_path):
-    """A file someone would like chaoskit to overwrite (a shell rc file)."""
-    path = tmp_path / "bashrc"
-    path.write_text("export PATH=/usr/bin\n")
-    path.chmod(0o644)
-    return path
+from tests.files import OTHER_UID, as_root, mode
 
 
 @pytest.fixture

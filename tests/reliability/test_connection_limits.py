@@ -28,6 +28,7 @@ from chaoskit.cli import proxy as cli_proxy
 from chaoskit.proxy.api import Proxy
 from chaoskit.proxy.guards import REQUEST_HEADER_TIMEOUT
 from tests.reliability.conftest import service, session, wait_for
+from tests.reliability.test_hostile_input import read_response_head
 from tests.soak import soak
 from tests.soak.soak import BAD_STDERR, ProxyProcess
 
@@ -237,26 +238,6 @@ def read_all(s: socket.socket, within: float) -> bytes:
     return data
 
 
-def response(s: socket.socket) -> bytes:
-    """One whole response (head and ``content-length`` body); returns its head."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        assert chunk, f"closed after {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        chunk = s.recv(65536)
-        assert chunk
-        body += chunk
-    return head
-
-
 def test_a_client_that_sends_nothing_gets_408(timed):
     t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", timed.port), timeout=5) as s:
@@ -300,16 +281,16 @@ def test_a_head_in_pieces_within_the_timeout_is_served(timed):
         ):
             s.sendall(piece)
             pause(0.1)
-        assert response(s).startswith(b"HTTP/1.1 200 ")
+        assert read_response_head(s).startswith(b"HTTP/1.1 200 ")
 
 
 def test_an_idle_kept_alive_connection_is_not_cut_between_requests(timed):
     with socket.create_connection(("127.0.0.1", timed.port), timeout=5) as s:
         s.sendall(REQUEST + b"\r\n")
-        assert response(s).startswith(b"HTTP/1.1 200 ")
+        assert read_response_head(s).startswith(b"HTTP/1.1 200 ")
         pause(1.2)  # longer than the header timeout, between requests: Envoy's idle timeout
         s.sendall(REQUEST + b"\r\n")
-        assert response(s).startswith(b"HTTP/1.1 200 ")
+        assert read_response_head(s).startswith(b"HTTP/1.1 200 ")
 
 
 def test_a_tls_client_idle_after_its_handshake_is_not_sent_a_raw_408(timed):
@@ -325,7 +306,7 @@ def test_a_tls_client_idle_after_its_handshake_is_not_sent_a_raw_408(timed):
     ):
         pause(1.2)  # past the header timeout, with no HTTP byte sent yet
         s.sendall(REQUEST + b"\r\n")
-        assert response(s).startswith(b"HTTP/1.1 200 ")
+        assert read_response_head(s).startswith(b"HTTP/1.1 200 ")
 
 
 def test_a_408_from_the_codec_leaves_no_record(timed):

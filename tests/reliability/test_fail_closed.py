@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from chaoskit.proxy.api import Proxy
 from chaoskit.testing import Upstream
+from tests.builders import service_entry
 from tests.reliability.conftest import session, wait_for
 
 REGISTRY_ONLY = textwrap.dedent("""\
@@ -82,18 +83,11 @@ def canary() -> Iterator[Canary]:
 
 def mesh_yaml(web: Upstream, endpoint: Canary) -> str:
     """``web`` is routed (rules that copy request bytes into replies); ``*.x.test`` is Istio's
-    wildcard-egress pattern, and ``canary.test`` a registry host with one declared port."""
+    wildcard-egress pattern, ``secure.test`` a TLS-only registry host, ``gw`` a Gateway."""
     return (
-        textwrap.dedent(f"""\
-        apiVersion: networking.istio.io/v1
-        kind: ServiceEntry
-        metadata: {{name: web}}
-        spec:
-          hosts: [web]
-          ports: [{{number: 80, name: http, protocol: HTTP}}]
-          resolution: STATIC
-          endpoints: [{{address: 127.0.0.1, ports: {{http: {web.port}}}}}]
-        ---
+        service_entry("web", web.port)
+        + "---\n"
+        + textwrap.dedent(f"""\
         apiVersion: networking.istio.io/v1
         kind: ServiceEntry
         metadata: {{name: wildcard}}

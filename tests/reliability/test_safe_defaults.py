@@ -19,6 +19,7 @@ import pytest
 from chaoskit.errors import ProxyError
 from chaoskit.proxy.api import Proxy
 from tests.builders import service_entry
+from tests.files import OTHER_UID, as_root, mode
 from tests.reliability.conftest import healthy, session
 from tests.soak.soak import ProxyProcess
 
@@ -193,23 +194,6 @@ def test_a_new_access_log_is_owner_only(tmp_path):
         os.umask(old)
     for f in (tmp_path / "state").iterdir():
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0, f
-
-
-OTHER_UID = 54321  # a user that is not us (chown needs root)
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
-
-
-def mode(path) -> int:
-    return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-@pytest.fixture
-def victim(tmp_path):
-    """A file someone would like chaoskit to write into (a shell rc file)."""
-    path = tmp_path / "bashrc"
-    path.write_text("export PATH=/usr/bin\n")
-    path.chmod(0o644)
-    return path
 
 
 def refused_proxy(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:

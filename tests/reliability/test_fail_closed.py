@@ -327,11 +327,3 @@ def test_a_tunnel_that_is_not_intercepted_goes_to_the_registry_endpoint(mesh, en
         with contextlib.suppress(TimeoutError, OSError):
             tls.do_handshake()  # the endpoint never answers: only its arrival matters
         assert wait_for(lambda: endpoint.received > before), "the ClientHello went elsewhere"
-
-
-def test_connect_into_the_proxy_itself_is_refused(mesh):
-    for authority in (f"127.0.0.1:{mesh.port}", f"0x7f000001:{mesh.port}", f"[::1]:{mesh.port}"):
-        s, head = connect(mesh.port, authority)
-        s.close()
-        assert head.startswith(b"HTTP/1.1 502"), (authority, head)
-    assert healthy_web(mesh)

@@ -228,3 +228,16 @@ def test_the_admin_listener_is_never_reachable_through_the_proxy(mesh, client):
         assert_refused(client.post(f"http://{host}:{admin_port}/reset_counters", timeout=30), t0)
     with session() as direct:
         assert direct.get(f"{mesh.admin_url}/ready", timeout=10).status_code == 200
+
+
+def test_connect_into_the_proxy_itself_is_refused(mesh):
+    # Under ALLOW_ANY a CONNECT to a host outside the registry is tunnelled as it is; one to the
+    # proxy's own listener would tunnel into itself, round and round. Refused however spelled.
+    from tests.reliability.test_fail_closed import connect
+
+    for host in ("127.0.0.1", "localhost", "0x7f000001", "[::1]", "[::ffff:127.0.0.1]"):
+        s, head = connect(mesh.port, f"{host}:{mesh.port}")
+        s.close()
+        assert head.startswith(b"HTTP/1.1 502"), (host, head)
+    assert mesh.stats["http.downstream_rq_loop"] == 5
+    assert healthy(mesh)

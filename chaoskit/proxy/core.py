@@ -582,7 +582,12 @@ class ChaosCore:
             if ex is not None:
                 ex.notes.append(f"chaoskit internal error: reply: {type(e).__name__}: {e}")
             fallback = replies.internal_error(request_id)
-            flow.response = self._to_response(flow, fallback, listener)
+            try:
+                flow.response = self._to_response(flow, fallback, listener)
+            except Exception:  # the request still gets its record, whatever the client got
+                _fail_closed(flow)
+                if ex is not None and flow.response is None:
+                    ex.notes.append("chaoskit internal error: no reply could be sent; dropped")
             return fallback
 
     def _record(

@@ -124,6 +124,8 @@ def test_when_even_the_500_cannot_be_built_a_fixed_one_is_sent(monkeypatch: pyte
     assert flow.response is not None and flow.response.status_code == 500
     assert flow.response.content == b"chaoskit internal error"
     assert flow.error is None
+    (record,) = flow.metadata["chaoskit"]["notes"][-1:]  # and the request still has its record
+    assert "reply: RuntimeError" in record
 
 
 def test_when_nothing_can_be_sent_the_flow_is_killed_never_forwarded(
@@ -132,6 +134,7 @@ def test_when_nothing_can_be_sent_the_flow_is_killed_never_forwarded(
     flow = _flow_through_core(monkeypatch, "_to_response", "_new_response")
     assert flow.response is None
     assert flow.error is not None  # killed: mitmproxy closes the connection, forwards nothing
+    assert "no reply could be sent" in flow.metadata["chaoskit"]["notes"][-1]
 
 
 def test_mitmproxy_may_open_upstream_connections_only_for_passed_through_tunnels():

@@ -83,7 +83,7 @@ class Placement:
 
 
 def placement() -> Placement:
-    """Proxy on the last CPU we may use, origin and load on the first (mitmproxy-notes §4.1)."""
+    """Proxy on the last CPU we may use, origin and load on the first (docs/performance.md §6)."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

@@ -1,11 +1,11 @@
 """Upstream clusters: the endpoints and policy behind each ``outbound|port|subset|host``.
 
 A :class:`Cluster` is what Envoy would build for one (service, port, subset): the endpoints whose
-labels select it, the effective DestinationRule policy for that port and subset (istio-reference
-§3.2) and its own load balancer, seeded from the cluster's name. Runtime state (LB position,
-in-flight counts; later breaker and outlier state) lives on the cluster, so it survives a config
-swap whenever the cluster's endpoints and policy did not change — that is what lets a hot reload
-keep outlier ejections, exactly as Envoy keeps cluster state across xDS updates that do not
+labels select it, the effective DestinationRule policy for that port and subset (Istio's
+``MergeTrafficPolicy``) and its own load balancer, seeded from the cluster's name. Runtime state (LB
+position, in-flight counts; later breaker and outlier state) lives on the cluster, so it survives a
+config swap whenever the cluster's endpoints and policy did not change — that is what lets a hot
+reload keep outlier ejections, exactly as Envoy keeps cluster state across xDS updates that do not
 touch the cluster.
 """
 

@@ -8,16 +8,47 @@ long runs; ``total`` still counts every request ever recorded.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import threading
 from collections import deque
 from collections.abc import Iterator
 
-#: Envoy's response flags in the order Envoy prints them (stream_info/utility.h).
-FLAG_ORDER = (
-    "UH", "UF", "UO", "NR", "URX", "NC", "DT", "DC", "LH", "UT", "LR", "UR", "UC", "DI", "FI",
-    "RL", "UAEX", "RLSE", "IH", "SI", "DPE", "UPE", "UMSDR", "OM", "DF", "DO",
-)  # fmt: skip
-_RANK = {f: i for i, f in enumerate(FLAG_ORDER)}
+
+class ResponseFlag(enum.StrEnum):
+    """Envoy's response flags (``%RESPONSE_FLAGS%``, envoy/stream_info/stream_info.h), in the
+    order Envoy prints them (envoy/source/common/stream_info/utility.cc). A ``str``: records,
+    the access log and JSON carry the two- to four-letter code."""
+
+    UH = "UH"  # no healthy upstream
+    UF = "UF"  # upstream connection failure
+    UO = "UO"  # upstream overflow (circuit breaker)
+    NR = "NR"  # no route
+    URX = "URX"  # upstream retry limit exceeded
+    NC = "NC"  # no cluster
+    DT = "DT"  # downstream request timeout
+    DC = "DC"  # downstream connection termination
+    LH = "LH"  # local health check failed
+    UT = "UT"  # upstream request timeout
+    LR = "LR"  # local reset
+    UR = "UR"  # upstream remote reset
+    UC = "UC"  # upstream connection termination
+    DI = "DI"  # delay injected
+    FI = "FI"  # fault injected (abort)
+    RL = "RL"  # rate limited
+    UAEX = "UAEX"  # unauthorized (external authorization)
+    RLSE = "RLSE"  # rate limit service error
+    IH = "IH"  # invalid Envoy request headers
+    SI = "SI"  # stream idle timeout
+    DPE = "DPE"  # downstream protocol error
+    UPE = "UPE"  # upstream protocol error
+    UMSDR = "UMSDR"  # upstream max stream duration reached
+    OM = "OM"  # overload manager
+    DF = "DF"  # DNS resolution failed
+    DO = "DO"  # dropped overload
+
+
+FLAG_ORDER = tuple(ResponseFlag)
+_RANK: dict[str, int] = {f: i for i, f in enumerate(FLAG_ORDER)}
 
 
 def order_flags(flags: set[str] | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -29,12 +60,89 @@ def format_flags(flags: tuple[str, ...]) -> str:
     return ",".join(flags) if flags else "-"
 
 
-#: How an attempt ends when the request ends under it (:meth:`AttemptInFlight.cut`): the route
-#: timeout fired (the request is answered ``504 UT``), the client went away (``0 DC``), or the
-#: request was cancelled for another reason (the proxy stopping, an internal error).
-ROUTE_TIMEOUT = "route-timeout"
-CLIENT_GONE = "client-gone"
-CANCELLED = "cancelled"
+class AttemptOutcome(enum.StrEnum):
+    """How one upstream attempt ended: the one vocabulary of the retry state
+    (:class:`chaoskit.resilience.retry.Outcome`), the attempt records, the access log and the
+    pytest assertions. A ``str``, so records and JSON carry the hyphenated word."""
+
+    #: The upstream answered; ``status`` is its status.
+    RESPONSE = "response"
+    #: The upstream answered, then an UpstreamFault dropped the connection after the headers.
+    RESET_AFTER_HEADERS = "reset-after-headers"
+    #: The upstream answered with a body larger than chaoskit buffers (500, Envoy's
+    #: ``response_payload_too_large``).
+    RESPONSE_TOO_LARGE = "response-too-large"
+    CONNECT_FAILURE = "connect-failure"
+    #: The connection ended or broke the protocol before a whole response arrived.
+    RESET = "reset"
+    PER_TRY_TIMEOUT = "per-try-timeout"
+    #: Refused by the circuit breaker: no endpoint chosen, nothing sent.
+    OVERFLOW = "overflow"
+    #: No endpoint to send to: nothing sent (answered ``503 UH``; never in an attempt record).
+    NO_HEALTHY_UPSTREAM = "no-healthy-upstream"
+    #: Refused: the endpoint is this proxy itself.
+    LOOP = "loop"
+    #: Cut off by the end of the request (:meth:`AttemptInFlight.cut`): the route timeout fired
+    #: (the request is answered ``504 UT``) ...
+    ROUTE_TIMEOUT = "route-timeout"
+    #: ... the client went away (``0 DC``) ...
+    CLIENT_GONE = "client-gone"
+    #: ... or the request was cancelled for another reason (the proxy stopping, an internal
+    #: error).
+    CANCELLED = "cancelled"
+
+
+ROUTE_TIMEOUT = AttemptOutcome.ROUTE_TIMEOUT
+CLIENT_GONE = AttemptOutcome.CLIENT_GONE
+CANCELLED = AttemptOutcome.CANCELLED
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GaveUp:
+    """The downstream client went away while the request was still being worked on: what it
+    waited, and what the route would still have allowed. The lesson experiments report (a
+    client that gives up before the mesh's timeout and retries are spent makes them
+    pointless) is read from this, not from the words of :meth:`describe`."""
+
+    waited: float
+    #: the caller's workload name ("" when anonymous)
+    source: str
+    #: the short name of the service waited for ("" when there was none yet)
+    target: str
+    #: the route timeout, if any
+    timeout: float | None = None
+    #: the route's retries (``None``: no retry policy)
+    num_retries: int | None = None
+    per_try_timeout: float | None = None
+    attempts_started: int = 0
+
+    @property
+    def retries_left(self) -> bool:
+        """Had the route attempts left to make when the client gave up?"""
+        if self.num_retries is None:
+            return False
+        return self.attempts_started < 1 + self.num_retries
+
+    def describe(self) -> str:
+        """The note in words, as records and reports show it."""
+        who = f"client {self.source}" if self.source else "client"
+        target = f" waiting for {self.target}" if self.target else ""
+        head = f"{who} gave up after {self.waited:.1f}s{target}"
+        if self.num_retries is None:
+            if self.timeout:
+                return (f"{head}; the route would have waited up to {self.timeout:g}s for an "
+                        "answer")  # fmt: skip
+            return head
+        tries = 1 + self.num_retries
+        allows = f"{tries} attempts"
+        if self.per_try_timeout:
+            allows = f"{tries} × {self.per_try_timeout:g}s attempts"
+        if self.timeout:
+            allows += f" within a {self.timeout:g}s timeout"
+        wasted = (
+            "retries here are wasted" if self.retries_left else "its retries were already spent"
+        )
+        return f"{head}; the route allows {allows} — {wasted}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,7 +160,7 @@ class AttemptRecord:
 
     number: int
     endpoint: str
-    outcome: str
+    outcome: AttemptOutcome
     status: int | None = None
     duration: float = 0.0
     faults: tuple[str, ...] = ()
@@ -69,12 +177,12 @@ class AttemptInFlight:
     faults: tuple[str, ...] = ()
     status: int | None = None  # set once the upstream's response has arrived
 
-    def end(self, outcome: str, status: int | None, now: float) -> AttemptRecord:
+    def end(self, outcome: AttemptOutcome, status: int | None, now: float) -> AttemptRecord:
         return AttemptRecord(
             self.number, self.endpoint, outcome, status, now - self.start, self.faults
         )
 
-    def cut(self, outcome: str, now: float) -> AttemptRecord:
+    def cut(self, outcome: AttemptOutcome, now: float) -> AttemptRecord:
         """The record of this attempt cut off by the end of the request (``outcome``)."""
         return self.end(outcome, self.status, now)
 
@@ -106,6 +214,8 @@ class Record:
     bytes_received: int = 0
     bytes_sent: int = 0
     user_agent: str = ""
+    #: set when the client went away before the answer (flag ``DC``)
+    gave_up: GaveUp | None = None
 
     @property
     def retries(self) -> int:

@@ -69,10 +69,6 @@ def is_credential(name: str, *, query: bool = False) -> bool:
     )
 
 
-#: Backwards-compatible name: the header names every HTTP client uses for credentials.
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-
-
 def _name_pattern() -> str:
     """The table as a regular expression over names (for free text and the YAML pre-check)."""
     sep = "[-_]"

@@ -4,6 +4,12 @@ One run seed fans out into independent named streams (``"route"``, ``"lb/<cluste
 ``"fault/VirtualService/default/ratings/0"``, ...). A stream depends only on the seed and its
 name, so adding a new kind of decision never shifts the numbers of an existing one, and the
 same seed with the same request sequence gives the same decisions.
+
+Percentages (a fault's ``percentage``, a mirror's ``mirrorPercentage``) are drawn the way Envoy
+evaluates a ``FractionalPercent`` (``ProtobufPercentHelper::evaluateFractionalPercent`` in
+envoy/source/common/protobuf/utility.cc, called by ``Runtime::SnapshotImpl::featureEnabled``):
+an integer draw per million compared with the numerator, so ``0`` is exactly never and ``100``
+exactly always.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+
+#: Denominator of a percentage draw (Envoy's ``FractionalPercent.MILLION``).
+PER_MILLION = 1_000_000
 
 
 def derive(seed: int, name: str) -> int:
@@ -33,6 +42,19 @@ def parse_seed(text: str) -> int:
     if value < 0:
         raise ValueError(f"seed {value} is negative")
     return value
+
+
+def draw_percentage(rng: random.Random, percentage: float) -> bool:
+    """One draw of ``percentage`` (0-100) from ``rng``: ``True`` when it fires.
+
+    ``round(percentage · 10 000)`` per million, so ``0`` (and anything under 0.00005) never fires
+    and ``100`` always does. Exactly one integer is drawn whatever ``percentage`` is, as Envoy
+    draws a random value for every evaluation: a stream shared by several decisions advances the
+    same way whether one of them is 0, 50 or 100, so changing one percentage never shifts the
+    draws of the others.
+    """
+    threshold = round(percentage * (PER_MILLION // 100))
+    return rng.randrange(PER_MILLION) < threshold
 
 
 class Seeds:

@@ -10,15 +10,13 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from chaoskit.config import Validation, validate
 from chaoskit.config.issues import Issues
 from chaoskit.config.loader import LoadResult, load_paths, load_text
 from chaoskit.config.resource import Resource
 from chaoskit.errors import ConfigError
-
-Source = Union[str, "os.PathLike[str]", Mapping[str, Any], Resource, Iterable[Any]]
 
 
 def _looks_like_yaml(text: str) -> bool:

@@ -30,33 +30,26 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from chaoskit.config.resource import CHAOSKIT_API
+from chaoskit.faults.actions import ACTIONS, BY_NAME, ExampleBounds
 
-#: Every action a plan may use, mildest first (shrinking moves towards the front).
-KINDS = ("delay", "abort", "reset", "slowBody", "truncateBody", "corruptBody", "hang")
+#: Every action a plan may use, mildest first (shrinking moves towards the front): the actions
+#: of :data:`chaoskit.faults.actions.ACTIONS` by their ``mildness``.
+KINDS = tuple(a.name for a in sorted(ACTIONS, key=lambda a: a.mildness))
 #: How a fault picks the attempts it hits; shrinking moves towards the front.
 SELECTIONS = ("firstN", "nth", "sequence", "percentage")
 DEFAULT_STATUSES = (503, 500, 502, 504)
 
 
-def _actions(
-    kind: str, *, statuses: Sequence[int], max_delay_ms: int
-) -> st.SearchStrategy[dict[str, Any]]:
-    """The spec fields of one action, mildest values first."""
-    if kind == "delay":
-        return st.integers(1, max_delay_ms).map(lambda ms: {"delay": {"fixedDelay": f"{ms}ms"}})
-    if kind == "abort":
-        return st.sampled_from(list(statuses)).map(lambda s: {"abort": {"httpStatus": s}})
-    if kind == "reset":
-        return st.sampled_from(["headers", "connect"]).map(lambda p: {"reset": {"after": p}})
-    if kind == "slowBody":
-        rates = [100_000, 10_000, 1_000]
-        return st.sampled_from(rates).map(lambda r: {"slowBody": {"bytesPerSecond": r}})
-    if kind == "truncateBody":
-        sizes = [1024, 100, 0]
-        return st.sampled_from(sizes).map(lambda n: {"truncateBody": {"afterBytes": n}})
-    if kind == "corruptBody":
-        return st.integers(1, 8).map(lambda n: {"corruptBody": {"bytes": n}})
-    return st.just({"hang": True})
+def _actions(kind: str, bounds: ExampleBounds) -> st.SearchStrategy[dict[str, Any]]:
+    """The spec fields of one action, mildest values first (the action's ``examples``)."""
+    examples = BY_NAME[kind].examples(bounds)
+    values = examples.values
+    drawn: st.SearchStrategy[Any] = (
+        st.integers(values.start, values.stop - 1)
+        if isinstance(values, range)
+        else st.sampled_from(list(values))
+    )
+    return drawn.map(lambda v: {kind: examples.to_yaml(v)})
 
 
 def _selection(selection: str, kind: str, *, max_count: int) -> st.SearchStrategy[dict[str, Any]]:
@@ -102,7 +95,7 @@ def upstream_faults(
         raise InvalidArgument(f"statuses must be HTTP statuses in 200-599, not {statuses!r}")
     if max_count < 1:
         raise InvalidArgument(f"max_count must be at least 1, not {max_count!r}")
-    max_delay_ms = max(1, round(max_delay * 1000))
+    bounds = ExampleBounds(tuple(statuses), max(1, round(max_delay * 1000)))
     ordered_kinds = sorted(set(kinds), key=KINDS.index)
     ordered_selections = sorted(set(selections), key=SELECTIONS.index)
 
@@ -110,7 +103,7 @@ def upstream_faults(
     def build(draw: st.DrawFn) -> dict[str, Any]:
         host = draw(st.sampled_from(list(hosts)))
         kind = draw(st.sampled_from(ordered_kinds))
-        action = draw(_actions(kind, statuses=statuses, max_delay_ms=max_delay_ms))
+        action = draw(_actions(kind, bounds))
         selection = draw(st.sampled_from(ordered_selections))
         chosen = draw(_selection(selection, kind, max_count=max_count))
         return {

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chaoskit.config.resource import Resource
+from chaoskit.records import AttemptOutcome, ResponseFlag
 from pytest_plugin.evidence import (
     DeclaredFault,
     Records,
@@ -233,7 +234,9 @@ def assert_not_retried(chaos: Chaos, host: str) -> None:
 
 
 def _timed_out(r: Record) -> bool:
-    return "UT" in r.flags or any(a.outcome == "per-try-timeout" for a in r.attempts)
+    return ResponseFlag.UT in r.flags or any(
+        a.outcome == AttemptOutcome.PER_TRY_TIMEOUT for a in r.attempts
+    )
 
 
 def assert_timed_out(chaos: Chaos, host: str) -> None:
@@ -274,7 +277,9 @@ def assert_ejected(chaos: Chaos, host: str) -> None:
 
 
 def _overflowed(r: Record) -> bool:
-    return "UO" in r.flags or any(a.outcome == "overflow" for a in r.attempts)
+    return ResponseFlag.UO in r.flags or any(
+        a.outcome == AttemptOutcome.OVERFLOW for a in r.attempts
+    )
 
 
 def assert_overflowed(chaos: Chaos, host: str) -> None:

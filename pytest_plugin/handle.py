@@ -216,6 +216,9 @@ class Chaos:
         "headers": {"retry-after": "1"}}``); ``reset``: ``"connect"``, ``"headers"`` or a byte
         count; ``first``/``nth``/``sequence`` choose attempts deterministically, ``percent``
         randomly (seeded). Returns the applied resource.
+
+        There is one keyword per action of :data:`chaoskit.faults.actions.ACTIONS` (its
+        ``attr``), which writes it (``Action.from_keyword``); a test keeps them in step.
         """
         __tracebackhide__ = True
         name = name or f"{label_for(host)}-fault-{next(self._names)}"

@@ -13,55 +13,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from chaoskit.config.durations import format_duration
 from chaoskit.config.http_route import HTTPFaultInjection, HTTPRoute
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.resource import CHAOSKIT_API
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.errors import ConfigError
+from chaoskit.faults.actions import ACTIONS
+from chaoskit.faults.actions import abort as abort_action
+from chaoskit.faults.actions import delay as delay_action
 from chaoskit.sources import to_results
 
 ISTIO_API = "networking.istio.io/v1"
-
-
-def _duration(value: str | float | int, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise TypeError(f"{what} must be a duration such as '250ms' or seconds, not {value!r}")
-    return value if isinstance(value, str) else format_duration(float(value))
-
-
-def _abort_spec(abort: int | str | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(abort, bool):
-        raise TypeError(
-            f"abort must be an HTTP status, a gRPC status name or a dict, not {abort!r}"
-        )
-    if isinstance(abort, int):
-        return {"httpStatus": abort}
-    if isinstance(abort, str):
-        return {"grpcStatus": abort}
-    if isinstance(abort, Mapping):
-        return dict(abort)
-    raise TypeError(f"abort must be an HTTP status, a gRPC status name or a dict, not {abort!r}")
-
-
-def _delay_spec(delay: str | float | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(delay, Mapping):
-        return dict(delay)
-    return {"fixedDelay": _duration(delay, "delay")}
-
-
-def _reset_spec(reset: str | int | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(reset, bool):
-        raise TypeError(
-            f"reset must be 'connect', 'headers', a byte count or a dict, not {reset!r}"
-        )
-    if isinstance(reset, int):
-        return {"afterBytes": reset}
-    if isinstance(reset, str):
-        return {"after": reset}
-    if isinstance(reset, Mapping):
-        return dict(reset)
-    raise TypeError(f"reset must be 'connect', 'headers', a byte count or a dict, not {reset!r}")
 
 
 def match_list(match: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None) -> list[Any]:
@@ -82,13 +44,6 @@ def build_upstream_fault(
     *,
     name: str,
     namespace: str = "default",
-    delay: str | float | Mapping[str, Any] | None = None,
-    abort: int | str | Mapping[str, Any] | None = None,
-    reset: str | int | Mapping[str, Any] | None = None,
-    hang: bool = False,
-    slow_body: int | None = None,
-    truncate_body: int | None = None,
-    corrupt_body: int | None = None,
     percent: float = 100,
     first: int | None = None,
     nth: int | None = None,
@@ -99,12 +54,19 @@ def build_upstream_fault(
     endpoint: str | None = None,
     endpoint_labels: Mapping[str, str] | None = None,
     match: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    **actions: Any,
 ) -> dict[str, Any]:
     """The ``UpstreamFault`` resource (as a dict) that ``chaos.fault(...)`` applies.
 
+    ``actions`` are keyed by each action's ``attr`` (``delay=``, ``slow_body=`` …, see
+    :data:`chaoskit.faults.actions.ACTIONS`); ``None`` (and ``hang=False``) leaves one out.
     ``percentage`` is written only when ``percent`` is not 100, because it cannot be combined
     with ``firstN``/``nth``/``sequence`` (the validator says so if both are asked for).
     """
+    unknown = set(actions) - {a.attr for a in ACTIONS}
+    if unknown:
+        known = ", ".join(a.attr for a in ACTIONS)
+        raise TypeError(f"unknown fault action {sorted(unknown)[0]!r} (actions: {known})")
     spec: dict[str, Any] = {"host": host}
     if subset is not None:
         spec["subset"] = subset
@@ -114,20 +76,10 @@ def build_upstream_fault(
         spec["endpoint"] = endpoint
     if matches := match_list(match):
         spec["match"] = matches
-    if delay is not None:
-        spec["delay"] = _delay_spec(delay)
-    if abort is not None:
-        spec["abort"] = _abort_spec(abort)
-    if reset is not None:
-        spec["reset"] = _reset_spec(reset)
-    if hang:
-        spec["hang"] = True
-    if slow_body is not None:
-        spec["slowBody"] = {"bytesPerSecond": slow_body}
-    if truncate_body is not None:
-        spec["truncateBody"] = {"afterBytes": truncate_body}
-    if corrupt_body is not None:
-        spec["corruptBody"] = {"bytes": corrupt_body}
+    for action in ACTIONS:
+        value = actions.get(action.attr)
+        if value is not None and (written := action.from_keyword(value)) is not None:
+            spec[action.name] = written
     if isinstance(percent, bool) or not isinstance(percent, (int, float)):
         raise TypeError(f"percent must be a number from 0 to 100, not {percent!r}")
     if percent != 100:
@@ -162,9 +114,10 @@ def build_route_fault(
         raise TypeError(f"percent must be a number from 0 to 100, not {percent!r}")
     fault: dict[str, Any] = {}
     if delay is not None:
-        fault["delay"] = {"fixedDelay": _duration(delay, "delay"), "percentage": {"value": percent}}
+        fixed = delay_action.duration_text(delay, "delay")
+        fault["delay"] = {"fixedDelay": fixed, "percentage": {"value": percent}}
     if abort is not None:
-        fault["abort"] = {"percentage": {"value": percent}, **_abort_spec(abort)}
+        fault["abort"] = {"percentage": {"value": percent}, **abort_action.from_keyword(abort)}
     return fault
 
 

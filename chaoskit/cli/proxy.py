@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import gc
 import io
-import ipaddress
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from chaoskit.cli.exit_codes import ExitCode
 from chaoskit.config.durations import parse_duration
 from chaoskit.config.loader import YAML_SUFFIXES
 from chaoskit.errors import ConfigError, ProxyError
+from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import budget, limits
 from chaoskit.records import Record
 from chaoskit.rng import parse_seed
@@ -136,15 +136,6 @@ def parse_address(text: str, what: str) -> tuple[str, int]:
         raise ValueError(f"{what} {text!r} is not HOST:PORT (e.g. 127.0.0.1:15001)")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...] | OSError:

@@ -3,9 +3,11 @@
 Models keep ``None`` wherever Istio tells "unset" from a value, because it matters: no
 ``outlierDetection`` block means no ejection at all, while a circuit-breaker limit of 0 means
 unlimited. ``DEFAULT_*`` constants and ``effective_*`` properties give what Envoy really runs
-with (istio-reference §3.4, §3.5, §7.1), and :func:`effective_policy` composes top-level,
-port-level and subset policies as Istio does (§3.2), so the proxy never re-derives either.
-Parsers apply the single-resource rules of Istio's webhook (§8).
+with (istio/istio ``pilot/pkg/networking/core/cluster_traffic_policy.go``), and
+:func:`effective_policy` composes top-level, port-level and subset policies as Istio does
+(``MergeTrafficPolicy`` in ``pilot/pkg/model/destination_rule.go``), so the proxy never re-derives
+either. Parsers apply the single-resource rules of Istio's webhook
+(``pkg/config/validation/validation.go``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ class HTTPCookie:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConsistentHashLB:
-    """Soft affinity: a request without the hash key goes to a random host (§3.3)."""
+    """Soft affinity: a request without the hash key goes to a random host (Envoy's ring hash
+    and Maglev, ``docs/root/intro/arch_overview/upstream/load_balancing/load_balancers.rst``)."""
 
     DEFAULT_MINIMUM_RING_SIZE: ClassVar[int] = 1024
     DEFAULT_TABLE_SIZE: ClassVar[int] = 65537
@@ -332,7 +335,7 @@ class DestinationRule(Resource):
     KIND = "DestinationRule"
 
     host: str = ""
-    #: ``host`` expanded with the rule's namespace (istio-reference §1).
+    #: ``host`` expanded with the rule's namespace (istio/istio ``ResolveShortnameToFQDN``).
     fqdn_host: str = ""
     traffic_policy: TrafficPolicy | None = None
     #: A duplicate name is reported and dropped, so the first definition wins as in Istio.

@@ -1,7 +1,8 @@
 """``Experiment`` (chaoskit.dev/v1alpha1): a chaos experiment as one reviewable YAML resource.
 
-Chaos Toolkit's model — steady-state hypothesis, method, rollbacks — with what its users asked
-for (peers.md §3): checks *during* the fault, typed results, and nothing but YAML to write::
+Chaos Toolkit's model — steady-state hypothesis, method, rollbacks — with what its users asked for
+(chaostoolkit/chaostoolkit#103, #104): checks *during* the fault, typed results, and nothing but
+YAML to write::
 
     spec:
       mesh: [mesh/]                       # config files, relative to the experiment file

@@ -1,9 +1,10 @@
 """``Gateway``: the listeners VirtualServices bind to with ``gateways: [name]``.
 
 chaoskit serves each HTTP server of a Gateway as a reverse-proxy listener on
-``127.0.0.1:<port.number>`` (design §2). Server hosts are kept as ``(namespace, dnsName)``
-pairs so binding a VirtualService is a pure intersection (istio-reference §5); validation
-follows Istio's webhook (§8).
+``127.0.0.1:<port.number>`` (docs/configuration.md §8). Server hosts are kept as
+``(namespace, dnsName)`` pairs so binding a VirtualService is a pure intersection (istio/istio
+``pilot/pkg/networking/core/gateway.go``, ``pickMatchingGatewayHosts``); validation follows
+Istio's webhook (``pkg/config/validation/validation.go``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Istio host names: validation, short-name expansion and wildcard matching.
 
-Rules (istio-reference §1): a name with no dot is a Kubernetes short name and expands with the
-*rule's* namespace (``reviews`` in ``default`` → ``reviews.default.svc.cluster.local``); a name
-with a dot is taken literally; ``*`` and IP addresses never expand. Wildcards are a leading
-``*.`` label or a bare ``*``; ``*.foo.com`` matches ``a.foo.com`` and ``a.b.foo.com`` but not
-``foo.com``.
+Rules (istio/istio ``pilot/pkg/model/config.go`` ``ResolveShortnameToFQDN`` and
+``pkg/config/host/name.go`` ``Name.Matches``): a name with no dot is a Kubernetes short name and
+expands with the *rule's* namespace (``reviews`` in ``default`` →
+``reviews.default.svc.cluster.local``); a name with a dot is taken literally; ``*`` and IP addresses
+never expand. Wildcards are a leading ``*.`` label or a bare ``*``; ``*.foo.com`` matches
+``a.foo.com`` and ``a.b.foo.com`` but not ``foo.com``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """``HTTPRoute`` and its parts, named after istio/api's ``virtual_service.proto`` messages.
 
-Each ``parse_*`` function reads one message through :class:`~chaoskit.config.fields.Fields`,
-applies the single-resource rules of Istio's validation webhook (istio-reference §8) and returns
-a frozen object. Cross-resource rules (does the subset exist?) live in :mod:`.checks`.
+Each ``parse_*`` function reads one message through :class:`~chaoskit.config.fields.Fields`, applies
+the single-resource rules of Istio's validation webhook (istio/istio
+``pkg/config/validation/virtualservice.go``) and returns a frozen object. Cross-resource rules (does
+the subset exist?) live in :mod:`.checks`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ RETRY_ON_HTTP = (
     "http3-post-connect-failure",
 )
 RETRY_ON_GRPC = ("cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable")
+#: What Istio retries on when a policy sets no ``retryOn``, for a route's ``retries`` and the mesh
+#: default alike (istio/istio ``pilot/pkg/networking/core/route/retry/retry.go``,
+#: ``defaultPolicy``).
+DEFAULT_RETRY_ON = (
+    "connect-failure",
+    "refused-stream",
+    "unavailable",
+    "cancelled",
+    "retriable-status-codes",
+)
 
 #: gRPC status names accepted by ``abort.grpcStatus`` and their numeric codes.
 GRPC_STATUS = {
@@ -202,7 +213,7 @@ class HTTPRoute:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_destination(f: Fields, *, port_required: bool = False) -> Destination | None:
+def parse_destination(f: Fields) -> Destination | None:
     host = f.str("host", required=True)
     subset = f.str("subset")
     port = None

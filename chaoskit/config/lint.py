@@ -1,9 +1,9 @@
 """Warnings for configurations that are legal but almost certainly not what was meant.
 
-Each check is a small function over frozen resources; none of them changes behaviour. They are
-the lessons users of Istio keep learning the hard way (istio-reference §11): a fault with no
-percentage never fires, retries that cannot fit in the route timeout, rules hidden behind an
-earlier catch-all, outlier detection that can never eject with few endpoints.
+Each check is a small function over frozen resources; none of them changes behaviour. They are the
+lessons users of Istio keep learning the hard way (each one, with its fix, in docs/configuration.md
+§13): a fault with no percentage never fires, retries that cannot fit in the route timeout, rules
+hidden behind an earlier catch-all, outlier detection that can never eject with few endpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def lint_virtual_service(
     default_retry: HTTPRetry | None,
     issues: Issues,
 ) -> None:
-    """Per-VirtualService lints; defaults are the mesh's (design.md §2: 15 s, no retries)."""
+    """Per-VirtualService lints; defaults are the mesh's (``classic``: 15 s, no retries;
+    docs/configuration.md §3)."""
     catch_all: HTTPRoute | None = None
     for route in vs.http:
         if catch_all is not None:

@@ -1,6 +1,7 @@
 """``StringMatch`` and ``HTTPMatchRequest``: the request predicates of a VirtualService rule.
 
-Semantics follow Envoy as Istio configures it (istio-reference §2.3): ``prefix`` is a raw string
+Semantics follow Envoy as Istio configures it (istio/istio
+``pilot/pkg/networking/core/route/route.go``, ``TranslateRouteMatch``): ``prefix`` is a raw string
 prefix, ``regex`` must match the *whole* value, an empty match ``{}`` tests presence, and
 ``withoutHeaders`` treats a missing header as the empty string.
 

@@ -1,10 +1,11 @@
 """``MeshConfig``: the mesh-wide defaults a route falls back on when it sets none.
 
-Istio changed these over time (istio-reference §2.8, §2.9): the seed document's mesh gives a
-route with no ``timeout`` 15 s and no ``retries`` none, while current Istio has no timeout and
-retries twice. Tests written against one behave differently under the other, so the choice is
-explicit: ``defaults: classic`` (the default) or ``istio-current``, and any field set next to it
-overrides that preset.
+Istio changed these over time (istio/api ``virtual_service.proto`` documented a 15 s route timeout
+until 2020; ``pilot/pkg/networking/core/route/retry/retry.go`` now retries twice): the ``classic``
+preset chaoskit was built against gives a route with no ``timeout`` 15 s and no ``retries`` none,
+while current Istio has no timeout and retries twice. Tests written against one behave differently
+under the other, so the choice is explicit: ``defaults: classic`` (the default) or
+``istio-current``, and any field set next to it overrides that preset.
 
 ``timeout: 0s`` (or ``none``) disables the route timeout, as ``0s`` does in Istio. ``retries``
 replaces the preset's policy as a whole, read like a route's ``retries`` (``attempts: 0`` means
@@ -17,23 +18,17 @@ import dataclasses
 from collections.abc import Sequence
 
 from chaoskit.config.fields import Fields
-from chaoskit.config.http_route import HTTPRetry, parse_retry
+from chaoskit.config.http_route import DEFAULT_RETRY_ON, HTTPRetry, parse_retry
 from chaoskit.config.resource import Metadata, Resource
 from chaoskit.config.yamlsource import Location
 
 CLASSIC = "classic"
 ISTIO_CURRENT = "istio-current"
 PRESETS = (CLASSIC, ISTIO_CURRENT)
+#: ``outboundTrafficPolicy.mode``, the same enum for the mesh and a Sidecar (istio/api
+#: ``mesh/v1alpha1/config.proto`` and ``networking/v1alpha3/sidecar.proto``).
 ALLOW_ANY = "ALLOW_ANY"
 REGISTRY_ONLY = "REGISTRY_ONLY"
-#: What current Istio retries on when a policy sets no ``retryOn`` (retry.go, Istio ≥ 1.24).
-DEFAULT_RETRY_ON = (
-    "connect-failure",
-    "refused-stream",
-    "unavailable",
-    "cancelled",
-    "retriable-status-codes",
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """``ServiceEntry`` and ``WorkloadEntry``: chaoskit's service registry without Kubernetes.
 
-A STATIC ServiceEntry with endpoints on 127.0.0.1 *is* a local service (design §2): its
-endpoint labels feed DestinationRule subsets and its per-port-name ``ports`` say where each
+A STATIC ServiceEntry with endpoints on 127.0.0.1 *is* a local service (docs/configuration.md §6):
+its endpoint labels feed DestinationRule subsets and its per-port-name ``ports`` say where each
 endpoint listens. A WorkloadEntry is a caller identity (``metadata.name`` + ``labels``), so its
-address is optional here. Validation follows Istio's webhook (istio-reference §4, §8).
+address is optional here. Validation follows Istio's webhook (istio/istio
+``pkg/config/validation/validation.go``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``Sidecar``: which hosts a workload's proxy sees, and what happens to the rest.
 
-Two things matter to chaoskit (istio-reference §6): ``egress[].hosts`` scope which services a
-caller imports (:func:`imports_host`), and ``outboundTrafficPolicy`` decides whether unknown hosts
-pass through (ALLOW_ANY) or get a 502 (REGISTRY_ONLY). The gotcha is kept exactly: a block absent
-means "mesh default", a block present without ``mode`` means REGISTRY_ONLY (the enum's zero).
+Two things matter to chaoskit (istio/api ``networking/v1alpha3/sidecar.proto``, istio/istio
+``pilot/pkg/model/sidecar.go``): ``egress[].hosts`` scope which services a caller imports
+(:func:`imports_host`), and ``outboundTrafficPolicy`` decides whether unknown hosts pass through
+(ALLOW_ANY) or get a 502 (REGISTRY_ONLY). The gotcha is kept exactly: a block absent means "mesh
+default", a block present without ``mode`` means REGISTRY_ONLY (the enum's zero).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from chaoskit.config.fields import Fields
 from chaoskit.config.gateway import NamespacedHost, check_bind
 from chaoskit.config.hosts import check_host, is_dns1123_label, overlaps
 from chaoskit.config.http_route import Destination, parse_destination
+from chaoskit.config.mesh_config import ALLOW_ANY, REGISTRY_ONLY
 from chaoskit.config.resource import Metadata, Resource
 from chaoskit.config.service_entry import (
     UNIX_PREFIX,
@@ -25,8 +27,6 @@ from chaoskit.config.service_entry import (
 )
 from chaoskit.config.yamlsource import Location
 
-ALLOW_ANY = "ALLOW_ANY"
-REGISTRY_ONLY = "REGISTRY_ONLY"
 CAPTURE_MODES = ("DEFAULT", "IPTABLES", "NONE")
 
 

@@ -17,96 +17,59 @@ and ``match``:
 
 Without a sequence every configured action applies to a selected attempt, so the actions must
 fit together: delay (always first) plus at most one other action.
+
+The actions themselves (``delay``, ``abort``, ``reset``, ``hang``, ``slowBody``, ``truncateBody``,
+``corruptBody``), each with its config type and parser, are in :mod:`chaoskit.faults.actions`;
+this module reads what is common to every fault (target, selection, window) and the rules
+between actions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
-from typing import Any, Literal, cast
+from typing import Any, TypeVar, cast
 
 from chaoskit.config.fields import Fields, did_you_mean, type_name
 from chaoskit.config.hosts import check_host, expand, is_dns1123_label, is_ip
-from chaoskit.config.http_route import GRPC_STATUS
 from chaoskit.config.match import HTTPMatchRequest, parse_match_request
 from chaoskit.config.resource import Metadata, Resource
-from chaoskit.config.yamlsource import Location, YMap
+from chaoskit.config.yamlsource import Location
+from chaoskit.faults.actions import ACTION_NAMES, ACTIONS, Action, Stage
+from chaoskit.faults.actions.abort import FaultAbort, parse_abort
+from chaoskit.faults.actions.corrupt_body import FaultCorruptBody
+from chaoskit.faults.actions.delay import DISTRIBUTIONS, Distribution, FaultDelay, parse_delay
+from chaoskit.faults.actions.reset import FaultReset, ResetPoint, parse_reset
+from chaoskit.faults.actions.slow_body import FaultSlowBody
+from chaoskit.faults.actions.truncate_body import FaultTruncateBody
 
-#: Action fields in the order they are applied ("delay first").
-ACTIONS = ("delay", "abort", "reset", "hang", "slowBody", "truncateBody", "corruptBody")
+__all__ = [
+    "DISTRIBUTIONS",
+    "SEQUENCE_STEPS",
+    "Distribution",
+    "Endpoint",
+    "FaultAbort",
+    "FaultCorruptBody",
+    "FaultDelay",
+    "FaultReset",
+    "FaultSlowBody",
+    "FaultTruncateBody",
+    "FaultWindow",
+    "ResetPoint",
+    "UpstreamFault",
+    "parse_abort",
+    "parse_delay",
+    "parse_reset",
+    "parse_upstream_fault",
+]
+
 #: What a ``sequence`` step may name.
-SEQUENCE_STEPS = (*ACTIONS, "pass")
-DISTRIBUTIONS = ("uniform", "normal", "lognormal")
-_PARAMS = {
-    "uniform": ("min", "max"),
-    "normal": ("mean", "stddev"),
-    "lognormal": ("median", "sigma"),
-}
+SEQUENCE_STEPS = (*ACTION_NAMES, "pass")
 _SELECTORS = ("firstN", "nth", "sequence")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# Why two actions cannot hit the same attempt; other pairs get the general rule.
-_CONFLICTS = {
-    frozenset(("abort", "reset")): "an attempt either gets a response or a reset",
-    frozenset(("abort", "hang")): "a hung attempt never answers",
-    frozenset(("reset", "hang")): "a hung attempt is never reset",
-}
+#: The general rule for two actions that cannot hit the same attempt (see ``Action.conflicts``).
+_ONLY_DELAY = "only delay combines with others"
 
-Distribution = Literal["fixed", "uniform", "normal", "lognormal"]
-ResetPoint = Literal["connect", "headers", "body"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultDelay:
-    """A fixed delay, or one drawn per attempt; only the fields of ``distribution`` are set."""
-
-    distribution: Distribution
-    fixed_delay: float | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    mean: float | None = None
-    stddev: float | None = None
-    median: float | None = None
-    sigma: float | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultAbort:
-    """An answer *as if from the upstream*: ``body`` ``None`` means an empty body."""
-
-    http_status: int | None = None
-    grpc_status: str | None = None
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    body: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultReset:
-    """``connect``: refused before any response; ``headers``: cut after the response headers;
-    ``body``: cut after ``after_bytes`` bytes of body."""
-
-    after: ResetPoint
-    after_bytes: int | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultSlowBody:
-    bytes_per_second: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultTruncateBody:
-    """The body ends (connection closed cleanly) after ``after_bytes`` bytes."""
-
-    after_bytes: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FaultCorruptBody:
-    """``bytes`` body bytes are flipped (positions drawn from the seeded stream)."""
-
-    bytes: int = 1
+C = TypeVar("C")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,13 +95,16 @@ class UpstreamFault(Resource):
     KIND = "UpstreamFault"
 
     host: str = ""
-    #: ``host`` expanded with the fault's namespace (istio-reference §1).
+    #: ``host`` expanded with the fault's namespace, as Istio expands a short host name
+    #: (https://istio.io/latest/docs/reference/config/networking/virtual-service/#Destination).
     fqdn: str = ""
     subset: str | None = None
     endpoint_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     endpoint: Endpoint | None = None
     #: Any entry matching selects the request (OR); empty means every request.
     match: tuple[HTTPMatchRequest, ...] = ()
+    # One field per action of chaoskit.faults.actions.ACTIONS, named by its ``attr`` (the
+    # admin's /config_dump shows them as they are).
     delay: FaultDelay | None = None
     abort: FaultAbort | None = None
     reset: FaultReset | None = None
@@ -153,19 +119,15 @@ class UpstreamFault(Resource):
     repeat: bool = False
     window: FaultWindow | None = None
 
+    def config(self, action: Action[C]) -> C | None:
+        """The config of ``action`` in this fault, ``None`` when it is not configured."""
+        value = getattr(self, action.attr)
+        return None if value is None or value is False else cast(C, value)
+
     @property
     def actions(self) -> tuple[str, ...]:
         """Configured actions by their YAML names, in the order they apply."""
-        values = (
-            self.delay,
-            self.abort,
-            self.reset,
-            self.hang or None,
-            self.slow_body,
-            self.truncate_body,
-            self.corrupt_body,
-        )
-        return tuple(name for name, v in zip(ACTIONS, values, strict=True) if v is not None)
+        return tuple(a.name for a in ACTIONS if self.config(a) is not None)
 
     @property
     def selection(self) -> str:
@@ -178,139 +140,6 @@ class UpstreamFault(Resource):
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def _no_own_percentage(f: Fields) -> None:
-    # Istio's delay/abort carry their own percentage; here selection is per fault.
-    for key in ("percentage", "percent"):
-        if f.has(key):
-            f.accept(key)
-            f.error(
-                key,
-                "selection is set once for the whole fault: use spec.percentage, "
-                "firstN, nth or sequence",
-            )
-
-
-def parse_delay(f: Fields) -> FaultDelay | None:
-    fixed = f.duration("fixedDelay")
-    dist = f.enum("distribution", DISTRIBUTIONS)
-    values: dict[str, float | None] = {
-        key: f.duration(key, allow_zero=True) for key in ("min", "max", "mean", "stddev")
-    }
-    values["median"] = f.duration("median")
-    values["sigma"] = f.number("sigma")
-    _no_own_percentage(f)
-    f.done()
-    if f.has("fixedDelay") and f.has("distribution"):
-        f.error(None, "only one of fixedDelay, distribution may be set")
-        return None
-    if not f.has("fixedDelay") and not f.has("distribution"):
-        f.error(None, "delay needs fixedDelay or distribution (uniform, normal, lognormal)")
-        return None
-    if fixed is None and dist is None:
-        return None  # already reported
-    wanted = _PARAMS[dist] if dist is not None else ()
-    ok = True
-    for d, params in _PARAMS.items():
-        for key in params:
-            if f.has(key) and key not in wanted:
-                used = f"distribution: {dist}" if dist else "fixedDelay"
-                f.error(key, f"{key} is not used with {used} (it belongs to distribution: {d})")
-                ok = False
-    for key in wanted:
-        if not f.has(key):
-            f.error(None, f'distribution {dist} needs "{key}"')
-        ok = ok and values[key] is not None
-    sigma = values["sigma"]
-    if dist == "lognormal" and sigma is not None and sigma <= 0:
-        f.error("sigma", f"sigma must be greater than 0, not {sigma:g}")
-        ok = False
-    lo, hi = values["min"], values["max"]
-    if dist == "uniform" and lo is not None and hi is not None and lo > hi:
-        f.error("max", f"max ({hi:g}s) is less than min ({lo:g}s)")
-        ok = False
-    if not ok:
-        return None
-    if dist is None:
-        return FaultDelay("fixed", fixed_delay=fixed)
-    return FaultDelay(
-        cast(Distribution, dist),
-        minimum=lo,
-        maximum=hi,
-        mean=values["mean"],
-        stddev=values["stddev"],
-        median=values["median"],
-        sigma=sigma,
-    )
-
-
-def parse_abort(f: Fields) -> FaultAbort | None:
-    status = f.int("httpStatus")
-    grpc = f.str("grpcStatus")
-    headers: dict[str, str] = f.str_map("headers", scalars_as_text=True)
-    body = f.str("body")
-    _no_own_percentage(f)
-    f.done()
-    ok = True
-    for name, value in headers.items():
-        if not _TOKEN.match(name):
-            f.error("headers", f"header name {name!r} is not a valid HTTP token")
-            ok = False
-        elif _CONTROL.search(value):
-            f.error("headers", f"header {name!r}: value contains control characters")
-            ok = False
-    if f.has("httpStatus") and f.has("grpcStatus"):
-        f.error(None, "only one of httpStatus, grpcStatus may be set")
-        return None
-    if not f.has("httpStatus") and not f.has("grpcStatus"):
-        f.error(None, "abort needs httpStatus or grpcStatus")
-        return None
-    if status is not None and not 200 <= status <= 599:
-        f.error("httpStatus", f"HTTP status {status} is not in range 200-599")
-        return None
-    if grpc is not None and grpc not in GRPC_STATUS:
-        hint = did_you_mean(grpc, GRPC_STATUS)
-        f.error("grpcStatus", f"{grpc!r} is not a gRPC status name (e.g. UNAVAILABLE){hint}")
-        return None
-    if (status is None and grpc is None) or not ok:
-        return None
-    return FaultAbort(status, grpc, {k.lower(): v for k, v in headers.items()}, body)
-
-
-def parse_reset(f: Fields) -> FaultReset | None:
-    after = f.enum("after", ("connect", "headers"))
-    after_bytes = f.int("afterBytes", minimum=None)
-    f.done()
-    if f.has("after") and f.has("afterBytes"):
-        f.error(None, "only one of after, afterBytes may be set")
-        return None
-    if after_bytes is not None and after_bytes < 1:
-        f.error(
-            "afterBytes",
-            f"afterBytes must be at least 1, not {after_bytes} "
-            "(after: headers cuts right after the headers)",
-        )
-        return None
-    if after_bytes is not None:
-        return FaultReset("body", after_bytes)
-    if after is not None:
-        return FaultReset(cast(ResetPoint, after))
-    if not f.has("after"):
-        f.error(None, "reset needs after (connect or headers) or afterBytes")
-    return None
-
-
-def _parse_hang(spec: Fields) -> bool:
-    value: Any = spec.raw("hang")
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, YMap):
-        f = Fields(value, spec.sub("hang"), spec.ctx)
-        f.done()  # every key is unknown: hang has no options
-        return not value
-    spec.error("hang", f"must be true or {{}}, not {type_name(value)}")
-    return False
 
 
 def _parse_endpoint(spec: Fields) -> Endpoint | None:
@@ -383,23 +212,31 @@ def _check_selection(spec: Fields, sequence: tuple[str, ...], present: set[str])
     if sequence and all(step == "pass" for step in sequence):
         spec.warn("sequence", "every step is pass: this fault never fires")
     elif sequence:
-        for name in (a for a in ACTIONS if a in present and a not in sequence):
+        for name in (a for a in ACTION_NAMES if a in present and a not in sequence):
             spec.warn(name, f"{name} is configured but no sequence step names it: it never applies")
 
 
 def _check_actions(spec: Fields, present: set[str]) -> None:
     if not present:
-        spec.error(None, f"an UpstreamFault needs at least one action: {', '.join(ACTIONS)}")
+        spec.error(None, f"an UpstreamFault needs at least one action: {', '.join(ACTION_NAMES)}")
         return
     if spec.has("sequence"):
         return  # each step applies only the action it names
-    others = [a for a in ACTIONS if a in present and a != "delay"]
-    for name in others[1:]:
-        why = _CONFLICTS.get(frozenset((others[0], name)), "only delay combines with others")
+    others = [a for a in ACTIONS if a.name in present and a.stage is not Stage.DELAY]
+    for action in others[1:]:
+        first = others[0]
+        why = _conflict(first, action)
         spec.error(
-            name,
-            f"{name} cannot be combined with {others[0]}: {why} (use sequence to alternate them)",
+            action.name,
+            f"{action.name} cannot be combined with {first.name}: {why} "
+            "(use sequence to alternate them)",
         )
+
+
+def _conflict(first: Action[Any], later: Action[Any]) -> str:
+    """Why ``first`` and ``later`` cannot hit the same attempt (either action may say)."""
+    why = dict(later.conflicts).get(first.name) or dict(first.conflicts).get(later.name)
+    return why or _ONLY_DELAY
 
 
 def parse_upstream_fault(
@@ -429,24 +266,13 @@ def parse_upstream_fault(
             )
         matches.append(m)
 
-    delay = parse_delay(d) if (d := spec.obj("delay")) is not None else None
-    abort = parse_abort(a) if (a := spec.obj("abort")) is not None else None
-    reset = parse_reset(r) if (r := spec.obj("reset")) is not None else None
-    hang = _parse_hang(spec)
-    slow = truncate = corrupt = None
-    if (sf := spec.obj("slowBody")) is not None:
-        rate = sf.int("bytesPerSecond", required=True, minimum=1)
-        slow = FaultSlowBody(rate) if rate is not None else None
-        sf.done()
-    if (tf := spec.obj("truncateBody")) is not None:
-        size = tf.int("afterBytes", required=True, minimum=0)
-        truncate = FaultTruncateBody(size) if size is not None else None
-        tf.done()
-    if (cf := spec.obj("corruptBody")) is not None:
-        count = cf.int("bytes", minimum=1)
-        corrupt = FaultCorruptBody(count or 1) if count is not None or not cf.has("bytes") else None
-        cf.done()
-    present = {a for a in ACTIONS if spec.has(a) and spec.data[a] is not False}
+    # Each action reads its own field, in ACTIONS order; a wrong one is reported and left out.
+    configs: dict[str, Any] = {}
+    for action in ACTIONS:
+        config = action.parse(spec)
+        if config is not None:
+            configs[action.attr] = config
+    present = {a for a in ACTION_NAMES if spec.has(a) and spec.data[a] is not False}
 
     percentage = spec.percent("percentage") if spec.has("percentage") else 100.0
     spec.accept("percentage")
@@ -471,17 +297,11 @@ def parse_upstream_fault(
         endpoint_labels=labels,
         endpoint=endpoint,
         match=tuple(matches),
-        delay=delay,
-        abort=abort,
-        reset=reset,
-        hang=hang,
-        slow_body=slow,
-        truncate_body=truncate,
-        corrupt_body=corrupt,
         percentage=100.0 if percentage is None else percentage,
         first_n=first_n,
         nth=nth,
         sequence=sequence,
         repeat=repeat,
         window=window,
+        **configs,
     )

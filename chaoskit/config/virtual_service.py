@@ -40,7 +40,7 @@ class VirtualService(Resource):
     KIND = "VirtualService"
 
     hosts: tuple[str, ...] = ()
-    #: ``hosts`` expanded to fully qualified names (istio-reference §1).
+    #: ``hosts`` expanded to fully qualified names (istio/istio ``ResolveShortnameToFQDN``).
     fqdn_hosts: tuple[str, ...] = ()
     #: Normalised to ``namespace/name``, or ``mesh``; omitted in YAML means ``("mesh",)``.
     gateways: tuple[str, ...] = (MESH,)

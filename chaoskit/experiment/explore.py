@@ -1,10 +1,10 @@
 """``chaoskit explore``: search fault plans for one that breaks the hypothesis, then shrink it.
 
-Hypothesis drives the search (no peer does fault shrinking, peers.md §4.10): each example is a
-plan of ``UpstreamFault``s over the experiment's hosts, applied on the running mesh while a short
-burst of the experiment's traffic flows; the example *fails* when the ``during`` hypothesis (or
-the main one) does not hold. Hypothesis then shrinks the failing plan to the smallest, mildest one
-that still breaks it, which is written out as a runnable Experiment.
+Hypothesis drives the search and the shrinking (https://hypothesis.readthedocs.io/): each
+example is a plan of ``UpstreamFault``s over the experiment's hosts, applied on the running mesh
+while a short burst of the experiment's traffic flows; the example *fails* when the ``during``
+hypothesis (or the main one) does not hold. Hypothesis then shrinks the failing plan to the
+smallest, mildest one that still breaks it, which is written out as a runnable Experiment.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from chaoskit.config.loader import LoadResult
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Check
 from chaoskit.experiment.runner import Plan, Runner
-from chaoskit.experiment.traffic import Driver
 from chaoskit.strategies import fault_plans
 
 
@@ -94,7 +93,7 @@ def explore(
             state["checks"] = checks
         return broken
 
-    runner.t0 = time.monotonic()
+    runner.t0 = runner.clock.monotonic()
     found: list[dict[str, Any]] | None = None
     with runner.system():
         strategy = fault_plans(targets, kinds=kinds, min_faults=1, max_faults=3, max_delay=2.0)
@@ -121,7 +120,7 @@ def explore(
 def _judge(runner: Runner, traffic: Traffic | None, hypothesis: Any) -> list[Check]:
     samples = []
     if traffic is not None:
-        driver = Driver(traffic, runner.resolve, runner.seeds.stream("explore"))
+        driver = runner.driver(traffic, runner.seeds.stream("explore"))
         samples = driver.run(runner.t0, "explore", threading.Event())
     timeout = traffic.timeout if traffic else 30.0
     return check_phase("explore", hypothesis, samples, runner.resolve_probe, timeout)

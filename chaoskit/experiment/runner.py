@@ -1,8 +1,11 @@
 """The experiment lifecycle: steady state before → inject → drive traffic and check during →
 roll back (always: also on error or Ctrl-C) → steady state after.
 
-Chaos Toolkit's model (peers.md §1.2), with the checks *during* the fault its users asked for,
-and one typed :class:`~chaoskit.experiment.journal.Journal` as the result.
+Chaos Toolkit's experiment model (https://chaostoolkit.org/reference/api/experiment/), with
+checks *during* the fault as well, and one typed :class:`~chaoskit.experiment.journal.Journal`
+as the result. When faults go on and off is decided by the pure
+:class:`~chaoskit.experiment.schedule.FaultSchedule`; this module does the I/O, on an injected
+clock and sleep.
 """
 
 from __future__ import annotations
@@ -12,18 +15,19 @@ import dataclasses
 import datetime
 import json
 import platform
+import random
 import re
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import chaoskit
+from chaoskit.clock import SYSTEM_CLOCK, Clock
 from chaoskit.config import validate
-from chaoskit.config.experiment import Experiment, FaultPhase, Hypothesis, Probe, Target
+from chaoskit.config.experiment import Experiment, FaultPhase, Hypothesis, Probe, Target, Traffic
 from chaoskit.config.issues import Issue, Issues, Severity
 from chaoskit.config.loader import LoadResult, load_paths, load_text
 from chaoskit.config.resource import Resource
@@ -33,11 +37,16 @@ from chaoskit.experiment import journal as J
 from chaoskit.experiment.apps import proxy_env, start_apps
 from chaoskit.experiment.hypothesis import check_phase
 from chaoskit.experiment.journal import Journal, Phase, Sample
-from chaoskit.experiment.traffic import Driver, Endpoint
+from chaoskit.experiment.lessons import lessons
+from chaoskit.experiment.schedule import FaultSchedule, FaultState, Switch, Window, judged
+from chaoskit.experiment.traffic import Driver, Endpoint, Sleep, event_sleep
 from chaoskit.redaction import redact_text
 from chaoskit.rng import Seeds, new_seed
 
 _PLACEHOLDER = re.compile(r"\$\{(proxy|gateway:(\d{1,5}))\}")
+
+#: The name of the thread that switches faults on schedule during the method.
+SCHEDULER_THREAD = "chaoskit-faults"
 
 
 class BadInput(ChaosKitError):
@@ -154,10 +163,22 @@ class Progress:
 
 
 class Runner:
-    """Runs one plan; ``run()`` never raises for experiment failures — the journal says."""
+    """Runs one plan; ``run()`` never raises for experiment failures — the journal says.
+
+    Every time the journal records comes from ``clock``, and every wait of the runner's own
+    threads (the fault scheduler, the traffic's pacing) goes through ``sleep``, which a stop
+    (Ctrl-C) interrupts; tests pass :mod:`chaoskit.testing.clock`'s fakes.
+    """
 
     def __init__(
-        self, plan: Plan, *, seed: int | None = None, out: Any = None, progress: bool = True
+        self,
+        plan: Plan,
+        *,
+        seed: int | None = None,
+        out: Any = None,
+        progress: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = event_sleep,
     ) -> None:
         self.plan = plan
         self.exp = plan.experiment
@@ -169,16 +190,20 @@ class Runner:
         self.seeds = Seeds(self.seed)
         self.out = out
         self.progress_enabled = progress and out is not None
+        self.clock = clock
+        self.sleep = sleep
         self.stop = threading.Event()
         self.proxy: Any = None
         self.t0 = 0.0
-        self.active: set[str] = set()
+        #: the fault phases on, by name (traffic samples read it as ``Sample.faulted``)
+        self.active: frozenset[str] = frozenset()
+        started = datetime.datetime.fromtimestamp(clock.wall(), datetime.UTC)
         self.journal = Journal(
             experiment=self.exp.name,
             title=self.exp.title,
             file=str(plan.file),
             seed=self.seed,
-            started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            started_at=started.isoformat(timespec="seconds"),
             versions=_versions(),
             config=plan.config,
         )
@@ -213,14 +238,7 @@ class Runner:
     def system(self) -> Iterator[None]:
         """The system under test: the proxy with the base mesh, then the apps; always torn
         down in reverse order (``run`` and ``explore`` share this)."""
-        from chaoskit.proxy.api import Proxy, http_gateway_ports  # noqa: PLC0415 - loads mitmproxy
-
-        mesh = validate([LoadResult(tuple(self.plan.base), Issues(), ())]).mesh
-        self.proxy = Proxy(
-            *self.plan.base, seed=self.seed, record_capacity=200_000,
-            gateway_ports=dict.fromkeys(http_gateway_ports(mesh), 0),
-        )  # fmt: skip
-        self.proxy.start()
+        self.proxy = self._start_proxy()
         apps: list[Any] = []
         logs = tempfile.TemporaryDirectory(prefix="chaoskit-apps-")
         try:
@@ -245,9 +263,21 @@ class Runner:
                 self.proxy.stop()
                 logs.cleanup()
 
+    def _start_proxy(self) -> Any:
+        """The proxy with the base mesh, started (a socket-free test passes a fake)."""
+        from chaoskit.proxy.api import Proxy, http_gateway_ports  # noqa: PLC0415 - loads mitmproxy
+
+        mesh = validate([LoadResult(tuple(self.plan.base), Issues(), ())]).mesh
+        proxy = Proxy(
+            *self.plan.base, seed=self.seed, record_capacity=200_000,
+            gateway_ports=dict.fromkeys(http_gateway_ports(mesh), 0),
+        )  # fmt: skip
+        proxy.start()
+        return proxy
+
     def run(self) -> Journal:
         j = self.journal
-        self.t0 = time.monotonic()
+        self.t0 = self.clock.monotonic()
         try:
             with self.system():
                 before = self._phase(J.BEFORE, self.exp.hypothesis)
@@ -264,24 +294,27 @@ class Runner:
             j.error = "interrupted"
         except (ChaosKitError, OSError) as e:
             j.status, j.error = J.ERROR, str(e)
-        j.duration = time.monotonic() - self.t0
+        j.duration = self._since_start()
         j.exit_code = {J.HELD: 0, J.DEVIATED: 1, J.INTERRUPTED: 130}.get(j.status, 3)
         return j
 
+    def _since_start(self) -> float:
+        """Seconds since the run started: the journal's time axis."""
+        return self.clock.monotonic() - self.t0
+
     def _phase(self, name: str, hypothesis: Hypothesis, method: bool = False) -> Phase:
-        phase = Phase(name, time.monotonic() - self.t0)
+        phase = Phase(name, self._since_start())
         self.journal.phases.append(phase)
         stats_before = dict(self.proxy.stats)
         samples = self._traffic(name, method)
-        judged = [s for s in samples if s.faulted] if method and self.exp.faults else samples
         phase.checks = check_phase(
             name,
             hypothesis,
-            judged,
+            judged(samples, method=method, has_faults=bool(self.exp.faults)),
             self.resolve_probe,
             self.exp.traffic.timeout if self.exp.traffic else 30.0,
         )
-        phase.end = time.monotonic() - self.t0
+        phase.end = self._since_start()
         phase.statuses, phase.flags = J.summarize(samples)
         after = self.proxy.stats
         phase.stats = {
@@ -296,9 +329,7 @@ class Runner:
             return []
         progress = Progress(self.out, tr.requests, self.progress_enabled)
         progress.start(phase)
-        driver = Driver(
-            tr, self.resolve, self.seeds.stream(f"traffic/{phase}"), on_sample=progress.sample
-        )
+        driver = self.driver(tr, self.seeds.stream(f"traffic/{phase}"), progress.sample)
         samples = driver.run(
             self.t0, phase, self.stop, (lambda: bool(self.active)) if method else (lambda: False)
         )
@@ -306,6 +337,17 @@ class Runner:
         if self.stop.is_set():
             raise KeyboardInterrupt
         return self._join_records(samples)
+
+    def driver(
+        self,
+        traffic: Traffic,
+        rng: random.Random,
+        on_sample: Callable[[Sample], None] = lambda s: None,
+    ) -> Driver:
+        """The driver of a phase's traffic, on the runner's clock and sleep."""
+        return Driver(
+            traffic, self.resolve, rng, on_sample=on_sample, clock=self.clock, sleep=self.sleep
+        )
 
     def _join_records(self, samples: list[Sample]) -> list[Sample]:
         by_id = {r.request_id: r for r in self.proxy.records}
@@ -318,42 +360,35 @@ class Runner:
 
     def _method(self) -> None:
         """Faults on a schedule while traffic flows; ``during`` is judged on faulted samples."""
-        events: list[tuple[float, bool, FaultPhase, list[Resource]]] = []
-        for phase, resources in self.plan.phases:
-            events.append((phase.after, True, phase, resources))
-            if phase.duration is not None:
-                events.append((phase.after + phase.duration, False, phase, resources))
-        events.sort(key=lambda e: (e[0], not e[1]))
-        start = time.monotonic()
+        schedule = FaultSchedule.of(phase for phase, _ in self.plan.phases)
+        resources = [r for _, r in self.plan.phases]
+        start = self.clock.monotonic()
         done = threading.Event()
         lock = threading.Lock()
-        windows: dict[str, float] = {}
-        applied: dict[str, list[Resource]] = {}
+        state = FaultState()  # window starts are seconds since the run started
 
-        def switch(on: bool, phase: FaultPhase, resources: list[Resource]) -> None:
+        def switch(s: Switch) -> None:
+            nonlocal state
             with lock:
-                if on:
-                    applied[phase.name] = resources
-                    windows[phase.name] = time.monotonic() - self.t0
-                else:
-                    self._window(phase.name, windows.pop(phase.name), resources)
+                state, closed = state.switch(s, self._since_start())
+                if closed is not None:
+                    self._window(closed, resources[closed.index])
                 # the layered config first, then the flag traffic samples read
-                names = (set(self.active) | {phase.name}) if on else set(self.active) - {phase.name}
-                self.proxy.apply(*[r for name in sorted(names) for r in applied[name]])
-                self.active = names
-                self.say(f"  fault {'on ' if on else 'off'}: {phase.name}")
+                self.proxy.apply(*[r for i in state.layers() for r in resources[i]])
+                self.active = state.active
+                self.say(f"  fault {'on ' if s.on else 'off'}: {s.name}")
 
-        while events and events[0][0] <= 0:  # faults at t=0 are on before the first request
-            _, on, phase, resources = events.pop(0)
-            switch(on, phase, resources)
+        for s in schedule.initial:  # faults at t=0 are on before the first request
+            switch(s)
 
         def scheduler() -> None:
-            for at, on, phase, resources in events:
-                if done.wait(max(0.0, start + at - time.monotonic())) or self.stop.is_set():
+            for s in schedule.timed:
+                wait = max(0.0, start + s.at - self.clock.monotonic())
+                if self.sleep(wait, done) or self.stop.is_set():
                     return
-                switch(on, phase, resources)
+                switch(s)
 
-        thread = threading.Thread(target=scheduler, name="chaoskit-faults", daemon=True)
+        thread = threading.Thread(target=scheduler, name=SCHEDULER_THREAD, daemon=True)
         thread.start()
         try:
             during = self.exp.during if self.exp.during is not None else self.exp.hypothesis
@@ -362,18 +397,16 @@ class Runner:
             done.set()
             thread.join(5)
         with lock:
-            for name, opened in windows.items():
-                self._window(name, opened, applied.get(name, []))
-            windows.clear()
+            for window in state.close_all(self._since_start()):
+                self._window(window, resources[window.index])
 
-    def _window(self, name: str, opened: float, resources: list[Resource]) -> None:
-        self.journal.faults.append(
-            J.FaultWindow(name, opened, time.monotonic() - self.t0, tuple(r.ref for r in resources))
-        )
+    def _window(self, window: Window, resources: list[Resource]) -> None:
+        refs = tuple(r.ref for r in resources)
+        self.journal.faults.append(J.FaultWindow(window.name, window.start, window.end, refs))
 
     def _rollback(self) -> None:
         """Restore the base configuration, then run the experiment's own rollback steps."""
-        self.active.clear()
+        self.active = frozenset()
         try:
             self.proxy.apply()
             self.journal.rollbacks.append(J.StepResult("restore mesh configuration", True))
@@ -407,18 +440,9 @@ class Runner:
             self.say(line)
 
     def _collect_lessons(self) -> None:
-        """The seed document's lesson, from the proxy's records: clients that gave up early."""
-        first: dict[str, str] = {}
-        counts: Counter[str] = Counter()
-        for record in self.proxy.records:
-            for note in record.notes:
-                if note.startswith("client") and " gave up " in note:
-                    key = re.sub(r"after \d+(\.\d+)?s", "after …", note, count=1)
-                    first.setdefault(key, note)
-                    counts[key] += 1
-        self.journal.lessons = [
-            f"{first[k]} ({n} requests)" if n > 1 else first[k] for k, n in counts.most_common()
-        ]
+        """Clients that gave up before the mesh's timeout and retries were spent
+        (:mod:`chaoskit.experiment.lessons`)."""
+        self.journal.lessons = lessons(self.proxy.records)
 
 
 def _versions() -> dict[str, str]:

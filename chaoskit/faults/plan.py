@@ -14,10 +14,11 @@ endpoint and before connecting, and then carries the :class:`AttemptPlan` out:
    :attr:`AttemptPlan.slow_body_bps` bytes per second when set; a ``body`` reset counts its
    bytes on the transformed body (a shorter truncation ends the body cleanly first).
 
-Faults combine in config order: delays add up, the first terminal effect wins (later ones are
-not applied and not named), body transforms combine (the lowest rate and the shortest truncation
-win, corrupted byte counts add up). Body transforms are dropped when the terminal effect leaves
-no upstream body to transform (abort, hang, connect or headers reset).
+Each action's module (:mod:`chaoskit.faults.actions`) says how it changes the plan, and its
+stage how it combines. Faults combine in config order: delays add up, the first terminal effect
+wins (later ones are not applied and not named), body transforms combine (the lowest rate and the
+shortest truncation win, corrupted byte counts add up). Body transforms are dropped when the
+terminal effect leaves no upstream body to transform (abort, hang, connect or headers reset).
 """
 
 from __future__ import annotations
@@ -25,38 +26,20 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from chaoskit.config.http_route import GRPC_STATUS
-from chaoskit.config.upstream_fault import FaultAbort, FaultReset, UpstreamFault
-from chaoskit.faults.body import corrupt, truncate
-from chaoskit.faults.delays import sample_delay
+from chaoskit.config.upstream_fault import UpstreamFault
+from chaoskit.faults.actions import BY_NAME, Action, Stage
+from chaoskit.faults.actions.abort import AbortResponse
+from chaoskit.faults.actions.corrupt_body import corrupt
+from chaoskit.faults.actions.reset import FaultReset
+from chaoskit.faults.actions.truncate_body import truncate
 from chaoskit.faults.selection import FaultStates, actions_for, select
 from chaoskit.faults.targeting import targets
 from chaoskit.loadbalancing.base import UpstreamHost
 from chaoskit.routing.request import RequestInfo
 
-_BODY_ACTIONS = ("slowBody", "truncateBody", "corruptBody")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AbortResponse:
-    """The response an ``abort`` sends as if from the upstream (header names lower-case)."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-
-    @classmethod
-    def of(cls, abort: FaultAbort) -> AbortResponse:
-        """``httpStatus`` as is; ``grpcStatus`` as HTTP 200 with ``grpc-status`` (a gRPC
-        trailers-only error, which is what a gRPC server answers; ``body`` is not sent)."""
-        user = {k.lower(): v for k, v in abort.headers.items()}
-        body = (abort.body or "").encode()
-        if abort.grpc_status is not None:
-            headers = {"content-type": "application/grpc", **user}
-            headers["grpc-status"] = str(GRPC_STATUS[abort.grpc_status])
-            return cls(200, tuple(headers.items()), b"")
-        return cls(abort.http_status or 500, tuple(user.items()), body)
+__all__ = ["NO_FAULT", "AbortResponse", "AttemptPlan", "PlanDraft", "plan_attempt"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,7 +103,7 @@ def plan_attempt(
     ``lambda ref: seeds.stream("upstreamfault/" + ref)``), so faults never shift each other's
     draws. The only side effects are on ``states`` and the streams.
     """
-    draft = _Draft()
+    draft = PlanDraft()
     for fault in faults:
         if not targets(
             fault, host_fqdn=host_fqdn, subset=subset, endpoint=endpoint, request=request
@@ -128,72 +111,61 @@ def plan_attempt(
             continue
         rng = rng_for(fault.ref)
         step = select(fault, states.state_for(fault, now), now, rng)
-        for action in actions_for(fault, step) if step is not None else ():
-            if draft.add(fault, action, rng):
-                draft.named.append(f"{fault.ref}:{action}")
+        for name in actions_for(fault, step) if step is not None else ():
+            action = BY_NAME[name]
+            config = fault.config(action)
+            if config is not None and draft.add(action, config, rng):
+                draft.named.append((f"{fault.ref}:{name}", action.stage))
     return draft.build()
 
 
 @dataclasses.dataclass(slots=True)
-class _Draft:
-    """The plan being folded, one applied action at a time."""
+class PlanDraft:
+    """The plan being folded, one applied action at a time (each action's ``fold`` sets its
+    fields; see :mod:`chaoskit.faults.actions`)."""
 
     delay: float = 0.0
     abort: AbortResponse | None = None
     reset: FaultReset | None = None
     hang: bool = False
-    slow: int | None = None
-    cut: int | None = None
-    corrupt: int = 0
-    seed: int = 0
-    named: list[str] = dataclasses.field(default_factory=list)
+    slow_body_bps: int | None = None
+    truncate_after: int | None = None
+    corrupt_bytes: int = 0
+    corrupt_seed: int = 0
+    #: Whether the upstream's body will be sent (``False`` after an abort, a hang or a reset
+    #: before the body), i.e. whether body transforms have anything to act on.
+    upstream_body: bool = True
+    #: The terminal action applied (the first one wins).
+    terminal: str | None = None
+    #: What was applied (``ref:action``), with the action's stage.
+    named: list[tuple[str, Stage]] = dataclasses.field(default_factory=list)
 
-    def add(self, fault: UpstreamFault, action: str, rng: random.Random) -> bool:
-        """Fold ``action`` of ``fault`` in; ``False`` when it does not apply."""
-        if action == "delay" and fault.delay is not None:
-            self.delay += sample_delay(fault.delay, rng)
-        elif self.abort or self.reset or self.hang:
-            return action in _BODY_ACTIONS and self._add_body(fault, action, rng)
-        elif action == "abort" and fault.abort is not None:
-            self.abort = AbortResponse.of(fault.abort)
-        elif action == "reset" and fault.reset is not None:
-            self.reset = fault.reset
-        elif action == "hang" and fault.hang:
-            self.hang = True
-        else:
-            return self._add_body(fault, action, rng)
-        return True
-
-    def _add_body(self, fault: UpstreamFault, action: str, rng: random.Random) -> bool:
-        if action == "slowBody" and fault.slow_body is not None:
-            rate = fault.slow_body.bytes_per_second
-            self.slow = rate if self.slow is None else min(self.slow, rate)
-        elif action == "truncateBody" and fault.truncate_body is not None:
-            size = fault.truncate_body.after_bytes
-            self.cut = size if self.cut is None else min(self.cut, size)
-        elif action == "corruptBody" and fault.corrupt_body is not None:
-            self.corrupt += fault.corrupt_body.bytes
-            self.seed ^= rng.getrandbits(64)
-        else:
-            return False
+    def add(self, action: Action[Any], config: object, rng: random.Random) -> bool:
+        """Fold ``action`` in; ``False`` when it does not apply (a terminal after another)."""
+        if action.stage is Stage.TERMINAL:
+            if self.terminal is not None:
+                return False
+            self.terminal = action.name
+        action.fold(self, config, rng)
         return True
 
     def build(self) -> AttemptPlan:
         if not self.named:
             return NO_FAULT
-        named = tuple(self.named)
-        if self.abort or self.hang or (self.reset is not None and self.reset.after != "body"):
+        named = self.named
+        if not self.upstream_body:
             # No upstream body will be sent: body transforms have nothing to act on.
-            self.slow, self.cut, self.corrupt, self.seed = None, None, 0, 0
-            named = tuple(n for n in named if n.rpartition(":")[2] not in _BODY_ACTIONS)
+            self.slow_body_bps, self.truncate_after = None, None
+            self.corrupt_bytes, self.corrupt_seed = 0, 0
+            named = [(n, stage) for n, stage in named if stage is not Stage.BODY]
         return AttemptPlan(
             delay=self.delay,
             abort=self.abort,
             reset=self.reset,
             hang=self.hang,
-            slow_body_bps=self.slow,
-            truncate_after=self.cut,
-            corrupt_bytes=self.corrupt,
-            corrupt_seed=self.seed,
-            faults=named,
+            slow_body_bps=self.slow_body_bps,
+            truncate_after=self.truncate_after,
+            corrupt_bytes=self.corrupt_bytes,
+            corrupt_seed=self.corrupt_seed,
+            faults=tuple(n for n, _ in named),
         )

@@ -11,10 +11,10 @@ attempts since the fault was applied (:attr:`FaultState.applied_at`), across all
 the window pass untouched, are *not* counted and draw nothing from the random stream, so
 ``firstN: 2`` with ``window.after: 5s`` hits the first two matching attempts after 5 s.
 
-**Percentage.** An integer draw in ``[0, 1_000_000)`` against ``round(value·10_000)`` (per
-million, Envoy's ``FractionalPercent`` denominator): ``0`` is exactly never, ``100`` exactly
-always, values under 0.00005 round to never. The draw is made for every matching attempt in the
-window, so a fault's stream advances identically whatever its value. Counted selection
+**Percentage.** :func:`chaoskit.rng.draw_percentage`, Envoy's ``FractionalPercent`` rule: an
+integer draw per million, so ``0`` is exactly never, ``100`` exactly always, values under
+0.00005 round to never. The draw is made for every matching attempt in the window, so a fault's
+stream advances identically whatever its value. Counted selection
 (``firstN``/``nth``/``sequence``) draws nothing: it is deterministic.
 """
 
@@ -25,11 +25,10 @@ import random
 from collections.abc import Iterable
 
 from chaoskit.config.upstream_fault import UpstreamFault
+from chaoskit.rng import draw_percentage
 
 #: :func:`select`'s answer when every configured action applies (no ``sequence``).
 ALL = "all"
-#: Denominator of the percentage draw.
-PER_MILLION = 1_000_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,12 +54,6 @@ def in_window(fault: UpstreamFault, state: FaultState, now: float) -> bool:
     return window.duration is None or elapsed < window.after + window.duration
 
 
-def draw_percentage(percentage: float, rng: random.Random) -> bool:
-    """One per-million draw: ``0`` never fires, ``100`` always does."""
-    threshold = round(percentage * (PER_MILLION // 100))
-    return rng.randrange(PER_MILLION) < threshold
-
-
 def select(fault: UpstreamFault, state: FaultState, now: float, rng: random.Random) -> str | None:
     """The step that fires for this matching attempt, counting it in ``state``.
 
@@ -75,7 +68,7 @@ def select(fault: UpstreamFault, state: FaultState, now: float, rng: random.Rand
     n = state.matched
     mode = fault.selection
     if mode == "percentage":
-        step: str | None = ALL if draw_percentage(fault.percentage, rng) else None
+        step: str | None = ALL if draw_percentage(rng, fault.percentage) else None
     elif mode == "firstN":
         step = ALL if n <= (fault.first_n or 0) else None
     elif mode == "nth":

@@ -23,7 +23,6 @@ HTTP APIs (``kubectl proxy``, Vite, webpack-dev-server, Go's ``http.CrossOriginP
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,9 @@ from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from chaoskit.proxy.core import ChaosCore, protocol_violation
+from chaoskit.netaddr import is_loopback
+from chaoskit.proxy.codec import protocol_violation
+from chaoskit.proxy.core import ChaosCore
 
 MAX_ADMIN_BODY = 64 * 1024
 
@@ -55,12 +56,7 @@ def loopback_host(authority: str) -> bool:
         host, _, port = host.partition(":")
     if port and not (port.isdigit() and len(port) <= 5):
         return False
-    if host.rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host.rstrip(".") == "localhost" or is_loopback(host)
 
 
 def cross_site(req: http.Request) -> bool:

@@ -11,29 +11,28 @@ the snapshot they started with. ``apply()`` with no arguments returns to the bas
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
-import stat
 import tempfile
 import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chaoskit import safefiles
 from chaoskit.config import Validation
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.loader import LoadResult
 from chaoskit.config.mesh import Mesh
 from chaoskit.errors import ProxyError
+from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
 from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET, BodyBudgetGuard
-from chaoskit.proxy.core import ChaosCore
+from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLimits
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
+from chaoskit.proxy.state_dir import create_ca, default_state_dir, prepare_state_dir
 from chaoskit.proxy.upstream import UpstreamClient
 from chaoskit.records import Record, RecordLog
 from chaoskit.rng import Seeds, new_seed
@@ -45,81 +44,6 @@ CA_FILE = "mitmproxy-ca-cert.pem"
 
 class ExposedListenerWarning(UserWarning):
     """A listener binds a non-loopback address: anyone who can reach it can use the proxy."""
-
-
-#: The files mitmproxy writes in its confdir (``CertStore.create_store`` in mitmproxy/certs.py,
-#: basename ``mitmproxy``): the only files in the state folder chaoskit changes.
-CA_FILES = (
-    "mitmproxy-ca.pem", "mitmproxy-ca.p12", "mitmproxy-ca-cert.pem", "mitmproxy-ca-cert.cer",
-    "mitmproxy-ca-cert.p12", "mitmproxy-dhparam.pem",
-)  # fmt: skip
-
-
-def prepare_state_dir(path: Path) -> None:
-    """Create a missing state folder ``0700``, or accept an existing one only if it is ours
-    and no one else can write in it.
-
-    The folder holds the CA key: someone who can plant files or links there (``/tmp``, mode
-    ``1777``) could make mitmproxy load their CA or write through their link, and a folder
-    owned by another user is theirs to manage. An accepted folder keeps its mode: it may be
-    shared with other tools (``--state-dir ~/certs``), so chaoskit never chmods it."""
-    try:
-        path.mkdir(parents=True, mode=0o700)
-    except FileExistsError:
-        pass
-    except OSError as e:
-        raise ProxyError(f"cannot create the state folder {path}: {e.strerror}") from None
-    else:
-        os.chmod(path, 0o700)  # ours, just made: the umask must not loosen (or tighten) it
-        return
-    uid = os.geteuid()
-    try:
-        link = os.lstat(path)
-        st = os.stat(path)
-    except OSError as e:
-        raise ProxyError(f"cannot use the state folder {path}: {e.strerror}") from None
-    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
-        raise ProxyError(
-            f"refusing the state folder {path}: it is a symbolic link owned by another user "
-            f"(uid {link.st_uid})"
-        )
-    if not stat.S_ISDIR(st.st_mode):
-        raise ProxyError(f"refusing the state folder {path}: it is not a folder")
-    if st.st_uid != uid:
-        raise ProxyError(
-            f"refusing the state folder {path}: it is owned by uid {st.st_uid}, not by this "
-            f"user (uid {uid}); give chaoskit a folder of its own (a missing one is created 0700)"
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ProxyError(
-            f"refusing the state folder {path}: mode {stat.S_IMODE(st.st_mode):04o} lets other "
-            "users plant files or links next to the CA key; give chaoskit a folder only you can "
-            "write (a missing one is created 0700)"
-        )
-
-
-def restrict_state_dir(path: Path) -> None:
-    """Make the CA files owner-only (mitmproxy writes its key ``0600`` but the certificates
-    with the umask). Only those files, only regular files we own, never through a link: the
-    user's own files in the folder are theirs."""
-    for name in CA_FILES:
-        safefiles.make_private(path / name)
-
-
-def default_state_dir() -> Path:
-    """Where the CA lives: ``$CHAOSKIT_HOME``, ``$XDG_STATE_HOME/chaoskit`` or ``~/.chaoskit``."""
-    if home := os.environ.get("CHAOSKIT_HOME"):
-        return Path(home)
-    if xdg := os.environ.get("XDG_STATE_HOME"):
-        return Path(xdg) / "chaoskit"
-    return Path.home() / ".chaoskit"
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _free_port(host: str) -> int:
@@ -195,7 +119,8 @@ class Proxy:
             Seeds(self.seed), UpstreamClient(), records=self.records_log, stats=self.stats_counters
         )
         self.pipeline.set_mesh(validation.mesh)
-        self.core = ChaosCore(self.pipeline)
+        #: the lean Master shows no flows; only the web UI needs them annotated
+        self.core = ChaosCore(self.pipeline, annotate=web_port is not None)
         self.limits = DownstreamLimits(
             self.stats_counters, max_connections=max_connections,
             request_headers_timeout=request_headers_timeout,
@@ -207,7 +132,7 @@ class Proxy:
         # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
         # take "any free port" get one picked here (the main listener binds port 0 itself).
         self._gateway_map = {k: v or _free_port(host) for k, v in (gateway_ports or {}).items()}
-        if admin_port is not None and not _is_loopback(admin_host):
+        if admin_port is not None and not is_loopback(admin_host):
             raise ProxyError(f"the admin listener must stay on loopback, not {admin_host}")
         self.admin_host = admin_host
         self._admin_spec = (
@@ -222,13 +147,12 @@ class Proxy:
         if web_port is not None and not webui.web_ui_is_safe():
             raise ProxyError(f"--web refused: {webui.refusal()}")
         self.web_port = web_port
-        self.core.flow_metadata = web_port is not None
         self.validation: Validation = validation
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> Proxy:
-        if not _is_loopback(self.host):
+        if not is_loopback(self.host):
             warnings.warn(
                 f"chaoskit proxy listening on {self.host}: anyone who can reach this address can "
                 "use the proxy, its Gateway listeners and its CA-signed interception",
@@ -236,19 +160,22 @@ class Proxy:
                 stacklevel=2,
             )
         prepare_state_dir(self.state_dir)
-        addons: list[Any] = [self.limits, self.budget_guard, self.core]
+        create_ca(self.state_dir)
+        admin = None
         if self._admin_spec is not None:
             admin_spec = self._admin_spec
-            addons.insert(
-                0, ChaosAdmin(self.core, lambda f: f.client_conn.proxy_mode.full_spec == admin_spec)
+            admin = ChaosAdmin(
+                self.core, lambda f: f.client_conn.proxy_mode.full_spec == admin_spec
             )
+        addons = default_addons(
+            self.core, limits=self.limits, budget=self.budget_guard, admin=admin
+        )
         modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
         _check_free(modes)
         self.runtime = ProxyRuntime(
             addons, modes, confdir=str(self.state_dir), web_port=self.web_port
         )
         self.runtime.start(timeout)
-        restrict_state_dir(self.state_dir)  # the CA files exist now
         self._map_gateways(gateway_specs)
         return self
 

@@ -14,7 +14,7 @@ How, per flow (:class:`BodyBudgetGuard`, placed before the core):
 - ``requestheaders``: a body announced by ``content-length`` is reserved before mitmproxy reads
   a byte of it. If it does not fit, the reply goes out at once and the body is read and
   dropped, never buffered (mitmproxy would buffer the whole body before answering: see
-  :func:`install`); the connection is closed after it.
+  :func:`wrappers`); the connection is closed after it.
 - A body without a length (chunked, HTTP/2) is reserved chunk by chunk as it arrives, and
   refused the same way the moment it no longer fits.
 - Upstream response bodies are reserved as they are read, for the flow whose hook reads them
@@ -40,12 +40,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from chaoskit.proxy import guards, replies
+from chaoskit.proxy import patches, replies
 from chaoskit.proxy.replies import Reply
 
 if TYPE_CHECKING:
@@ -294,7 +295,6 @@ class BodyBudgetGuard:
         #: mitmproxy's ``body_size_limit`` in bytes: a body announced over it is mitmproxy's to
         #: refuse (413, before the ``requestheaders`` hook returns), not the budget's
         self._body_size_limit: int | None = None
-        self._sent_hook = "HttpStream.send_response" in install()
         self.trimmer = HeapTrimmer(malloc_trim(), _call_later)
 
     # -- options ---------------------------------------------------------------------------
@@ -398,7 +398,7 @@ class BodyBudgetGuard:
         # The reply goes out after this hook: the stream hook releases what the flow holds
         # right after mitmproxy has handed the reply to the connection (:meth:`sent`). Without
         # it (a mitmproxy whose internals moved), now, and the bodies stay with the flow.
-        if not self._sent_hook:
+        if not patches.is_applied(patches.SEND_RESPONSE):
             self._finish(flow, strip=False)
 
     def error(self, flow: http.HTTPFlow) -> None:
@@ -443,14 +443,13 @@ class BodyBudgetGuard:
     def _refuse(self, flow: http.HTTPFlow, reply: Reply, stat: str, note: str) -> None:
         """Answer ``reply`` (recorded like every reply of the core) instead of reading on. A
         request Envoy's codec would reject gets that answer instead, as it comes first there."""
-        from chaoskit.proxy.core import protocol_violation  # noqa: PLC0415 - core imports us
+        from chaoskit.proxy.codec import protocol_violation  # noqa: PLC0415 - mitmproxy
 
-        core = self.core
         violation = protocol_violation(flow)
         if violation is not None:
             reply = violation
         else:
-            core.pipeline.stats.inc(stat)
+            self.core.pipeline.stats.inc(stat)
             logger.info("chaoskit: %s", note)
         if flow.request.http_version.startswith("HTTP/1") and not any(
             k.lower() == "connection" for k, _ in reply.headers
@@ -458,16 +457,7 @@ class BodyBudgetGuard:
             # The rest of the body is read and dropped; the connection ends with it.
             reply = reply.with_headers([*reply.headers, ("connection", "close")])
         try:
-            listener = core._listener(flow)
-            info = core.request_info(flow, listener)
-            headers = list(flow.request.headers.items(multi=True))
-            ex = core.pipeline.new_exchange(info, headers, b"", listener)
-            if violation is None:
-                ex.notes.append(note)
-            if "application/grpc" in flow.request.headers.get("content-type", ""):
-                reply = replies.as_grpc(reply)
-            flow.response = core._to_response(flow, reply, listener)
-            core._finished(flow, ex, reply)
+            self.core.enforcer.refuse(flow, reply, note if violation is None else None)
         except Exception:
             logger.exception("chaoskit: could not record a request refused by the body budget")
             if flow.response is None:
@@ -507,20 +497,14 @@ def _set_active(guard: BodyBudgetGuard | None) -> None:
     _Active.guard = guard
 
 
-#: The internals :func:`install` wraps.
-PATCHES = frozenset(
-    {
-        "HttpStream.state_wait_for_request_headers",
-        "HttpStream.state_consume_request_body",
-        "HttpStream.handle_protocol_error",
-        "HttpStream.send_response",
-    }
-)
-_MARK = "_chaoskit_budget"
+#: A wrapper: takes mitmproxy's original method, returns the method that replaces it.
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def install() -> frozenset[str]:
-    """Wrap four methods of mitmproxy's ``HttpStream`` (idempotent; returns what it wrapped).
+@functools.cache
+def wrappers() -> dict[str, Wrap]:
+    """Wrappers of four methods of mitmproxy's ``HttpStream``, by the name of the method each
+    replaces (installed by :mod:`chaoskit.proxy.patches`, ``stream.*`` there).
 
     mitmproxy reads a request's whole body before it sends a reply an addon set in
     ``requestheaders``, keeps what it had read of a body that failed in the stream (which only
@@ -543,11 +527,10 @@ def install() -> frozenset[str]:
         from mitmproxy.proxy.layers import http as layers  # noqa: PLC0415
         from mitmproxy.proxy.layers.http._hooks import HttpResponseHeadersHook  # noqa: PLC0415
     except ImportError:  # pragma: no cover - a mitmproxy whose internals moved
-        return frozenset()
-    stream: Any = getattr(layers, "HttpStream", None)
+        return {}
     request_data: Any = getattr(layers, "RequestData", None)
-    if stream is None or request_data is None:  # pragma: no cover
-        return frozenset()
+    if request_data is None:  # pragma: no cover
+        return {}
 
     def drop_buffers(self: Any) -> None:
         for name in ("request_body_buf", "response_body_buf"):
@@ -585,13 +568,18 @@ def install() -> frozenset[str]:
         return state_wait_for_request_headers
 
     def wrap_consume(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        # A plain function, not a generator: only body data needs the wrapper. The end of the
+        # body (which runs the request hook and sends the reply, all in this generator) goes
+        # to mitmproxy's generator as it is: it empties the body buffer before its first
+        # command, so there is nothing for drop_buffers to drop after it.
         def state_consume_request_body(self: Any, event: Any) -> Iterator[Any]:
+            if isinstance(event, request_data):
+                return consume_data(self, event)
+            return original(self, event)
+
+        def consume_data(self: Any, event: Any) -> Iterator[Any]:
             guard = _Active.guard
-            if (
-                guard is not None
-                and isinstance(event, request_data)
-                and not guard.body_data(self.flow, len(event.data))
-            ):
+            if guard is not None and not guard.body_data(self.flow, len(event.data)):
                 yield from answer_now(self)
                 return
             yield from original(self, event)
@@ -618,12 +606,9 @@ def install() -> frozenset[str]:
 
         return send_response
 
-    return guards.patch_methods(
-        [
-            (stream, "HttpStream", "state_wait_for_request_headers", wrap_headers),
-            (stream, "HttpStream", "state_consume_request_body", wrap_consume),
-            (stream, "HttpStream", "handle_protocol_error", wrap_error),
-            (stream, "HttpStream", "send_response", wrap_send),
-        ],
-        _MARK,
-    )
+    return {
+        "state_wait_for_request_headers": wrap_headers,
+        "state_consume_request_body": wrap_consume,
+        "handle_protocol_error": wrap_error,
+        "send_response": wrap_send,
+    }

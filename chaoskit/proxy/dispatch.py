@@ -99,7 +99,9 @@ class DispatchAddonManager(AddonManager):
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
         args = event.args()
         await self._trigger(event.name, args)
-        if isinstance(args[0], flow.Flow) and self._table(hooks.UpdateHook.name):
+        # The table first: no addon of the lean Master has ``update``, and isinstance against
+        # mitmproxy's Flow is an ABC check (0.6 % of the proxy's CPU, for nothing).
+        if self._table(hooks.UpdateHook.name) and isinstance(args[0], flow.Flow):
             await self._trigger(hooks.UpdateHook.name, [[args[0]]])
 
     async def trigger_event(self, event: hooks.Hook) -> None:

@@ -1,9 +1,9 @@
 """Guards on mitmproxy's HTTP/1 server for what Envoy's HTTP/1 codec bounds and mitmproxy does not.
 
-chaoskit's patches of mitmproxy's HTTP/1 and connection internals are all here, installed once
-per process by :func:`install` (:data:`PATCHES` names them). Each checks that what it wraps
-exists, so a mitmproxy whose internals moved is left as it is — and
-``tests/chaoskit/proxy/test_guards.py`` fails, naming the guard that is off.
+The wrappers of mitmproxy's HTTP/1 and connection internals are here (:func:`wrappers`); they
+are installed, with a version guard each, by :mod:`chaoskit.proxy.patches` (``http1.*`` and
+``server.handle_connection`` there), which the runtime applies before it builds the Master. A
+mitmproxy whose wrapped code is not one chaoskit knows is left as it is, and says so in the log.
 
 - **Request heads** (``Http1Server.read_headers``): an unfinished head is cut off at 64 KiB
   (431; mitmproxy's own "FIXME: protect against header size DoS"), and a head line with a
@@ -66,16 +66,8 @@ _TIMER_SLACK = 0.001
 #: in a line is a bare CR.
 _INVALID_IN_LINE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
-#: The patches :func:`install` knows, by the internal each one wraps.
-PATCHES = frozenset(
-    {
-        "Http1Server.read_headers",
-        "Http1Server.read_body",
-        "Http1Server._handle_event",
-        "ConnectionHandler.handle_connection",
-    }
-)
-_MARK = "_chaoskit_guard"
+#: A wrapper: takes mitmproxy's original method, returns the method that replaces it.
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def codec_reply(status: int, reason: str, body: str) -> bytes:
@@ -100,7 +92,9 @@ REQUEST_HEADER_TIMEOUT = codec_reply(408, "Request Timeout", "request header tim
 
 def invalid_head_lines(lines: Sequence[bytes | bytearray]) -> bool:
     """Does any line of a head (as h11 split it) hold a control character other than HTAB?"""
-    return any(_INVALID_IN_LINE.search(line) for line in lines)
+    # One search over the lines joined by HTAB (allowed, and the pattern matches one byte, so
+    # no match spans two lines): a head's 5-20 lines cost one call, not one each.
+    return _INVALID_IN_LINE.search(b"\t".join(lines)) is not None
 
 
 @dataclasses.dataclass(slots=True)
@@ -192,23 +186,20 @@ class _InvalidCharacters(Exception):
     """Raised from inside mitmproxy's parser when a head line holds a control character."""
 
 
-def install() -> frozenset[str]:
-    """Install every guard whose mitmproxy internal exists (idempotent); returns the names of
-    the patched internals (:data:`PATCHES` on a mitmproxy chaoskit knows)."""
+@functools.cache
+def wrappers() -> dict[str, Wrap]:
+    """The wrappers, by the name of the method each replaces (``"read_headers"``: of
+    ``Http1Server``; ``"handle_connection"``: of ``ConnectionHandler``); empty when
+    mitmproxy's internals moved. Built once: the classes they use are made here."""
     try:
         import h11  # noqa: PLC0415 - mitmproxy's dependency, imported with it
         from h11._readers import ChunkedReader  # noqa: PLC0415
         from h11._receivebuffer import ReceiveBuffer  # noqa: PLC0415
         from mitmproxy.connection import ConnectionState  # noqa: PLC0415
         from mitmproxy.proxy import commands, events  # noqa: PLC0415
-        from mitmproxy.proxy import server as proxy_server  # noqa: PLC0415
-        from mitmproxy.proxy.layers.http import _http1  # noqa: PLC0415
         from mitmproxy.proxy.layers.http._base import ReceiveHttp  # noqa: PLC0415
     except ImportError:  # pragma: no cover - a mitmproxy whose internals moved
-        return frozenset()
-    server: Any = getattr(_http1, "Http1Server", None)
-    if server is None:  # pragma: no cover
-        return frozenset()
+        return {}
 
     class CheckedBuffer(ReceiveBuffer):
         """mitmproxy's receive buffer, checking each head (and trailer section) it hands out."""
@@ -262,8 +253,8 @@ def install() -> frozenset[str]:
                 yield from original(self, event)
                 return
             timer = timer_of(self)
-            if timer is not None and len(self.buf):
-                timer.head_started(SYSTEM_CLOCK.monotonic())
+            if timer is not None and timer.deadline is None and len(self.buf):
+                timer.head_started(SYSTEM_CLOCK.monotonic())  # (a no-op once started)
             if type(self.buf) is ReceiveBuffer:
                 self.buf.__class__ = CheckedBuffer
             before = self.request
@@ -289,7 +280,16 @@ def install() -> frozenset[str]:
         return read_headers
 
     def guard_read_body(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        # A plain function, not a generator: a body with a length (or none) is mitmproxy's
+        # own generator, with no frame of ours around each of its commands. Only a chunked
+        # reader can meet trailers, and leave bytes buffered while the body is still read
+        # (a content-length reader takes all it can of the buffer).
         def read_body(self: Any, event: Any) -> Iterator[Any]:
+            if not isinstance(self.body_reader, ChunkedReader):
+                return original(self, event)
+            return read_chunked_body(self, event)
+
+        def read_chunked_body(self: Any, event: Any) -> Iterator[Any]:
             if type(self.body_reader) is ChunkedReader:
                 self.body_reader.__class__ = TrailerlessChunkedReader
             try:
@@ -310,10 +310,21 @@ def install() -> frozenset[str]:
         return read_body
 
     def guard_handle_event(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        # A plain function, not a generator: every event but these three (the reply's
+        # events, data that cannot take the buffer past its bound) goes to mitmproxy's own
+        # generator as it is, with no frame of ours around each of its commands.
         def _handle_event(self: Any, event: Any) -> Iterator[Any]:
-            if isinstance(event, events.Wakeup) and isinstance(event.command, HeadTimeout):
-                yield from on_wakeup(self)
-                return
+            if isinstance(event, events.DataReceived):
+                if len(self.buf) + len(event.data) <= MAX_REQUEST_PENDING_BUFFER:
+                    return original(self, event)
+            elif isinstance(event, events.Wakeup):
+                if isinstance(event.command, HeadTimeout):
+                    return on_wakeup(self)
+            elif not isinstance(event, events.Start):
+                return original(self, event)
+            return checked(self, event)
+
+        def checked(self: Any, event: Any) -> Iterator[Any]:
             yield from original(self, event)
             if isinstance(event, events.Start):
                 seconds = timeout_seconds(
@@ -375,33 +386,9 @@ def install() -> frozenset[str]:
 
         return handle_connection
 
-    handler: Any = getattr(proxy_server, "ConnectionHandler", None)
-    return patch_methods(
-        [
-            (server, "Http1Server", "read_headers", guard_read_headers),
-            (server, "Http1Server", "read_body", guard_read_body),
-            (server, "Http1Server", "_handle_event", guard_handle_event),
-            (handler, "ConnectionHandler", "handle_connection", guard_handle_connection),
-        ],
-        _MARK,
-    )
-
-
-def patch_methods(
-    patches: Sequence[tuple[Any, str, str, Callable[[Callable[..., Any]], Callable[..., Any]]]],
-    mark: str,
-) -> frozenset[str]:
-    """Replace each ``owner.name`` by ``wrap(original)``, once (a wrapper carries ``mark``, so
-    installing again is a no-op); an internal this mitmproxy lacks is left alone. Returns the
-    ``"Owner.name"`` of every method that is patched now — what the version-guard tests pin."""
-    installed = set()
-    for owner, owner_name, name, wrap in patches:
-        original = getattr(owner, name, None) if owner is not None else None
-        if original is None:  # pragma: no cover - a mitmproxy without it: left alone
-            continue
-        if not getattr(original, mark, False):
-            patched = wrap(original)
-            setattr(patched, mark, True)
-            setattr(owner, name, patched)
-        installed.add(f"{owner_name}.{name}")
-    return frozenset(installed)
+    return {
+        "read_headers": guard_read_headers,
+        "read_body": guard_read_body,
+        "_handle_event": guard_handle_event,
+        "handle_connection": guard_handle_connection,
+    }

@@ -149,7 +149,6 @@ class DownstreamLimits:
         is_admin: Callable[[Any], bool] = _never,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        guards.install()  # the HTTP/1 server's half of the header timeout
         self.stats = stats
         self._max_connections = check_max_connections(max_connections)
         self._request_headers_timeout = check_request_headers_timeout(request_headers_timeout)

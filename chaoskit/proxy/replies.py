@@ -1,4 +1,5 @@
-"""Envoy's local replies, byte for byte where Envoy documents them (istio-reference §7.2).
+"""Envoy's local replies, byte for byte where Envoy documents them (Envoy's docs
+``http_conn_man/local_reply.rst``, ``router_filter.rst`` and ``response_code_details.rst``).
 
 A :class:`Reply` is what the pipeline hands back for the client: status, headers, body, plus the
 response flags and ``%RESPONSE_CODE_DETAILS%`` for the record and the access log.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from http import HTTPStatus
+
+from chaoskit.records import ResponseFlag
 
 UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
 
@@ -61,15 +64,17 @@ def _utf8(text: str) -> bytes:
 
 
 def no_route() -> Reply:
-    return local_reply(404, flags=("NR",), details="route_not_found")
+    return local_reply(404, flags=(ResponseFlag.NR,), details="route_not_found")
 
 
 def cluster_not_found() -> Reply:
-    return local_reply(503, flags=("NC",), details="cluster_not_found")
+    return local_reply(503, flags=(ResponseFlag.NC,), details="cluster_not_found")
 
 
 def no_healthy_upstream() -> Reply:
-    return local_reply(503, "no healthy upstream", flags=("UH",), details="no_healthy_upstream")
+    return local_reply(
+        503, "no healthy upstream", flags=(ResponseFlag.UH,), details="no_healthy_upstream"
+    )
 
 
 def upstream_reset(reason: str, flag: str, transport_failure: str | None = None) -> Reply:
@@ -90,22 +95,29 @@ def overflow() -> Reply:
 
 def upstream_timeout(per_try: bool = False) -> Reply:
     details = "upstream_per_try_timeout" if per_try else "upstream_response_timeout"
-    return local_reply(504, "upstream request timeout", flags=("UT",), details=details)
+    return local_reply(504, "upstream request timeout", flags=(ResponseFlag.UT,), details=details)
 
 
 def fault_abort(status: int) -> Reply:
-    return local_reply(status, "fault filter abort", flags=("FI",), details="fault_filter_abort")
+    return local_reply(
+        status, "fault filter abort", flags=(ResponseFlag.FI,), details="fault_filter_abort"
+    )
+
+
+def grpc_fault_abort(code: int) -> Reply:
+    """The fault filter's abort for a gRPC route: HTTP 200 with the status in ``grpc-status``
+    (Envoy's ``abort.grpc_status``)."""
+    headers = (
+        ("content-type", "application/grpc"), ("grpc-status", str(code)),
+        ("grpc-message", "fault filter abort"), ("content-length", "0"),
+    )  # fmt: skip
+    return Reply(200, headers, b"", (ResponseFlag.FI,), "fault_filter_abort")
 
 
 def client_gone() -> Reply:
     """Never sent: how the record of a request whose client disconnected ends (Envoy logs
     response code 0 with flag DC)."""
-    return Reply(0, flags=("DC",), details="downstream_remote_disconnect")
-
-
-def block_all() -> Reply:
-    """REGISTRY_ONLY for a host outside the registry: Istio's ``block_all`` route."""
-    return local_reply(502, details="direct_response")
+    return Reply(0, flags=(ResponseFlag.DC,), details="downstream_remote_disconnect")
 
 
 def internal_error(request_id: str) -> Reply:
@@ -146,7 +158,7 @@ def downstream_protocol_error(status: int, details: str) -> Reply:
     header, too many or too large headers, an unknown HTTP version. Envoy closes the
     connection after it; so does chaoskit."""
     return local_reply(
-        status, HTTPStatus(status).phrase, flags=("DPE",), details=details,
+        status, HTTPStatus(status).phrase, flags=(ResponseFlag.DPE,), details=details,
         headers=(("connection", "close"),),
     )  # fmt: skip
 

@@ -1,9 +1,10 @@
 """Hosting the addons in a lean mitmproxy Master, in the foreground (CLI) or a thread (tests).
 
 Why a lean Master and not DumpMaster: five built-in addons instead of 34 gives about 1.8× the
-throughput with the same hooks (mitmproxy-notes §4.2); a dispatch table that calls only the addons
+throughput with the same hooks (docs/performance.md); a dispatch table that calls only the addons
 implementing a hook (:mod:`chaoskit.proxy.dispatch`) takes off most of what remains of the hook
-walk. Why the careful stop: mitmproxy's
+walk. chaoskit's patches of mitmproxy's internals (:mod:`chaoskit.proxy.patches`) are applied
+here, explicitly, before the Master is built. Why the careful stop: mitmproxy's
 Proxyserver does not close its listening sockets on ``done``, so we close servers and client
 connections ourselves, and the ports are free again the moment ``stop()`` returns.
 
@@ -26,7 +27,7 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 from mitmproxy.master import Master
 
 from chaoskit.errors import ProxyError
-from chaoskit.proxy.dispatch import use_dispatch
+from chaoskit.proxy import patches
 
 T = TypeVar("T")
 logger = logging.getLogger("chaoskit")
@@ -49,7 +50,8 @@ def reverse_mode(host: str, port: int) -> str:
 
 def make_master(opts: options.Options) -> Master:
     master = Master(opts)
-    use_dispatch(master)  # call only the addons that implement a hook (dispatch.py)
+    # The process-wide patches, and this Master's hook dispatch (dispatch.py), before any addon.
+    patches.apply(master)
     master.addons.add(
         core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(),
@@ -58,23 +60,16 @@ def make_master(opts: options.Options) -> Master:
 
 
 def skip_debug_typechecks() -> bool:
-    """Turn off mitmproxy's run-time type checks of HTTP message fields, process-wide.
+    """Turn off mitmproxy's run-time type checks of HTTP message fields, process-wide (the
+    patch ``message.skip_typechecks`` of :mod:`chaoskit.proxy.patches`, with its version guard).
 
     mitmproxy defines ``MessageData.__post_init__`` only ``if __debug__`` — a developer check
     that ``python -O`` leaves out — and it type-checks every field of every parsed request
     against its annotation: about 5 % of the proxy's CPU under load (docs/performance.md).
     ``chaoskit proxy`` owns its process and calls this; an in-process proxy (the pytest
-    plugin) leaves the test process as it is. Returns whether the checks were on."""
-    from mitmproxy import http  # noqa: PLC0415
-
-    if "__post_init__" not in vars(http.MessageData):
-        return False
-
-    def no_checks(self: http.MessageData) -> None:  # the dataclass __init__ calls this
-        return None
-
-    http.MessageData.__post_init__ = no_checks  # type: ignore[method-assign]
-    return True
+    plugin) leaves the test process as it is. Returns whether the checks are off now."""
+    patches.apply(own_process=True)
+    return patches.is_applied("message.skip_typechecks")
 
 
 class ProxyRuntime:
@@ -107,6 +102,7 @@ class ProxyRuntime:
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run on the current loop until shut down (the CLI calls this directly)."""
         self.loop = asyncio.get_running_loop()
+        patches.apply()  # before the first connection; make_master adds the Master's own
         opts = options.Options(listen_host="127.0.0.1", mode=self.modes, confdir=self.confdir)
         if self.web_port is not None:
             from mitmproxy.tools.web.master import WebMaster  # noqa: PLC0415 - only for --web

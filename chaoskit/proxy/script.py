@@ -13,9 +13,8 @@ derived from the open-files limit) and ``--set chaoskit_request_headers_timeout=
 off).
 """
 
-from chaoskit.proxy.budget import BodyBudgetGuard
-from chaoskit.proxy.core import ChaosCore
-from chaoskit.proxy.limits import DownstreamLimits
+from chaoskit.proxy import patches
+from chaoskit.proxy.core import ChaosCore, default_addons
 
-_core = ChaosCore()
-addons = [DownstreamLimits(_core.pipeline.stats), BodyBudgetGuard(_core), _core]
+patches.apply()  # before mitmproxy handles a connection: the codec guards, the body budget
+addons = default_addons(ChaosCore())

@@ -1,7 +1,8 @@
 """Sending one attempt upstream through a pooled aiohttp session.
 
 Why aiohttp and not mitmproxy's own forwarding: per-try timeouts, retries to another endpoint and
-connect timeouts need the request in our hands (mitmproxy-notes §3.2). One session is shared by
+connect timeouts need the request in our hands (mitmproxy's HttpStream forwards a flow once,
+after its request hook, with no retry or per-try deadline). One session is shared by
 every client connection, so keep-alive connections to endpoints are pooled across clients.
 
 Failures are classified the way Envoy names them, because retry conditions (``connect-failure``,
@@ -146,9 +147,10 @@ class UpstreamClient:
         path: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
-        connect_timeout: float,
+        connect_timeout: float | None,
     ) -> UpstreamResponse:
-        """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived."""
+        """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived.
+        ``connect_timeout`` ``None``: no limit on connecting."""
         if self._session is None:
             await self.start()
         assert self._session is not None
@@ -166,13 +168,13 @@ class UpstreamClient:
             ) as resp:
                 # Leaving the block unread closes the connection: nothing more is received.
                 data = await _read_body(resp)
-                out = tuple(
-                    (k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in resp.raw_headers
-                    if k.decode("latin-1").lower() not in HOP_BY_HOP
-                    and k.lower() != b"content-length"
-                )
-                return UpstreamResponse(resp.status, resp.reason or "", out, data)
+                out = []
+                for k, v in resp.raw_headers:
+                    name = k.decode("latin-1")
+                    lower = name.lower()
+                    if lower not in HOP_BY_HOP and lower != "content-length":
+                        out.append((name, v.decode("latin-1")))
+                return UpstreamResponse(resp.status, resp.reason or "", tuple(out), data)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
             transport = _errno_text(e) or ("connect timeout" if _is_timeout(e) else None)
             raise UpstreamFailure("connection failure", "UF", transport) from None
@@ -216,7 +218,7 @@ def _payload(body: bytes) -> bytes | io.BytesIO | None:
 
 
 @functools.lru_cache(maxsize=64)  # one per distinct connectTimeout, not one per request
-def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+def _connect_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
 
 

@@ -1,7 +1,8 @@
 """``--report``: one HTML file that tells what a run found, readable offline, from CI artifacts.
 
-Chaos Toolkit's users ask for reports that need no pandoc, LaTeX or cairo (peers.md §3.10): this
-is a single self-contained page, with CSS inline, charts as inline SVG and no script or remote
+Chaos Toolkit's users ask for reports that need no pandoc, LaTeX or cairo
+(chaostoolkit/chaostoolkit#289, #312; chaostoolkit/chaostoolkit-reporting#19, #22): this is a
+single self-contained page, with CSS inline, charts as inline SVG and no script or remote
 resource of any kind, so it opens from a zip of artifacts on an air-gapped laptop. The verdict,
 the way to reproduce it, and the lessons come first, because they are what a reader needs;
 the evidence (checks, charts, counters) follows, then the configuration that produced it.

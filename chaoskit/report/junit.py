@@ -1,9 +1,10 @@
 """``--junit``: a run as JUnit XML, the one format every CI server already shows.
 
-Chaos Toolkit users hand-build this (peers.md §3.9); here each hypothesis check is a test case,
-so a deviation lands in the CI test view with what was expected and what was seen, and a run
-that broke (or was stopped) is an ``<error>`` rather than a silent absence of results.
-Failed rollback steps are test cases too: an environment left broken must not pass quietly.
+Chaos engineering users keep asking for it (litmuschaos/litmus#2839, krkn-chaos/krkn#655); here each
+hypothesis check is a test case, so a deviation lands in the CI test view with what was expected and
+what was seen, and a run that broke (or was stopped) is an ``<error>`` rather than a silent absence
+of results. Failed rollback steps are test cases too: an environment left broken must not pass
+quietly.
 Built with ElementTree so every journal string is escaped; control characters, which XML 1.0
 cannot carry at all, are spelled ``\\xNN``.
 """

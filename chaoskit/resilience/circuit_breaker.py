@@ -1,4 +1,5 @@
-"""Envoy's circuit breakers for one cluster (istio-reference §3.4, §7.2, §11 item 9).
+"""Envoy's circuit breakers for one cluster (Envoy ``arch_overview/upstream/circuit_breaking.rst``;
+Istio's ``applyConnectionPool`` in ``pilot/pkg/networking/core/cluster_traffic_policy.go``).
 
 Envoy keeps these limits per cluster, summed over all its endpoints, in each client proxy, so
 one :class:`CircuitBreaker` lives on each cluster. It is a pure state machine: the async caller

@@ -1,4 +1,5 @@
-"""Envoy's outlier detector for one cluster (istio-reference §3.5, §11 item 10).
+"""Envoy's outlier detector for one cluster (Envoy ``arch_overview/upstream/outlier.rst`` and
+``source/common/upstream/outlier_detection_impl.cc``; Istio's ``applyOutlierDetection``).
 
 Passive health checking as Envoy's ``outlier_detection_impl.cc`` runs it, with only the
 consecutive-error detectors Istio configures (success-rate and failure-percentage ejection stay

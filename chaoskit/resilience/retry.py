@@ -1,4 +1,5 @@
-"""Envoy's retry policy as Istio configures it (istio-reference §2.9).
+"""Envoy's retry policy as Istio configures it (Envoy ``source/common/router/retry_state_impl.cc``
+and ``router_filter.rst``; istio/istio ``pilot/pkg/networking/core/route/retry/retry.go``).
 
 :class:`RetryPolicy` is built once per route from ``HTTPRetry`` (or the mesh default) and
 answers two questions about an attempt's :class:`Outcome`: may it be retried, and how long to
@@ -21,12 +22,9 @@ import functools
 import random
 from collections.abc import Callable, Mapping
 
-from chaoskit.config.http_route import HTTPRetry
+from chaoskit.config.http_route import DEFAULT_RETRY_ON, HTTPRetry
+from chaoskit.records import AttemptOutcome
 
-#: Istio's retryOn when a route asks for retries without saying on what (and the mesh default).
-DEFAULT_RETRY_ON = (
-    "connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes",
-)  # fmt: skip
 #: Envoy's back-off: 25 ms base, 10 × base cap, full jitter.
 DEFAULT_BASE_INTERVAL = 0.025
 _GRPC_CODES = {
@@ -39,13 +37,11 @@ _PER_TRY_TIMEOUT_RETRIED_BY = frozenset({"5xx", "gateway-error", "reset"})
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one attempt ended: a response (``status``) or a failure ``kind`` with no response.
+    """How one attempt ended, as the retry state judges it: ``kind`` (the one vocabulary of
+    attempt outcomes, :class:`~chaoskit.records.AttemptOutcome`), the upstream's ``status``
+    and, only when a retry policy will read them, its headers (lower-case names)."""
 
-    ``kind`` is one of ``response``, ``connect-failure``, ``reset`` (connection termination or
-    protocol error), ``per-try-timeout``, ``overflow``.
-    """
-
-    kind: str
+    kind: AttemptOutcome
     status: int | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
@@ -88,15 +84,15 @@ class RetryPolicy:
         """Would Envoy retry this outcome (ignoring how many retries are left)?"""
         on = self.retry_on
         kind = outcome.kind
-        if kind == "overflow":
+        if kind == AttemptOutcome.OVERFLOW:
             return False
-        if kind == "per-try-timeout":
+        if kind == AttemptOutcome.PER_TRY_TIMEOUT:
             return bool(on & _PER_TRY_TIMEOUT_RETRIED_BY)
-        if kind == "connect-failure":
+        if kind == AttemptOutcome.CONNECT_FAILURE:
             return bool(
                 on & {"5xx", "gateway-error", "reset", "connect-failure", "reset-before-request"}
             )
-        if kind == "reset":
+        if kind == AttemptOutcome.RESET:
             return bool(on & {"5xx", "gateway-error", "reset"})
         headers = outcome.headers
         if headers.get("x-envoy-overloaded") is not None:
@@ -153,7 +149,7 @@ RETRY_FLAGS = {RetryStatus.NO_OVERFLOW: "UO", RetryStatus.NO_RETRY_LIMIT_EXCEEDE
 #: Outcomes that end a request with no upstream request at all (no healthy endpoint, a loop):
 #: Envoy answers these locally without asking its retry state, so they are never retried and
 #: never count as a retry success.
-_LOCAL_ENDS = frozenset({"no-healthy-upstream", "loop"})
+_LOCAL_ENDS = frozenset({AttemptOutcome.NO_HEALTHY_UPSTREAM, AttemptOutcome.LOOP})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

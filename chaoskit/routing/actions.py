@@ -16,13 +16,14 @@ import random
 from collections.abc import Sequence
 
 from chaoskit.config.http_route import (
+    DEFAULT_RETRY_ON,
     HTTPMirrorPolicy,
     HTTPRetry,
     HTTPRoute,
     HTTPRouteDestination,
 )
 from chaoskit.config.match import HTTPMatchRequest
-from chaoskit.config.mesh_config import DEFAULT_RETRY_ON, MeshDefaults
+from chaoskit.config.mesh_config import MeshDefaults
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.routing import rewrite
 from chaoskit.routing.decision import (

@@ -1,11 +1,11 @@
 """Gateway listeners: one route table per port, as Istio builds it (``gateway.go``).
 
-All HTTP servers of all Gateways on one port are served by one listener (design §2: a
-reverse-proxy on ``127.0.0.1:<port>``). For each server, every VirtualService bound to the
-server's Gateway (``gateways: [ns/name]``) and exported to the Gateway's namespace contributes
-its rules to the virtual hosts ``server hosts ∩ VirtualService hosts`` (istio-reference §5).
-Rules of several VirtualServices for one host are concatenated in configuration order, then
-catch-all entries are moved last (``SortVHostRoutes``). Rules are compiled per Gateway: entries
+All HTTP servers of all Gateways on one port are served by one listener (docs/configuration.md §8: a
+reverse-proxy on ``127.0.0.1:<port>``). For each server, every VirtualService bound to the server's
+Gateway (``gateways: [ns/name]``) and exported to the Gateway's namespace contributes its rules to
+the virtual hosts ``server hosts ∩ VirtualService hosts`` (``pickMatchingGatewayHosts``). Rules of
+several VirtualServices for one host are concatenated in configuration order, then catch-all entries
+are moved last (``SortVHostRoutes``). Rules are compiled per Gateway: entries
 whose ``port``, ``gateways`` or source selectors exclude that gateway proxy are dropped, and a
 VirtualService stops after its first catch-all entry. The gateway proxy's identity for
 ``sourceLabels`` / ``sourceNamespace`` is its Gateway's ``selector`` and namespace.

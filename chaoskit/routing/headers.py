@@ -5,7 +5,8 @@ into Envoy ``headers_to_remove`` + ``headers_to_add`` (``route.go``
 ``TranslateHeadersOperations``). Envoy evaluates one level at a time: the level's removals
 first, then its additions in order — ``set`` entries (sorted by name, *overwrite or add*) before
 ``add`` entries (sorted by name, *append*). A :class:`HeaderPlan` is that sequence flattened;
-:func:`compose` orders the levels as Envoy does (istio-reference §2.6):
+:func:`compose` orders the levels as Envoy does (``route.go`` ``processDestination`` and
+``processWeightedDestination``; Envoy ``configuration/http/http_conn_man/headers.rst``):
 
 - one destination: Istio appends the destination's operations after the rule's, so a
   destination ``set`` wins;

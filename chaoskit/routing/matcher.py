@@ -1,4 +1,4 @@
-"""Does a request satisfy a VirtualService ``match`` entry? (istio-reference §2.3)
+"""Does a request satisfy a VirtualService ``match`` entry? (``route.go`` ``TranslateRouteMatch``)
 
 Fields of one entry are AND-ed, entries of a rule are OR-ed, a rule without entries matches
 everything. What each field sees, as Envoy does after Istio's translation:

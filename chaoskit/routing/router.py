@@ -8,7 +8,8 @@ request reaches the router through a :class:`Listener`:
 - ``Listener.gateway(port)`` — the gateway listener on ``127.0.0.1:<port>``, which serves every
   HTTP server of every Gateway on that port (as one Istio gateway proxy does).
 
-Mesh listener, in Envoy's order (istio-reference §0, §1, §6):
+Mesh listener, in Envoy's order (istio/istio ``pilot/pkg/networking/core/httproute.go``:
+``BuildSidecarOutboundVirtualHosts``, then ``buildCatchAllVirtualHost``):
 
 1. The Host names a service: ``reviews`` (caller's namespace), ``reviews.ns``,
    ``reviews.ns.svc``, the FQDN, or a literal / wildcard ServiceEntry host. The request port
@@ -41,7 +42,8 @@ from chaoskit.config.hosts import matches as host_matches
 from chaoskit.config.http_route import HTTPRoute
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.mesh import Mesh, Service
-from chaoskit.config.sidecar import REGISTRY_ONLY, Sidecar
+from chaoskit.config.mesh_config import REGISTRY_ONLY
+from chaoskit.config.sidecar import Sidecar
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.routing import rewrite
 from chaoskit.routing.actions import DIRECT_RESPONSE, RuleContext, decide

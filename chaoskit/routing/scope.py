@@ -4,7 +4,7 @@ A :class:`Scope` describes the proxy that routes a request — the caller's side
 namespace and Sidecar resource) or a gateway (its namespace, no Sidecar) — and answers the
 visibility questions Istio settles when it builds that proxy's configuration:
 
-- Sidecar for a workload (istio-reference §6): a Sidecar in the workload's namespace whose
+- Sidecar for a workload (istio/api ``sidecar.proto``): a Sidecar in the workload's namespace whose
   ``workloadSelector`` matches > that namespace's selector-less Sidecar > the selector-less
   Sidecar of the root namespace ``istio-system`` > none.
 - ``exportTo``: empty or ``*`` = everyone, ``.`` = own namespace, ``~`` = nobody, else a list.
@@ -73,7 +73,8 @@ def host_candidates(host: str, namespace: str) -> tuple[str, ...]:
 
     ``reviews`` → ``reviews.<namespace>.svc.cluster.local``; ``reviews.prod`` and
     ``reviews.prod.svc`` → ``reviews.prod.svc.cluster.local`` (the virtual-host domains Istio
-    generates for Kubernetes-style services, istio-reference §1).
+    generates for Kubernetes-style services: istio/istio ``pilot/pkg/networking/core/httproute.go``,
+    ``generateVirtualHostDomains``).
     """
     host = host.lower().rstrip(".")
     if not host or is_ip(host) or host.endswith(CLUSTER_DOMAIN):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from chaoskit.proxy.pipeline import HOPS_HEADER, MAX_HOPS
+from chaoskit.proxy.loops import HOPS_HEADER, MAX_HOPS
 from chaoskit.testing.upstream import free_port
 from tests.builders import ratings_vs, service_entry
 from tests.reliability.conftest import healthy, session

@@ -695,7 +695,7 @@ def test_warmup_defaults():
     assert (warmup.duration, warmup.minimum_percent, warmup.aggression) == (90.0, 10.0, 1.0)
 
 
-# -- effective_policy (istio-reference §3.2) --------------------------------------------------
+# -- effective_policy (Istio's MergeTrafficPolicy, pilot/pkg/model/destination_rule.go) -------
 
 RANDOM = LoadBalancerSettings(simple="RANDOM")
 RR = LoadBalancerSettings(simple="ROUND_ROBIN")

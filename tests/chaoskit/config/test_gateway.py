@@ -223,7 +223,7 @@ def test_passthrough_with_certificates_warns() -> None:
     assert "does not use certificates" in w.message
 
 
-# -- host intersection (istio-reference §5) ---------------------------------------------------
+# -- host intersection (Istio's pickMatchingGatewayHosts, pilot/pkg/networking/core/gateway.go) -
 
 
 @pytest.mark.parametrize(

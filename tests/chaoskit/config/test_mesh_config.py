@@ -6,11 +6,10 @@ import textwrap
 
 import pytest
 
-from chaoskit.config.http_route import HTTPRetry
+from chaoskit.config.http_route import DEFAULT_RETRY_ON, HTTPRetry
 from chaoskit.config.loader import LoadResult, load_text
 from chaoskit.config.mesh_config import (
     CLASSIC_DEFAULTS,
-    DEFAULT_RETRY_ON,
     ISTIO_CURRENT_DEFAULTS,
     MeshConfig,
     MeshDefaults,

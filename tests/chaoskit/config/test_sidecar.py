@@ -8,7 +8,8 @@ import pytest
 
 from chaoskit.config.gateway import NamespacedHost
 from chaoskit.config.loader import LoadResult, load_text
-from chaoskit.config.sidecar import ALLOW_ANY, REGISTRY_ONLY, Sidecar, SidecarPort, imports_host
+from chaoskit.config.mesh_config import ALLOW_ANY, REGISTRY_ONLY
+from chaoskit.config.sidecar import Sidecar, SidecarPort, imports_host
 
 
 def load(spec: str, namespace: str = "default") -> LoadResult:
@@ -214,7 +215,7 @@ def test_sidecar_warnings(spec: str, path: str, fragment: str) -> None:
     ]
 
 
-# -- egress host import (istio-reference §6) --------------------------------------------------
+# -- egress host import (istio/api sidecar.proto, istio/istio pilot/pkg/model/sidecar.go) ------
 
 
 def sidecar(spec: str, namespace: str = "default") -> Sidecar:

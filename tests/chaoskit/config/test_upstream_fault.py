@@ -45,7 +45,7 @@ def messages(result: LoadResult) -> list[tuple[str, str]]:
     return [(i.path, i.message) for i in result.issues.errors]
 
 
-# -- the design.md §3 example -------------------------------------------------------------
+# -- an example that sets every field at once ---------------------------------------------
 
 DESIGN_EXAMPLE = """\
 host: payments                  # required; Istio host name

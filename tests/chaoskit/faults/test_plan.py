@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from chaoskit.config.upstream_fault import FaultReset, UpstreamFault
-from chaoskit.faults.body import corrupt, truncate
+from chaoskit.faults.actions.corrupt_body import corrupt
+from chaoskit.faults.actions.truncate_body import truncate
 from chaoskit.faults.plan import NO_FAULT, AbortResponse, AttemptPlan, plan_attempt
 from chaoskit.faults.selection import FaultStates
 from chaoskit.loadbalancing.base import UpstreamHost

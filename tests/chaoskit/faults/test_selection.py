@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 
@@ -13,7 +12,6 @@ from chaoskit.faults.selection import (
     FaultState,
     FaultStates,
     actions_for,
-    draw_percentage,
     select,
 )
 
@@ -41,34 +39,6 @@ def test_percentage_25_within_binomial_bounds() -> None:
     hits = run(fault(BASE + "percentage: {value: 25}\n"), n, seed=11).count(ALL)
     # Binomial(10000, 0.25): mean 2500, σ = √(n·p·(1-p)) ≈ 43.3; accept mean ± 4.5σ (±195).
     assert abs(hits - n * p) <= 4.5 * math.sqrt(n * p * (1 - p))
-
-
-class Fixed(random.Random):
-    """A stream whose integer draws are all ``value``."""
-
-    def __init__(self, value: int) -> None:
-        super().__init__(0)
-        self.value = value
-
-    def randrange(self, *args: object, **kw: object) -> int:  # type: ignore[override]
-        return self.value
-
-
-@pytest.mark.parametrize(
-    ("percentage", "draw", "fires"),
-    [
-        (0.0001, 0, True),  # one in a million: only the lowest draw
-        (0.0001, 1, False),
-        (0.00004, 0, False),  # rounds to zero per million: never
-        (0.0, 0, False),
-        (99.9999, 999_999, False),
-        (100.0, 999_999, True),
-        (25.0, 249_999, True),
-        (25.0, 250_000, False),
-    ],
-)
-def test_percentage_is_per_million(percentage: float, draw: int, fires: bool) -> None:
-    assert draw_percentage(percentage, Fixed(draw)) is fires
 
 
 def test_percentage_draws_once_per_matching_attempt_whatever_its_value() -> None:

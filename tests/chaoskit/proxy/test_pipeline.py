@@ -1,5 +1,6 @@
-"""The request path without mitmproxy or sockets: a fake upstream client, a fake clock and an
-injected sleep, so every await that matters (an UpstreamFault delay, a back-off) is visible.
+"""The request path without mitmproxy or sockets: a scripted upstream, a fake clock and an
+injected sleep (:mod:`chaoskit.testing`), so every await that matters (a fault delay, an
+UpstreamFault delay, a back-off) is visible and every test runs in milliseconds.
 
 Two things are pinned here (issue 12, "records that lie"):
 
@@ -16,12 +17,14 @@ import contextlib
 
 from chaoskit.accesslog import format_json, format_text
 from chaoskit.proxy import replies
-from chaoskit.proxy.pipeline import Exchange, Pipeline
-from chaoskit.proxy.upstream import UpstreamResponse
+from chaoskit.proxy.exchange import Exchange
+from chaoskit.proxy.pipeline import Pipeline
+from chaoskit.proxy.upstream import UpstreamFailure
 from chaoskit.records import Record
 from chaoskit.rng import Seeds
 from chaoskit.routing.request import RequestInfo
 from chaoskit.sources import validated
+from chaoskit.testing import FakeClock, FakeSleep, FakeUpstream
 from tests.builders import fault, ratings_vs, service_entry
 
 UPSTREAM = "127.0.0.1:9999"
@@ -30,59 +33,8 @@ CLUSTER = "outbound|80||ratings.default.svc.cluster.local"
 BOUND = 5.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-
-class FakeSleep:
-    """Records every sleep and advances the fake clock; a sleep at or above ``block_from``
-    seconds never ends by itself (only a cancellation ends it), and one below waits at the
-    ``gate`` when it is closed."""
-
-    def __init__(self, clock: FakeClock, block_from: float = float("inf")) -> None:
-        self.clock = clock
-        self.block_from = block_from
-        self.calls: list[float] = []
-        self.entered = asyncio.Event()
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.entered.set()
-        self.clock.now += min(seconds, 0.5)
-        if seconds >= self.block_from:
-            await asyncio.Event().wait()
-        await self.gate.wait()
-
-
-class FakeClient:
-    """Answers ``statuses`` in turn (the last one repeats); ``hang`` never answers."""
-
-    def __init__(self, *statuses: int, hang: bool = False) -> None:
-        self.statuses = list(statuses) or [200]
-        self.hang = hang
-        self.sent: list[str] = []
-        self.entered = asyncio.Event()
-
-    async def send(self, method, scheme, address, port, path, headers, body, connect_timeout):
-        self.sent.append(path)
-        self.entered.set()
-        if self.hang:
-            await asyncio.Event().wait()
-        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        return UpstreamResponse(status, "", (("content-type", "text/plain"),), b"0123456789")
-
-
-def make_pipeline(client: FakeClient, sleep: FakeSleep, clock: FakeClock, *docs: str) -> Pipeline:
-    pipeline = Pipeline(Seeds(1), client, clock=clock, sleep=sleep)  # type: ignore[arg-type]
+def make_pipeline(client: FakeUpstream, sleep: FakeSleep, clock: FakeClock, *docs: str) -> Pipeline:
+    pipeline = Pipeline(Seeds(1), client, clock=clock, sleep=sleep)
     pipeline.set_mesh(validated(service_entry("ratings", 9999), *docs).mesh)
     return pipeline
 
@@ -134,7 +86,7 @@ def test_a_route_timeout_during_an_upstream_fault_delay_keeps_the_attempt() -> N
     async def run() -> Record:
         clock = FakeClock()
         sleep = FakeSleep(clock, block_from=10)
-        return await request(make_pipeline(FakeClient(), sleep, clock, DELAY, ROUTE_TIMEOUT))
+        return await request(make_pipeline(FakeUpstream(), sleep, clock, DELAY, ROUTE_TIMEOUT))
 
     record = asyncio.run(run())
     assert (record.status, record.flags) == (504, ("UT",))
@@ -150,7 +102,7 @@ def test_a_client_gone_during_an_upstream_fault_delay_keeps_the_attempt() -> Non
     async def run() -> Record:
         clock = FakeClock()
         sleep = FakeSleep(clock, block_from=10)
-        pipeline = make_pipeline(FakeClient(), sleep, clock, DELAY)
+        pipeline = make_pipeline(FakeUpstream(), sleep, clock, DELAY)
         return await client_hangs_up(pipeline, sleep.entered)
 
     record = asyncio.run(run())
@@ -162,13 +114,13 @@ def test_a_client_gone_during_an_upstream_fault_delay_keeps_the_attempt() -> Non
 def test_an_attempt_cut_on_the_wire_or_in_a_hang_is_recorded() -> None:
     async def on_the_wire() -> Record:
         clock = FakeClock()
-        client = FakeClient(hang=True)
+        client = FakeUpstream(hang=True)
         return await request(make_pipeline(client, FakeSleep(clock), clock, ROUTE_TIMEOUT))
 
     async def in_a_hang() -> Record:
         clock = FakeClock()
         hang = fault("host: ratings\nhang: {}\n", name="hang")
-        pipeline = make_pipeline(FakeClient(), FakeSleep(clock), clock, hang)
+        pipeline = make_pipeline(FakeUpstream(), FakeSleep(clock), clock, hang)
         return await client_hangs_up(pipeline)
 
     assert one_attempt(asyncio.run(on_the_wire())) == (1, UPSTREAM, "route-timeout", None, ())
@@ -187,7 +139,7 @@ def test_an_attempt_cut_during_a_slow_body_keeps_the_upstream_status() -> None:
         clock = FakeClock()
         sleep = FakeSleep(clock, block_from=5)  # 10 bytes at 1 B/s: a 10 s body
         slow = fault("host: ratings\nslowBody: {bytesPerSecond: 1}\n", name="slow")
-        return await request(make_pipeline(FakeClient(200), sleep, clock, slow, ROUTE_TIMEOUT))
+        return await request(make_pipeline(FakeUpstream(200), sleep, clock, slow, ROUTE_TIMEOUT))
 
     record = asyncio.run(run())
     assert record.status == 504
@@ -201,7 +153,7 @@ def test_a_route_timeout_during_back_off_adds_no_attempt_and_frees_the_retry_slo
         clock = FakeClock()
         sleep = FakeSleep(clock, block_from=0)  # every back-off blocks
         route = ratings_vs("timeout: 50ms\nretries: {attempts: 3, retryOn: 5xx}\n")
-        pipeline = make_pipeline(FakeClient(503), sleep, clock, route)
+        pipeline = make_pipeline(FakeUpstream(503), sleep, clock, route)
         return await request(pipeline), pipeline
 
     record, pipeline = asyncio.run(run())
@@ -220,7 +172,7 @@ def test_a_request_queued_for_a_connection_has_no_attempt_and_says_why() -> None
             "spec:\n  host: ratings\n  trafficPolicy:\n    connectionPool:\n"
             "      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 5}\n"
         )
-        pipeline = make_pipeline(FakeClient(), sleep, clock, DELAY, ROUTE_TIMEOUT, pool)
+        pipeline = make_pipeline(FakeUpstream(), sleep, clock, DELAY, ROUTE_TIMEOUT, pool)
         first, queued = await asyncio.gather(request(pipeline), request(pipeline))
         return first, queued, pipeline
 
@@ -248,11 +200,11 @@ def retry_stats(pipeline: Pipeline) -> dict[str, float]:
 
 
 def test_a_retry_over_max_retries_is_refused_at_once_without_back_off() -> None:
-    async def run() -> tuple[Record, Record, FakeSleep, FakeClient, Pipeline]:
+    async def run() -> tuple[Record, Record, FakeSleep, FakeUpstream, Pipeline]:
         clock = FakeClock()
         sleep = FakeSleep(clock)
         sleep.gate.clear()  # the first request's back-off waits until we open it
-        client = FakeClient(503)
+        client = FakeUpstream(503)
         route = ratings_vs("retries: {attempts: 1, retryOn: 5xx}\n")
         pipeline = make_pipeline(client, sleep, clock, route, max_retries(1))
         first = asyncio.ensure_future(request(pipeline, "/a"))
@@ -280,11 +232,11 @@ def test_retry_limit_exceeded_and_retry_success_are_counted() -> None:
     async def run() -> tuple[list[Record], FakeSleep, Pipeline]:
         clock = FakeClock()
         sleep = FakeSleep(clock)
-        client = FakeClient(503)
+        client = FakeUpstream(503)
         route = ratings_vs("retries: {attempts: 2, retryOn: 5xx}\n")
         pipeline = make_pipeline(client, sleep, clock, route)
         exhausted = await request(pipeline, "/fail")
-        client.statuses = [503, 200]
+        client.script(503, 200)
         recovered = await request(pipeline, "/ok")
         return [exhausted, recovered], sleep, pipeline
 
@@ -295,3 +247,132 @@ def test_retry_limit_exceeded_and_retry_success_are_counted() -> None:
     assert retry_stats(pipeline) == {
         "total": 5, "retry": 3, "retry_overflow": 0, "retry_limit_exceeded": 1, "retry_success": 1,
     }  # fmt: skip
+
+
+# -- issue 13: the request path, step by step, without sockets --------------------------------
+
+
+def run_one(upstream: FakeUpstream, *docs: str, sleep_from: float = float("inf")) -> tuple[
+    Record, Pipeline, FakeSleep
+]:  # fmt: skip
+    async def run() -> tuple[Record, Pipeline, FakeSleep]:
+        clock = FakeClock()
+        sleep = FakeSleep(clock, block_from=sleep_from)
+        pipeline = make_pipeline(upstream, sleep, clock, *docs)
+        return await request(pipeline), pipeline, sleep
+
+    return asyncio.run(run())
+
+
+def test_a_forwarded_request_carries_envoys_headers_and_is_recorded_whole() -> None:
+    upstream = FakeUpstream(200)
+    record, pipeline, _ = run_one(upstream)
+    (sent,) = upstream.requests
+    assert (sent.address, sent.port, sent.path) == ("127.0.0.1", 9999, "/")
+    assert sent.header("x-envoy-attempt-count") == "1"
+    assert sent.header("x-request-id") == record.request_id
+    assert (record.status, record.flags, record.details) == (200, (), "via_upstream")
+    assert (record.cluster, record.upstream_host) == (CLUSTER, UPSTREAM)
+    assert one_attempt(record) == (1, UPSTREAM, "response", 200, ())
+    assert pipeline.stats.get(f"cluster.{CLUSTER}.upstream_rq_200") == 1
+    assert pipeline.stats.get("http.downstream_rq_2xx") == 1
+
+
+def test_retries_count_attempts_back_off_and_end_on_success() -> None:
+    upstream = FakeUpstream(503, 503, 200)
+    route = ratings_vs("retries: {attempts: 3, retryOn: 5xx}\n")
+    record, pipeline, sleep = run_one(upstream, route)
+    assert (record.status, record.flags) == (200, ())
+    assert [(a.outcome, a.status) for a in record.attempts] == [
+        ("response", 503), ("response", 503), ("response", 200),
+    ]  # fmt: skip
+    assert [r.header("x-envoy-attempt-count") for r in upstream.requests] == ["1", "2", "3"]
+    # Full jitter below (2^n - 1) × 25 ms: one back-off per retry, never above its ceiling.
+    assert len(sleep.calls) == 2 and sleep.calls[0] < 0.025 and sleep.calls[1] < 0.075
+    assert retry_stats(pipeline)["retry"] == 2 and retry_stats(pipeline)["retry_success"] == 1
+
+
+def test_a_connect_failure_is_a_503_uf_and_retried_on_connect_failure() -> None:
+    refused = UpstreamFailure("connection failure", "UF", "delayed connect error: 111")
+    record, pipeline, _ = run_one(
+        FakeUpstream(refused), ratings_vs("retries: {attempts: 1, retryOn: connect-failure}\n")
+    )
+    assert (record.status, record.flags) == (503, ("UF", "URX"))
+    assert [a.outcome for a in record.attempts] == ["connect-failure", "connect-failure"]
+    assert pipeline.stats.get(f"cluster.{CLUSTER}.upstream_cx_connect_fail") == 2
+
+
+def test_each_attempt_gets_its_per_try_timeout_then_504_ut() -> None:
+    route = ratings_vs("retries: {attempts: 1, perTryTimeout: 10ms, retryOn: 5xx}\n")
+    record, pipeline, _ = run_one(FakeUpstream(hang=True), route)
+    assert (record.status, record.flags) == (504, ("URX", "UT"))  # in Envoy's order
+    assert record.details == "upstream_per_try_timeout"
+    assert [a.outcome for a in record.attempts] == ["per-try-timeout"] * 2
+    assert pipeline.stats.get(f"cluster.{CLUSTER}.upstream_rq_per_try_timeout") == 2
+
+
+def test_the_fault_filter_delays_then_aborts_before_any_upstream_request() -> None:
+    upstream = FakeUpstream(200)
+    route = ratings_vs(
+        "fault:\n  delay: {fixedDelay: 7s, percentage: {value: 100}}\n"
+        "  abort: {httpStatus: 418, percentage: {value: 100}}\n"
+    )
+    record, pipeline, sleep = run_one(upstream, route)
+    assert sleep.calls == [7.0]  # the delay, through the injected sleep: no real wait
+    assert (record.status, record.flags, record.faults) == (418, ("DI", "FI"), ("delay", "abort"))
+    assert record.attempts == () and upstream.requests == []
+    assert pipeline.stats.get("fault.aborts_injected") == 1
+
+
+def test_a_full_pending_queue_is_503_uo_with_an_overflow_attempt() -> None:
+    async def run() -> tuple[Record, FakeUpstream]:
+        clock = FakeClock()
+        upstream = FakeUpstream(hang=True)
+        pool = (
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+            "spec:\n  host: ratings\n  trafficPolicy:\n    connectionPool:\n"
+            "      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1}\n"
+        )
+        pipeline = make_pipeline(upstream, FakeSleep(clock), clock, pool)
+        holding = asyncio.ensure_future(request(pipeline, "/holds"))
+        await asyncio.wait_for(upstream.entered.wait(), BOUND)
+        queued = asyncio.ensure_future(request(pipeline, "/queued"))
+        await asyncio.sleep(0)
+        refused = await asyncio.wait_for(request(pipeline, "/refused"), BOUND)
+        for task in (holding, queued):
+            task.cancel()
+        await asyncio.gather(holding, queued, return_exceptions=True)
+        return refused, upstream
+
+    refused, upstream = asyncio.run(run())
+    assert (refused.status, refused.flags) == (503, ("UO",))
+    assert [a.outcome for a in refused.attempts] == ["overflow"]
+    assert upstream.sent == ["/holds"]  # the queued and the refused request never went out
+
+
+def test_a_client_that_gives_up_is_recorded_with_what_the_route_still_allowed() -> None:
+    async def run() -> Record:
+        clock = FakeClock()
+        route = ratings_vs("timeout: 10s\nretries: {attempts: 2, perTryTimeout: 3s}\n")
+        pipeline = make_pipeline(FakeUpstream(hang=True), FakeSleep(clock), clock, route)
+        ex = exchange(pipeline)
+        task = asyncio.ensure_future(pipeline.handle(ex))
+        for _ in range(1000):
+            if ex.attempts_started:
+                break
+            await asyncio.sleep(0)
+        clock.advance(1.5)
+        ex.client_gave_up(clock.monotonic())  # what the enforcer does when the client goes
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, BOUND)
+        return pipeline.finish(ex, replies.client_gone(), client_gone=True)
+
+    record = asyncio.run(run())
+    assert record.gave_up is not None
+    assert (record.gave_up.waited, record.gave_up.retries_left) == (1.5, True)
+    assert record.notes[-1] == (
+        "client gave up after 1.5s waiting for ratings; the route allows 3 × 3s attempts "
+        "within a 10s timeout — retries here are wasted"
+    )
+    assert (record.status, record.flags) == (0, ("DC",))

@@ -27,8 +27,6 @@ def test_envoy_local_replies():
     )
     r = replies.fault_abort(555)
     assert (r.status, r.body, r.flags) == (555, b"fault filter abort", ("FI",))
-    r = replies.block_all()
-    assert (r.status, r.body) == (502, b"")
 
 
 def test_reset_and_overflow_texts():

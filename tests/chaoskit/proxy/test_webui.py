@@ -48,7 +48,7 @@ def test_the_addon_refuses_to_run_inside_an_unfixed_mitmweb(monkeypatch):
         with taddons.context(addon) as tctx:
             tctx.master.__class__ = type("WebMaster", (type(tctx.master), WebMaster), {})
             monkeypatch.setattr(tctx.master, "shutdown", lambda: stopped.append(True))
-            await addon.running()
+            await addon.options.running()
 
     asyncio.run(run())
     assert stopped == [True]

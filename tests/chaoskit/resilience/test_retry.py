@@ -2,9 +2,8 @@ import random
 
 import pytest
 
-from chaoskit.config.http_route import HTTPRetry
+from chaoskit.config.http_route import DEFAULT_RETRY_ON, HTTPRetry
 from chaoskit.resilience.retry import (
-    DEFAULT_RETRY_ON,
     Outcome,
     RetryPolicy,
     RetryState,

@@ -7,12 +7,13 @@ import random
 from collections import Counter
 
 from chaoskit.config.http_route import (
+    DEFAULT_RETRY_ON,
     Destination,
     HTTPMirrorPolicy,
     HTTPRetry,
     HTTPRouteDestination,
 )
-from chaoskit.config.mesh_config import CLASSIC_DEFAULTS, DEFAULT_RETRY_ON, ISTIO_CURRENT_DEFAULTS
+from chaoskit.config.mesh_config import CLASSIC_DEFAULTS, ISTIO_CURRENT_DEFAULTS
 from chaoskit.routing.actions import effective_retry, mirrors, pick, route_name
 from chaoskit.routing.decision import ClusterKey, Mirror
 from chaoskit.routing.scope import Scope

@@ -1,4 +1,4 @@
-"""Gateway listeners: binding, host intersection, merging, catch-all ordering (§5)."""
+"""Gateway listeners: binding, host intersection, merging, catch-all ordering (``gateway.go``)."""
 
 from __future__ import annotations
 

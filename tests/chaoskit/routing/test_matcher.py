@@ -1,4 +1,4 @@
-"""Every HTTPMatchRequest field, as Envoy evaluates Istio's translation (istio-reference §2.3)."""
+"""Every HTTPMatchRequest field, as Envoy evaluates Istio's translation (``TranslateRouteMatch``)."""
 
 from __future__ import annotations
 

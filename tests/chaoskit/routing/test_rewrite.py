@@ -1,4 +1,4 @@
-"""URI rewrites and redirect locations (istio-reference §2.5, Envoy ``newUri``)."""
+"""URI rewrites and redirect locations (istio/istio ``route.go`` ``ApplyRedirect``, Envoy ``newUri``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from chaoskit.config.mesh_config import DEFAULT_RETRY_ON
+from chaoskit.config.http_route import DEFAULT_RETRY_ON
 from chaoskit.routing import (
     ClusterKey,
     ClusterNotFound,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chaoskit.config.http_route import Destination
-from chaoskit.config.mesh_config import CLASSIC_DEFAULTS
-from chaoskit.config.sidecar import ALLOW_ANY, REGISTRY_ONLY
+from chaoskit.config.mesh_config import ALLOW_ANY, CLASSIC_DEFAULTS, REGISTRY_ONLY
 from chaoskit.routing.decision import ClusterKey
 from chaoskit.routing.request import Workload
 from chaoskit.routing.scope import (

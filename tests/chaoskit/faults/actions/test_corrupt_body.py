@@ -1,24 +1,13 @@
-"""The pure body transforms: truncate and corrupt."""
+"""The pure body transform of ``corruptBody``."""
 
 from __future__ import annotations
 
 import pytest
 
-from chaoskit.faults.body import corrupt, truncate
-
-from .helpers import rng
+from chaoskit.faults.actions.corrupt_body import corrupt
+from tests.chaoskit.faults.helpers import rng
 
 BODY = b'{"status": "ok", "amount": 1234}'
-
-
-@pytest.mark.parametrize(("n", "expected"), [(0, b""), (5, BODY[:5]), (1000, BODY)])
-def test_truncate(n: int, expected: bytes) -> None:
-    assert truncate(BODY, n) == expected
-
-
-def test_truncate_rejects_negative() -> None:
-    with pytest.raises(ValueError, match="-1"):
-        truncate(BODY, -1)
 
 
 def flipped(a: bytes, b: bytes) -> list[int]:

@@ -8,9 +8,8 @@ import statistics
 import pytest
 
 from chaoskit.config.upstream_fault import FaultDelay
-from chaoskit.faults.delays import sample_delay
-
-from .helpers import fault, rng
+from chaoskit.faults.actions.delay import sample_delay
+from tests.chaoskit.faults.helpers import fault, rng
 
 N = 2_000
 

@@ -1,0 +1,24 @@
+"""The tunnel scope, through mitmproxy's own test harness: no sockets."""
+
+from __future__ import annotations
+
+from chaoskit.proxy import core
+
+
+def test_mitmproxy_may_open_upstream_connections_only_for_passed_through_tunnels():
+    # The second line of defence: should an HTTP request ever escape the core, mitmproxy's own
+    # attempt to forward it is refused at `server_connect` instead of dialled.
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+    from mitmproxy.test import tflow
+
+    addon = core.ChaosCore().tunnels
+    flow = tflow.tflow()
+    escaped = ServerConnectionHookData(server=flow.server_conn, client=flow.client_conn)
+    addon.server_connect(escaped)
+    assert escaped.server.error and "refused" in escaped.server.error
+
+    tunnel = tflow.tflow()
+    addon.passed_through.add(tunnel.client_conn.id)  # what tls_clienthello/tcp_start mark
+    data = ServerConnectionHookData(server=tunnel.server_conn, client=tunnel.client_conn)
+    addon.server_connect(data)
+    assert data.server.error is None

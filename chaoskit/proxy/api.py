@@ -27,7 +27,8 @@ from chaoskit.errors import ProxyError
 from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
-from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET, BodyBudgetGuard
+from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET
+from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLimits
 from chaoskit.proxy.pipeline import Pipeline

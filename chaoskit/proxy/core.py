@@ -25,7 +25,7 @@ from typing import Any
 
 from chaoskit.config.mesh import Mesh
 from chaoskit.proxy.annotate import FlowAnnotator
-from chaoskit.proxy.budget import BodyBudgetGuard
+from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.enforcer import Enforcer
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits

@@ -3,10 +3,11 @@
 chaoskit needs a few behaviours mitmproxy's public addon API does not give: Envoy's HTTP/1
 codec limits below mitmproxy's parser, answering before a request body is read, a hook after a
 reply is sent, a descriptor-leak fix, a faster hook dispatch. Each is a :class:`Patch` of
-:data:`PATCHES`: what it replaces (``module:Class.attribute``), why (the mitmproxy code it
-wraps and the behaviour it fixes), and the fingerprints of the mitmproxy (and h11) code it was
-written against. The wrappers themselves live with the logic they serve
-(:func:`chaoskit.proxy.guards.wrappers`, :func:`chaoskit.proxy.budget.wrappers`,
+the one table, :data:`~chaoskit.proxy.patch_table.PATCHES`: what it replaces
+(``module:Class.attribute``), why (the mitmproxy code it wraps and the behaviour it fixes), and
+the fingerprints of the mitmproxy (and h11) code it was written against. The wrappers
+themselves live with the logic they serve
+(:func:`chaoskit.proxy.guards.wrappers`, :func:`chaoskit.proxy.budget_streams.wrappers`,
 :mod:`chaoskit.proxy.dispatch`); nothing is patched at import time. The runtime applies them
 explicitly: :func:`apply` for the process-wide patches (idempotent), ``apply(master)`` for a
 lean Master's hook dispatch, ``apply(own_process=True)`` where chaoskit owns the process.
@@ -30,8 +31,6 @@ read the new code, then add its fingerprint (printed by the module's ``main``) h
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import hashlib
 import importlib
 import inspect
@@ -40,8 +39,14 @@ import logging
 import os
 import textwrap
 import tokenize
-from collections.abc import Callable, Mapping
 from typing import Any
+
+from chaoskit.proxy.patch_table import PATCHES, SEND_RESPONSE, Code, Patch, Scope, Status
+
+__all__ = [  # the registry's API (the table itself is chaoskit.proxy.patch_table)
+    "PATCHES", "SEND_RESPONSE", "Code", "Patch", "Scope", "Status", "applied", "apply",
+    "apply_one", "fingerprint", "is_applied", "status",
+]  # fmt: skip
 
 logger = logging.getLogger("chaoskit")
 
@@ -49,241 +54,6 @@ logger = logging.getLogger("chaoskit")
 UNVERIFIED_ENV = "CHAOSKIT_UNVERIFIED_PATCHES"
 #: The attribute a replacement carries: the name of the patch that installed it.
 MARK = "_chaoskit_patch"
-
-# Where each fingerprint was seen (the releases tests/chaoskit/proxy/test_patches.py covers).
-_M11 = "mitmproxy 11.0.2"
-_M12 = "mitmproxy 12.0.0-12.3.1"
-_M11_12 = "mitmproxy 11.0.2, 12.0.0-12.3.1"
-_H14 = "h11 0.14.0-0.15.0"
-_H16 = "h11 0.16.0"
-
-
-class Scope(enum.Enum):
-    #: applied to mitmproxy's classes by :func:`apply`, once per process
-    PROCESS = "process"
-    #: applied only by ``apply(own_process=True)``: the process is chaoskit's (the CLI), not a
-    #: host's (the pytest plugin, ``mitmdump -s``)
-    OWN_PROCESS = "own process"
-    #: applied to one Master by ``apply(master)``, before any addon is added
-    MASTER = "master"
-
-
-class Status(enum.Enum):
-    APPLIED = "applied"
-    #: applied although its code's fingerprint is unknown (``CHAOSKIT_UNVERIFIED_PATCHES``)
-    UNVERIFIED = "applied, unverified"
-    #: not applied: the code it replaces or relies on has an unknown fingerprint
-    REFUSED = "refused: unknown mitmproxy code"
-    #: not applied: what it replaces does not exist in this mitmproxy
-    MISSING = "refused: not in this mitmproxy"
-    #: nothing to replace, and nothing lost (e.g. type checks under ``python -O``)
-    NOT_NEEDED = "not needed"
-
-
-@dataclasses.dataclass(frozen=True)
-class Code:
-    """A function of mitmproxy (or h11) and the fingerprints of its known versions."""
-
-    #: ``"module:Qualified.name"``
-    target: str
-    #: fingerprint → the releases it was seen in
-    known: Mapping[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
-class Patch:
-    """One change to mitmproxy. ``replaces`` is the attribute set (its fingerprint guards the
-    patch, with those of ``relies_on``); ``make`` returns, for a process patch, a function
-    from the original to its replacement, and for a master patch, one that installs on a
-    Master."""
-
-    name: str
-    replaces: Code
-    why: str
-    make: Callable[[], Callable[[Any], Any]]
-    scope: Scope = Scope.PROCESS
-    relies_on: tuple[Code, ...] = ()
-    #: a missing target is :attr:`Status.NOT_NEEDED`, not an error
-    missing_ok: bool = False
-
-
-def _guard(name: str) -> Callable[[], Callable[[Any], Any]]:
-    def make() -> Callable[[Any], Any]:
-        from chaoskit.proxy import guards  # noqa: PLC0415 - mitmproxy only when applied
-
-        return guards.wrappers()[name]
-
-    return make
-
-
-def _budget(name: str) -> Callable[[], Callable[[Any], Any]]:
-    def make() -> Callable[[Any], Any]:
-        from chaoskit.proxy import budget  # noqa: PLC0415
-
-        return budget.wrappers()[name]
-
-    return make
-
-
-def _no_typechecks() -> Callable[[Any], Any]:
-    def wrap(original: Any) -> Callable[..., None]:
-        def __post_init__(self: Any) -> None:  # the dataclass __init__ calls this
-            return None
-
-        return __post_init__
-
-    return wrap
-
-
-def _dispatch() -> Callable[[Any], Any]:
-    from chaoskit.proxy.dispatch import use_dispatch  # noqa: PLC0415
-
-    return use_dispatch
-
-
-_HTTP1 = "mitmproxy.proxy.layers.http._http1"
-_STREAM = "mitmproxy.proxy.layers.http:HttpStream"
-
-#: The name of the patch :class:`~chaoskit.proxy.budget.BodyBudgetGuard` needs to release a
-#: flow's bodies once its reply is sent (it falls back to the ``response`` hook without it).
-SEND_RESPONSE = "stream.send_response"
-
-PATCHES: tuple[Patch, ...] = (
-    Patch(
-        "http1.read_headers",
-        Code(
-            f"{_HTTP1}:Http1Server.read_headers",
-            {"e4f18299322f0ed3": _M11, "be204ebc8c4a3a95": _M12},
-        ),
-        "mitmproxy/proxy/layers/http/_http1.py, Http1Server.read_headers, buffers an unfinished "
-        "request head without limit ('FIXME: protect against header size DoS') and strips "
-        "header values with bytes.strip(), hiding control characters at a value's edge. The "
-        "wrapper answers a head over 64 KiB 431 and a head line with a control character 400 "
-        "(Envoy's http1 codec), and arms the request header timer (guards.HeadTimer); its "
-        "CheckedBuffer subclasses h11's ReceiveBuffer to see each head's lines.",
-        _guard("read_headers"),
-        relies_on=(
-            Code(
-                "h11._receivebuffer:ReceiveBuffer.maybe_extract_lines",
-                {"0a071408239f6679": f"{_H14}, {_H16}"},
-            ),
-        ),
-    ),
-    Patch(
-        "http1.read_body",
-        Code(
-            f"{_HTTP1}:Http1Server.read_body", {"ca184192bcb1083e": _M11, "a1cda08b6f1ee305": _M12}
-        ),
-        "mitmproxy/proxy/layers/http/_http1.py, Http1Connection.read_body (inherited by "
-        "Http1Server), raises NotImplementedError on request trailers (a traceback, then a "
-        "hanging connection) and lets h11's ChunkedReader buffer a chunk-size line, its "
-        "extensions and trailers until their CRLF (400 MB held). The wrapper drops trailers "
-        "(Envoy's default), answers a control character in them 400, and caps what is "
-        "buffered at 64 KiB (400).",
-        _guard("read_body"),
-        relies_on=(
-            Code(
-                "h11._readers:ChunkedReader.__call__",
-                {"48b7abf64faddcb0": _H14, "4b87687f6d96d504": _H16},
-            ),
-        ),
-    ),
-    Patch(
-        "http1.handle_event",
-        Code(f"{_HTTP1}:Http1Server._handle_event", {"21b5e99728cd1c68": _M11_12}),
-        "mitmproxy/proxy/layers/http/_http1.py, Http1Connection._handle_event, appends every "
-        "byte a client sends while its request is in flight to the receive buffer (no bound), "
-        "and mitmproxy's only timeout is the 600 s idle one, which restarts with every byte. "
-        "The wrapper closes a connection that sends over 64 KiB while its request is in "
-        "flight, starts the request header timer at Start (chaoskit_request_headers_timeout) "
-        "and answers 408 when it fires.",
-        _guard("_handle_event"),
-    ),
-    Patch(
-        "server.handle_connection",
-        Code(
-            "mitmproxy.proxy.server:ConnectionHandler.handle_connection",
-            {"a598801a37e862b7": _M11_12},
-        ),
-        "mitmproxy/proxy/server.py, ConnectionHandler.handle_connection: a connection "
-        "cancelled while its reader waits for the event lock (server_event) leaves the loop "
-        "without closing its socket: the client's sends stall and one descriptor leaks per "
-        "client cut off mid-body. The wrapper marks it closed, forgets it and closes the "
-        "writer.",
-        _guard("handle_connection"),
-    ),
-    Patch(
-        "stream.request_headers",
-        Code(
-            f"{_STREAM}.state_wait_for_request_headers",
-            {"4e39a278faf93568": _M11, "88d5b76437aa24e8": _M12},
-        ),
-        "mitmproxy/proxy/layers/http/__init__.py, HttpStream.state_wait_for_request_headers: "
-        "a reply an addon sets in the requestheaders hook is sent only after the whole body "
-        "was read and buffered. The wrapper sends the body budget's refusal (503 OM / 413) at "
-        "once; the rest of the body is read by the codec and dropped.",
-        _budget("state_wait_for_request_headers"),
-        relies_on=(
-            Code(f"{_STREAM}.check_killed", {"ad9e67a2c6d974c2": _M11, "c9d092607efbdbb0": _M12}),
-        ),
-    ),
-    Patch(
-        "stream.request_body",
-        Code(f"{_STREAM}.state_consume_request_body", {"84bcd87edee52907": _M11_12}),
-        "mitmproxy/proxy/layers/http/__init__.py, HttpStream.state_consume_request_body "
-        "buffers a body of unannounced length (chunked, HTTP/2) with no global bound, and keeps "
-        "what it read of a body over body_size_limit until the cyclic collector runs. The "
-        "wrapper reserves each chunk from the body budget, answers the moment one does not "
-        "fit, and empties the buffers of a stream that failed.",
-        _budget("state_consume_request_body"),
-    ),
-    Patch(
-        "stream.protocol_error",
-        Code(f"{_STREAM}.handle_protocol_error", {"923682081cf83137": _M11_12}),
-        "mitmproxy/proxy/layers/http/__init__.py, HttpStream.handle_protocol_error keeps the "
-        "body buffers of a stream whose client left or broke the protocol (freed only by the "
-        "cyclic collector, which chaoskit proxy runs rarely). The wrapper empties them.",
-        _budget("handle_protocol_error"),
-    ),
-    Patch(
-        SEND_RESPONSE,
-        Code(f"{_STREAM}.send_response", {"a449e37199508d5a": _M11_12}),
-        "mitmproxy/proxy/layers/http/__init__.py, HttpStream.send_response: mitmproxy has no "
-        "hook after a reply was handed to the connection. The wrapper tells the body budget "
-        "then (BodyBudgetGuard.sent), which releases the flow's reservation and lets go of "
-        "its bodies; without it they are released at the response hook and stay with the flow.",
-        _budget("send_response"),
-    ),
-    Patch(
-        "message.skip_typechecks",
-        Code("mitmproxy.http:MessageData.__post_init__", {"ce2229c67038f000": _M11_12}),
-        "mitmproxy/http.py defines MessageData.__post_init__ only `if __debug__` (python -O "
-        "drops it): a developer check that type-checks every field of every parsed request "
-        "and response, about 5 % of the proxy's CPU under load (docs/performance.md). "
-        "Replaced by a no-op only in a process chaoskit owns (the CLI).",
-        _no_typechecks,
-        scope=Scope.OWN_PROCESS,
-        missing_ok=True,
-    ),
-    Patch(
-        "addons.dispatch",
-        Code("mitmproxy.addonmanager:AddonManager.handle_lifecycle", {"56246b387f582c8b": _M11_12}),
-        "mitmproxy/addonmanager.py, AddonManager.handle_lifecycle / trigger_event walk every "
-        "addon for every event, entering safecall() per addon, and send `update` after every "
-        "flow hook: about 17 % of the lean proxy's CPU. A lean Master gets "
-        "chaoskit.proxy.dispatch.DispatchAddonManager instead, which makes the same calls in "
-        "the same order with the same error handling from a table per hook.",
-        _dispatch,
-        scope=Scope.MASTER,
-        relies_on=(
-            Code(
-                "mitmproxy.addonmanager:AddonManager.trigger_event", {"acc86e8d489c1018": _M11_12}
-            ),
-            Code("mitmproxy.addonmanager:safecall", {"d3efc056da121665": _M11_12}),
-            Code("mitmproxy.addonmanager:traverse", {"7235ad007525990a": _M11_12}),
-        ),
-    ),
-)
 
 _BY_NAME = {patch.name: patch for patch in PATCHES}
 #: patch name → what applying it last did

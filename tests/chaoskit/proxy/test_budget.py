@@ -9,8 +9,9 @@ import pytest
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from chaoskit.proxy import budget, patches, upstream
-from chaoskit.proxy.budget import BodyBudget, BodyBudgetGuard, Holding
+from chaoskit.proxy import budget, budget_guard, patches, upstream
+from chaoskit.proxy.budget import BodyBudget, Holding
+from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore
 from chaoskit.proxy.forwarding import too_large_note
 from chaoskit.proxy.pipeline import Pipeline
@@ -176,7 +177,7 @@ def _request(headers: list[tuple[bytes, bytes]], version: str = "HTTP/1.1") -> h
 def test_the_announced_length_or_none_when_it_must_be_counted(
     headers: list[tuple[bytes, bytes]], version: str, length: int | None
 ) -> None:
-    assert budget.announced_length(_request(headers, version)) == length
+    assert budget_guard.announced_length(_request(headers, version)) == length
 
 
 # -- replies ------------------------------------------------------------------------------------

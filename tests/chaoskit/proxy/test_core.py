@@ -7,7 +7,7 @@ import asyncio
 from mitmproxy.test import taddons, tflow
 
 from chaoskit.proxy.annotate import FlowAnnotator
-from chaoskit.proxy.budget import BodyBudgetGuard
+from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.enforcer import Enforcer
 from chaoskit.proxy.identity import CallerIdentity

@@ -43,6 +43,16 @@ def _safe_target(flow: http.HTTPFlow) -> str:
         return "a request"
 
 
+def _internal_error(ex: Exchange | None, e: Exception, step: str) -> Reply:
+    """The 500 for an exception inside the enforcer (at ``step``): the cause goes to the log
+    and the record's notes, only a request id to the client."""
+    request_id = ex.request_id if ex is not None else str(uuid.uuid4())
+    logger.exception("chaoskit core error on request %s (%s)", request_id, step or "path")
+    if ex is not None:
+        ex.notes.append(f"chaoskit internal error: {step}{type(e).__name__}: {e}")
+    return replies.internal_error(request_id)
+
+
 class Enforcer:
     def __init__(
         self,
@@ -99,11 +109,7 @@ class Enforcer:
             else:
                 reply = await self._handle(flow, ex)
         except Exception as e:  # fail closed: never let the flow through untouched
-            request_id = ex.request_id if ex is not None else str(uuid.uuid4())
-            logger.exception("chaoskit core error on request %s", request_id)
-            if ex is not None:
-                ex.notes.append(f"chaoskit internal error: {type(e).__name__}: {e}")
-            reply = replies.internal_error(request_id)
+            reply = _internal_error(ex, e, "")
         finally:
             self.in_flight.discard(task)
         if reply is None:  # the client went away: everything was cancelled, nothing to send
@@ -188,11 +194,7 @@ class Enforcer:
             flow.response = responses.to_response(flow, reply, listener)
             return reply
         except Exception as e:
-            request_id = ex.request_id if ex is not None else str(uuid.uuid4())
-            logger.exception("chaoskit could not build the reply to request %s", request_id)
-            if ex is not None:
-                ex.notes.append(f"chaoskit internal error: reply: {type(e).__name__}: {e}")
-            fallback = replies.internal_error(request_id)
+            fallback = _internal_error(ex, e, "reply: ")
             try:
                 flow.response = responses.to_response(flow, fallback, listener)
             except Exception:  # the request still gets its record, whatever the client got
@@ -224,7 +226,4 @@ class Enforcer:
         ex.body = b""  # not read: the request was refused before its body
         if note:
             ex.notes.append(note)
-        if "application/grpc" in flow.request.headers.get("content-type", ""):
-            reply = replies.as_grpc(reply)
-        flow.response = responses.to_response(flow, reply, listener)
-        self._record(flow, ex, reply)
+        self._record(flow, ex, self._respond(flow, ex, reply, listener))

@@ -80,7 +80,4 @@ class ListenerTable:
 
 def from_self(flow: http.HTTPFlow, own: OwnSockets) -> bool:
     """Did this request's connection come from one of the proxy's own upstream sockets?"""
-    client = flow.client_conn
-    return bool(client.peername and client.sockname) and own.opened(
-        client.peername, client.sockname
-    )
+    return own.opened_connection(flow.client_conn)

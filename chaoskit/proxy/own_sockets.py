@@ -45,6 +45,8 @@ class OwnSockets:
         self._by_pair: dict[Pair, weakref.ref[socket.socket]] = {}
         #: both ends of connections mitmproxy opened itself (tunnels), by connection id
         self._named: dict[str, Pair] = {}
+        #: the answer of :meth:`opened_connection`, per client connection while it lives
+        self._decided: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
     def socket_factory(self, addr_info: Any) -> socket.socket:
         """aiohttp's ``TCPConnector(socket_factory=...)``: create and remember the socket."""
@@ -100,6 +102,17 @@ class OwnSockets:
                 return True
             self._by_pair.pop(pair, None)
         return pair in self._named.values() if self._named else False
+
+    def opened_connection(self, client: Any) -> bool:
+        """:meth:`opened` for a client connection (mitmproxy's ``Client``), decided on its first
+        request: a connection's two ends never change, and a socket of ours is known here
+        before it connects (a tunnel's, before the tunnel carries a byte)."""
+        known = self._decided.get(client)
+        if known is None:
+            peer, local = client.peername, client.sockname
+            known = bool(peer and local) and self.opened(peer, local)
+            self._decided[client] = known
+        return known
 
     def __len__(self) -> int:
         return len(self._by_pair) + len(self._pending) + len(self._named)

@@ -1,9 +1,9 @@
-"""Sending one attempt upstream through a pooled aiohttp session.
+"""Sending one attempt upstream over a pooled keep-alive HTTP/1.1 connection.
 
-Why aiohttp and not mitmproxy's own forwarding: per-try timeouts, retries to another endpoint and
-connect timeouts need the request in our hands (mitmproxy's HttpStream forwards a flow once,
-after its request hook, with no retry or per-try deadline). One session is shared by
-every client connection, so keep-alive connections to endpoints are pooled across clients.
+Why not mitmproxy's own forwarding: per-try timeouts, retries to another endpoint and connect
+timeouts need the request in our hands (mitmproxy's HttpStream forwards a flow once, after its
+request hook, with no retry or per-try deadline). One pool (:mod:`chaoskit.proxy.http1_pool`)
+is shared by every client connection, so connections to endpoints are reused across clients.
 
 Failures are classified the way Envoy names them, because retry conditions (``connect-failure``,
 ``reset``) and the local reply text depend on it.
@@ -11,18 +11,13 @@ Failures are classified the way Envoy names them, because retry conditions (``co
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import errno
-import functools
-import io
-import socket
+import re
 from collections.abc import Sequence
 
-import aiohttp
-import yarl
-
-from chaoskit.proxy.budget import ALWAYS_FITS, current_holding
+from chaoskit.proxy.budget import ALWAYS_FITS, Holding, current_holding
+from chaoskit.proxy.http1_pool import ConnectFailed, ConnectionLost, Http1Pool
+from chaoskit.proxy.http1_response import Head, ParseError, ResponseParser
 from chaoskit.proxy.own_sockets import OwnSockets
 
 #: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus proxy credentials).
@@ -38,8 +33,6 @@ HOP_BY_HOP = frozenset(
 MAX_RESPONSE_BODY = 64 * 1024 * 1024
 #: :attr:`ResponseTooLarge.scope` of a body refused because the global body budget was spent.
 BUDGET_SCOPE = "budget"
-#: Chunk size for bodies without ``content-length`` (each is reserved as it arrives).
-_CHUNK = 65536
 
 
 class UpstreamFailure(Exception):
@@ -94,22 +87,44 @@ class UpstreamResponse:
     body: bytes
 
 
-def _errno_text(e: BaseException) -> str | None:
-    """Envoy's transport failure text for a refused connect: ``delayed connect error: 111``."""
-    code = getattr(e, "errno", None)
-    inner = getattr(e, "os_error", None)
-    if code is None and inner is not None:
-        code = getattr(inner, "errno", None)
-    if code in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET):
-        return f"delayed connect error: {code}"
-    return None
+class BodyGuard:
+    """Bounds one response body: :data:`MAX_RESPONSE_BODY`, and what the running flow may still
+    take of the global body budget (:func:`chaoskit.proxy.budget.current_holding`). An announced
+    body is reserved when the head arrives, before any of it is read; an unannounced one piece
+    by piece as it arrives; one of at most :data:`~chaoskit.proxy.budget.ALWAYS_FITS` bytes
+    always fits. What is reserved stays with the flow until it ends (the body lives on in its
+    reply)."""
+
+    __slots__ = ("holding",)
+
+    def __init__(self, holding: Holding | None) -> None:
+        self.holding = holding
+
+    def on_head(self, head: Head) -> None:
+        announced = head.length
+        if announced is None:
+            return
+        if announced > MAX_RESPONSE_BODY:
+            raise ResponseTooLarge(head.status, MAX_RESPONSE_BODY)
+        holding = self.holding
+        if holding is not None and not holding.take(announced, force=announced <= ALWAYS_FITS):
+            raise ResponseTooLarge(head.status, holding.budget.total, BUDGET_SCOPE)
+
+    def on_body(self, head: Head, added: int, size: int) -> None:
+        if head.length is not None:
+            return  # reserved whole with the head
+        if size > MAX_RESPONSE_BODY:
+            raise ResponseTooLarge(head.status, MAX_RESPONSE_BODY)
+        holding = self.holding
+        if holding is not None and not holding.take(added, force=size <= ALWAYS_FITS):
+            raise ResponseTooLarge(head.status, holding.budget.total, BUDGET_SCOPE)
 
 
 class UpstreamClient:
-    """Owns the aiohttp session; create it on the proxy loop and close it there."""
+    """Owns the connection pool; create it on the proxy loop and close it there."""
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
 
     @property
     def own_sockets(self) -> OwnSockets:
@@ -119,24 +134,19 @@ class UpstreamClient:
             own = self._own_sockets = OwnSockets()
         return own
 
+    @property
+    def idle_connections(self) -> int:
+        return self._pool.idle if self._pool is not None else 0
+
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0, keepalive_timeout=30, enable_cleanup_closed=True, family=socket.AF_UNSPEC,
-                socket_factory=self.own_sockets.socket_factory,
-            )  # fmt: skip
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
+        if self._pool is None:
+            self._pool = Http1Pool(self.own_sockets)
+            self._pool.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def send(
         self,
@@ -151,104 +161,88 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived.
         ``connect_timeout`` ``None``: no limit on connecting."""
-        if self._session is None:
+        if self._pool is None:
             await self.start()
-        assert self._session is not None
-        timeout = _connect_timeout(connect_timeout)
+        pool = self._pool
+        assert pool is not None
         try:
-            url = upstream_url(scheme, address, port, path)
-            async with self._session.request(
-                method,
-                url,
-                headers=list(headers),
-                data=_payload(body),
-                allow_redirects=False,
-                timeout=timeout,
-                ssl=False,
-            ) as resp:
-                # Leaving the block unread closes the connection: nothing more is received.
-                data = await _read_body(resp)
-                out = []
-                for k, v in resp.raw_headers:
-                    name = k.decode("latin-1")
-                    lower = name.lower()
-                    if lower not in HOP_BY_HOP and lower != "content-length":
-                        out.append((name, v.decode("latin-1")))
-                return UpstreamResponse(resp.status, resp.reason or "", tuple(out), data)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
-            transport = _errno_text(e) or ("connect timeout" if _is_timeout(e) else None)
-            raise UpstreamFailure("connection failure", "UF", transport) from None
-        except aiohttp.ServerDisconnectedError:
-            raise UpstreamFailure("connection termination", "UC") from None
-        except (aiohttp.ClientPayloadError, aiohttp.ClientOSError) as e:
-            raise UpstreamFailure("connection termination", "UC", _errno_text(e)) from None
-        except aiohttp.ClientResponseError:
-            raise UpstreamFailure("protocol error", "UPE") from None
-        except (aiohttp.InvalidURL, ValueError, aiohttp.ClientError) as e:
+            request, keep_alive = request_head(method, address, port, path, headers, len(body))
+        except ValueError as e:
             detail = f"{type(e).__name__}: {e}"[:300]
             raise UpstreamFailure("protocol error", "UPE", detail=detail) from None
+        try:
+            conn = await pool.acquire((scheme, address, port), connect_timeout)
+        except ConnectFailed as e:
+            raise UpstreamFailure("connection failure", "UF", e.transport, e.detail) from None
+        parser = ResponseParser(head_request=method == "HEAD")
+        guard = BodyGuard(current_holding())
+        reusable = False
+        try:
+            await conn.exchange(request, body, parser, guard.on_head, guard.on_body)
+            reusable = keep_alive and parser.keep_alive
+        except ConnectionLost:
+            raise UpstreamFailure("connection termination", "UC") from None
+        except ParseError as e:
+            raise UpstreamFailure("protocol error", "UPE", detail=str(e)[:300]) from None
+        finally:
+            # an exchange cut off (a timeout, the client leaving) closes the connection
+            pool.release(conn, reusable)
+        head = parser.head
+        assert head is not None
+        out = []
+        for name, value in head.headers:
+            lower = name.lower()
+            if lower not in HOP_BY_HOP and lower != "content-length":
+                out.append((name, value))
+        return UpstreamResponse(head.status, head.reason, tuple(out), parser.body())
 
 
-def upstream_url(scheme: str, address: str, port: int, path: str) -> yarl.URL:
-    """The URL of one attempt. The address is only ever a host: it is checked as one by
-    yarl (``127.0.0.1#.x.test`` or ``127.0.0.1/secret?.x.test`` raise ``ValueError`` instead
-    of becoming host ``127.0.0.1`` plus the rest), and the client's path is appended to that
-    validated origin as written (a fragment, which HTTP never sends, is dropped)."""
+#: Request methods that carry ``content-length: 0`` without a body (RFC 9110 §8.6: a
+#: user agent should send it where a body is expected).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A host as the address of an endpoint: a name or an IP literal, nothing that could carry
+#: a path, a query or credentials into the request (``127.0.0.1#.x.test`` is not a host).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+(%[A-Za-z0-9._~-]+)?\]|[0-9A-Fa-f:.]+")
+_TARGET_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
+
+
+def request_head(
+    method: str, address: str, port: int, path: str,
+    headers: Sequence[tuple[str, str]], body_length: int,
+) -> tuple[bytes, bool]:  # fmt: skip
+    """The request line and headers of one attempt, as bytes on the wire, and whether the
+    connection may carry another request after it (not when it says ``connection: close``).
+
+    Raises :class:`ValueError` for anything that would not be one well-formed request: a method
+    or header name that is not a token, a control character in a value, a target that is not a
+    path, an address that is not a host. Headers are sent as given (names' case kept), after a
+    ``host`` when the caller gave none, and with ``content-length`` for the body."""
+    if _TOKEN.fullmatch(method) is None:
+        raise ValueError(f"request method {method[:20]!r} is not a token")
+    if _HOST.fullmatch(address) is None:
+        raise ValueError(f"upstream address {address[:50]!r} is not a host")
     target = path.partition("#")[0]
-    if not target.startswith("/"):
+    if not target.startswith("/") or _TARGET_FORBIDDEN.search(target):
         raise ValueError(f"request target {target[:50]!r} is not a path")
-    return yarl.URL(f"{_origin(scheme, address, port)}{target}", encoded=True)
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin(scheme: str, address: str, port: int) -> str:
-    return str(yarl.URL.build(scheme=scheme, host=address.strip("[]"), port=port))
-
-
-#: aiohttp warns (ResourceWarning) for a raw ``bytes`` body over 1 MiB — an error in a test
-#: suite with ``filterwarnings = error``, which then failed the attempt. A file-like body of
-#: known size is sent the same way (with ``content-length``), in chunks, without the warning.
-_LARGE_BODY = 1 << 20
-
-
-def _payload(body: bytes) -> bytes | io.BytesIO | None:
-    if not body:
-        return None
-    return io.BytesIO(body) if len(body) > _LARGE_BODY else body
-
-
-@functools.lru_cache(maxsize=64)  # one per distinct connectTimeout, not one per request
-def _connect_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
-
-
-def _is_timeout(e: BaseException) -> bool:
-    return isinstance(e, asyncio.TimeoutError | aiohttp.ConnectionTimeoutError)
-
-
-async def _read_body(resp: aiohttp.ClientResponse) -> bytes:
-    """The whole body, within :data:`MAX_RESPONSE_BODY` and within what the running flow may
-    still take of the global body budget (:func:`chaoskit.proxy.budget.current_holding`): an
-    announced body is reserved before any of it is read, an unannounced one chunk by chunk,
-    and one of at most :data:`~chaoskit.proxy.budget.ALWAYS_FITS` bytes always fits. What is
-    reserved stays with the flow until it ends (the body lives on in its reply)."""
-    limit = MAX_RESPONSE_BODY
-    holding = current_holding()
-    announced = resp.content_length
-    if announced is not None:
-        if announced > limit:
-            raise ResponseTooLarge(resp.status, limit)
-        small = announced <= ALWAYS_FITS
-        if holding is not None and not holding.take(announced, force=small):
-            raise ResponseTooLarge(resp.status, holding.budget.total, BUDGET_SCOPE)
-        return await resp.read()  # announced and within the limit: one read, no chunk loop
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge(resp.status, limit)
-        if holding is not None and not holding.take(len(chunk), force=size <= ALWAYS_FITS):
-            raise ResponseTooLarge(resp.status, holding.budget.total, BUDGET_SCOPE)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    lines = [f"{method} {target} HTTP/1.1"]
+    has_host = False
+    keep_alive = True
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"header name {name[:40]!r} is not a token")
+        if _VALUE_FORBIDDEN.search(value):
+            raise ValueError(f"control character in the value of header {name[:40]!r}")
+        lower = name.lower()
+        if lower == "host":
+            has_host = True
+        elif lower == "connection" and "close" in value.lower():
+            keep_alive = False
+        lines.append(f"{name}: {value}")
+    if not has_host:
+        lines.append(f"host: {address}:{port}")
+    if body_length or method in _BODY_METHODS:
+        lines.append(f"content-length: {body_length}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape"), keep_alive

@@ -149,3 +149,31 @@ def test_registry_only_refuses_tunnels_to_unknown_hosts(mesh, tls_server):
             f"CONNECT 127.0.0.1:{tls_server} HTTP/1.1\r\nHost: 127.0.0.1:{tls_server}\r\n\r\n".encode()
         )
         assert raw.recv(4096).startswith(b"HTTP/1.1 502")
+
+
+def test_tls_is_originated_to_an_endpoint_when_the_destination_rule_says_simple(mesh, tls_server):
+    # Istio's egress TLS origination: the app speaks plain HTTP, the sidecar speaks TLS upstream
+    # (the endpoint's self-signed certificate is not verified, as before; see docs/proxy.md)
+    mesh.apply(
+        textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: origin}}
+        spec:
+          hosts: [origin.example.test]
+          ports: [{{number: 80, name: http, protocol: HTTP}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{http: {tls_server}}}}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {{name: origin}}
+        spec:
+          host: origin.example.test
+          trafficPolicy: {{tls: {{mode: SIMPLE}}}}
+        """)
+    )
+    for _ in range(2):  # the server closes each connection: a new handshake each time
+        r = requests.get("http://origin.example.test/x", proxies={"http": mesh.url}, timeout=10)
+        assert (r.status_code, r.text) == (200, "untouched")
+    assert [a.outcome for a in mesh.records[-1].attempts] == ["response"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from mitmproxy import http
@@ -14,6 +14,8 @@ from chaoskit.proxy.budget import BodyBudget, Holding
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore
 from chaoskit.proxy.forwarding import too_large_note
+from chaoskit.proxy.http1_pool import Http1Connection
+from chaoskit.proxy.http1_response import ResponseParser
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.upstream import ResponseTooLarge, UpstreamClient
 from chaoskit.rng import Seeds
@@ -197,36 +199,61 @@ def test_larger_than_the_whole_budget_is_envoys_buffer_limit_reply() -> None:
 # -- upstream bodies --------------------------------------------------------------------------
 
 
-class FakeContent:
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-        self.handed = 0
+class FakeTransport(asyncio.Transport):
+    """Takes what the connection writes; the test plays the upstream's side."""
 
-    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            self.handed += 1
-            yield chunk
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 class FakeResponse:
-    """What ``_read_body`` uses of aiohttp's ``ClientResponse``."""
+    """An upstream's answer as it arrives: the head, then the body in ``chunk``-sized pieces
+    (framed by ``content-length`` when ``announced``, else by the close)."""
 
     def __init__(self, body: bytes, *, announced: bool, chunk: int = 10) -> None:
-        self.status = 200
-        self.body = body
-        self.content_length = len(body) if announced else None
-        self.content = FakeContent([body[i : i + chunk] for i in range(0, len(body), chunk)])
-        self.reads = 0
+        length = f"content-length: {len(body)}\r\n" if announced else ""
+        self.head = f"HTTP/1.1 200 OK\r\n{length}\r\n".encode()
+        self.pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)]
+        self.announced = announced
+        self.handed = 0  # body pieces handed to the connection
 
-    async def read(self) -> bytes:
-        self.reads += 1
-        return self.body
+    @property
+    def reads(self) -> int:
+        return self.handed
 
 
 def _read(resp: FakeResponse, holding: Holding | None) -> bytes:
+    """The body as the pooled connection reads it, bounded by the real :class:`BodyGuard`."""
+
     async def main() -> bytes:
-        budget.hold_for_current_task(holding)
-        return await upstream._read_body(resp)  # type: ignore[arg-type]
+        conn = Http1Connection(("http", "127.0.0.1", 1))
+        conn.connection_made(FakeTransport())
+        parser = ResponseParser()
+        guard = upstream.BodyGuard(holding)
+        exchange = asyncio.ensure_future(
+            conn.exchange(b"GET / HTTP/1.1\r\n\r\n", b"", parser, guard.on_head, guard.on_body)
+        )
+        await asyncio.sleep(0)
+        conn.data_received(resp.head)
+        for piece in resp.pieces:
+            if conn.closed:  # a refusal closes the connection: nothing more is read
+                break
+            resp.handed += 1
+            conn.data_received(piece)
+        if not conn.closed and not resp.announced:
+            conn.connection_lost(None)  # the close ends an unannounced body
+        await exchange
+        return parser.body()
 
     return asyncio.run(main())
 
@@ -262,7 +289,7 @@ def test_an_unannounced_body_is_reserved_chunk_by_chunk_and_refused_when_it_stop
         _read(resp, h)
     assert e.value.scope == "budget"
     # the first chunk always fits, the second fits, the third does not: reading stopped there
-    assert h.held == 2 * K and resp.content.handed == 3
+    assert h.held == 2 * K and resp.handed == 3
     body = b"z" * 3 * K
     assert _read(FakeResponse(body, announced=False, chunk=K), Holding(BodyBudget(3 * K))) == body
 

@@ -65,3 +65,31 @@ def test_connections_mitmproxy_opened_are_known_by_id():
     own.remove_connection("c1")
     assert not own.opened(("127.0.0.1", 40000), ("127.0.0.1", 15001))
     assert not own.opened(None, None) and not own.opened(("x",), ("127.0.0.1", 1))
+
+
+class FakeClient:
+    """The two ends of a client connection, as mitmproxy's ``Client`` has them."""
+
+    def __init__(self, peername: tuple[str, int], sockname: tuple[str, int]) -> None:
+        self.peername, self.sockname = peername, sockname
+
+
+def test_a_client_connection_is_judged_once_on_its_first_request():
+    own = OwnSockets()
+    with _listener() as server:
+        here = server.getsockname()
+        ours = own.socket_factory(socket.getaddrinfo(*here, type=socket.SOCK_STREAM)[0])
+        ours.connect(here)
+        accepted, peer = server.accept()
+        client = FakeClient(peer, here)
+        stranger = FakeClient(("127.0.0.1", 1), here)
+        assert own.opened_connection(client) and not own.opened_connection(stranger)
+        own._by_pair.clear()  # what the tables say now no longer matters for these two
+        own._pending.clear()
+        assert own.opened_connection(client) and not own.opened_connection(stranger)
+        assert not own.opened_connection(FakeClient(peer, here))  # another connection: asked anew
+        del client, stranger
+        gc.collect()
+        assert len(own._decided) == 0  # forgotten with the connection
+        ours.close()
+        accepted.close()

@@ -33,7 +33,7 @@ from typing import Any
 
 from chaoskit.clock import SYSTEM_CLOCK, Clock
 from chaoskit.config.durations import format_duration, parse_duration
-from chaoskit.proxy import guards
+from chaoskit.proxy import codec_limits
 from chaoskit.stats import Stats
 
 try:
@@ -46,7 +46,7 @@ logger = logging.getLogger("chaoskit")
 MAX_CONNECTIONS_OPTION = "chaoskit_max_connections"
 #: Set on a mitmproxy client connection once it has sent data.
 _SPOKE = "_chaoskit_spoke"
-REQUEST_HEADERS_TIMEOUT_OPTION = guards.REQUEST_HEADERS_TIMEOUT_OPTION
+REQUEST_HEADERS_TIMEOUT_OPTION = codec_limits.REQUEST_HEADERS_TIMEOUT_OPTION
 #: Envoy leaves ``request_headers_timeout`` off; chaoskit's default is 10 s (see docs/proxy.md).
 DEFAULT_REQUEST_HEADERS_TIMEOUT = 10.0
 #: Descriptors one proxied request may hold: the client's connection and one upstream.
@@ -214,7 +214,7 @@ class DownstreamLimits:
             self._request_headers_timeout = seconds
 
     def running(self) -> None:
-        self._previous_sink = guards.set_stat_sink(self.stats.inc)
+        self._previous_sink = codec_limits.set_stat_sink(self.stats.inc)
         seconds = self._request_headers_timeout
         timeout = format_duration(seconds) if seconds else "off"
         logger.info(
@@ -223,7 +223,7 @@ class DownstreamLimits:
         )  # fmt: skip
 
     def done(self) -> None:
-        guards.set_stat_sink(self._previous_sink)
+        codec_limits.set_stat_sink(self._previous_sink)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class DownstreamLimits:
         server's own timer in :mod:`chaoskit.proxy.guards` takes over)."""
         self._silent.pop(client.id, None)
         silent = client.id in self._open and not spoke(client)
-        if silent and guards.close_client(client, guards.REQUEST_HEADER_TIMEOUT):
+        if silent and codec_limits.close_client(client, codec_limits.REQUEST_HEADER_TIMEOUT):
             self.stats.inc("http.downstream_rq_header_timeout")
             logger.info("chaoskit: 408 request header timeout (nothing sent); connection closed")
 

@@ -119,7 +119,7 @@ PATCHES: tuple[Patch, ...] = (
         "request head without limit ('FIXME: protect against header size DoS') and strips "
         "header values with bytes.strip(), hiding control characters at a value's edge. The "
         "wrapper answers a head over 64 KiB 431 and a head line with a control character 400 "
-        "(Envoy's http1 codec), and arms the request header timer (guards.HeadTimer); its "
+        "(Envoy's http1 codec), and arms the request header timer (codec_limits.HeadTimer); its "
         "CheckedBuffer subclasses h11's ReceiveBuffer to see each head's lines.",
         _guard("read_headers"),
         relies_on=(

@@ -16,7 +16,8 @@ import re
 from collections.abc import Sequence
 
 from chaoskit.proxy.budget import ALWAYS_FITS, Holding, current_holding
-from chaoskit.proxy.http1_pool import ConnectFailed, ConnectionLost, Http1Pool
+from chaoskit.proxy.http1_connection import ConnectionLost
+from chaoskit.proxy.http1_pool import ConnectFailed, Http1Pool
 from chaoskit.proxy.http1_response import Head, ParseError, ResponseParser
 from chaoskit.proxy.own_sockets import OwnSockets
 

@@ -26,7 +26,7 @@ import pytest
 
 from chaoskit.cli import proxy as cli_proxy
 from chaoskit.proxy.api import Proxy
-from chaoskit.proxy.guards import REQUEST_HEADER_TIMEOUT
+from chaoskit.proxy.codec_limits import REQUEST_HEADER_TIMEOUT
 from tests.reliability.conftest import service, session, wait_for
 from tests.reliability.test_hostile_input import read_response_head
 from tests.soak import soak

@@ -14,7 +14,7 @@ from chaoskit.proxy.budget import BodyBudget, Holding
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore
 from chaoskit.proxy.forwarding import too_large_note
-from chaoskit.proxy.http1_pool import Http1Connection
+from chaoskit.proxy.http1_connection import Http1Connection
 from chaoskit.proxy.http1_response import ResponseParser
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.upstream import ResponseTooLarge, UpstreamClient

@@ -22,7 +22,7 @@ from mitmproxy.proxy.layers.http._events import (
 )
 from mitmproxy.test import tflow
 
-from chaoskit.proxy import guards, patches
+from chaoskit.proxy import codec_limits, guards, patches
 
 
 class FakeClock:
@@ -56,7 +56,7 @@ def http1_server(timeout: str = "0", opened: float | None = None) -> tuple[Any, 
     """A fresh HTTP/1 server; ``opened``: when (wall clock) its client connected."""
     patches.apply()
     opts = options.Options()
-    opts.add_option(guards.REQUEST_HEADERS_TIMEOUT_OPTION, str, timeout, "")
+    opts.add_option(codec_limits.REQUEST_HEADERS_TIMEOUT_OPTION, str, timeout, "")
     client = tflow.tclient_conn()
     if opened is not None:
         client.timestamp_start = opened
@@ -106,7 +106,7 @@ def test_a_control_character_anywhere_in_a_header_line_is_400(line):
     only the raw head shows these; Envoy's codec answers 400 ``http1.invalid_characters``."""
     layer, _ = http1_server()
     cmds = feed(layer, GET + line + b"\r\n\r\n")
-    assert sent(cmds) == guards.BAD_REQUEST
+    assert sent(cmds) == codec_limits.BAD_REQUEST
     assert closed(cmds)
     assert not http_events(cmds)  # mitmproxy never saw the request
 
@@ -123,7 +123,7 @@ def test_a_control_character_anywhere_in_a_header_line_is_400(line):
 def test_a_control_character_in_the_request_line_is_400_too(head):
     """``bytes.split()`` takes ``\\x0b`` and ``\\x0c`` for spaces in mitmproxy's request line."""
     layer, _ = http1_server()
-    assert sent(feed(layer, head)) == guards.BAD_REQUEST
+    assert sent(feed(layer, head)) == codec_limits.BAD_REQUEST
 
 
 @pytest.mark.parametrize(
@@ -146,18 +146,18 @@ def test_an_unfinished_head_is_cut_off_at_64_kib():
     layer, _ = http1_server()
     assert not sent(feed(layer, GET + b"X-Big: " + b"a" * 60_000))
     cmds = feed(layer, b"a" * 10_000)
-    assert sent(cmds) == guards.HEAD_TOO_LARGE
+    assert sent(cmds) == codec_limits.HEAD_TOO_LARGE
     assert closed(cmds)
 
 
 def test_head_too_large_is_envoys_431():
-    assert guards.HEAD_TOO_LARGE == (
+    assert codec_limits.HEAD_TOO_LARGE == (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
         b"content-length: 31\r\nconnection: close\r\nserver: envoy\r\n\r\n"
         b"Request Header Fields Too Large"
     )
-    assert guards.REQUEST_HEADER_TIMEOUT.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert guards.REQUEST_HEADER_TIMEOUT.endswith(b"\r\n\r\nrequest header timeout")
+    assert codec_limits.REQUEST_HEADER_TIMEOUT.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert codec_limits.REQUEST_HEADER_TIMEOUT.endswith(b"\r\n\r\nrequest header timeout")
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_chunk_framing_is_buffered_up_to_64_kib_then_400(framing):
     cmds = feed(layer, CHUNKED + framing[:60_000])
     assert not sent(cmds)
     cmds = feed(layer, framing[60_000:])
-    assert sent(cmds) == guards.BAD_REQUEST
+    assert sent(cmds) == codec_limits.BAD_REQUEST
     assert closed(cmds)
     # mitmproxy had the headers already: its stream is told the request failed
     assert isinstance(http_events(cmds)[-1], RequestProtocolError)
@@ -190,7 +190,7 @@ def test_request_trailers_are_accepted_and_dropped():
 def test_a_control_character_in_a_trailer_is_400():
     layer, _ = http1_server()
     cmds = feed(layer, CHUNKED + b"5\r\nhello\r\n0\r\nX-Trailer: \x0b1\r\n\r\n")
-    assert sent(cmds) == guards.BAD_REQUEST
+    assert sent(cmds) == codec_limits.BAD_REQUEST
     assert isinstance(http_events(cmds)[-1], RequestProtocolError)
 
 
@@ -226,7 +226,7 @@ def test_the_first_head_is_timed_from_the_connections_opening(clock):
     assert not wakeups(feed(layer, b"iews/ HTTP/1.1\r\n"))  # one timer per connection
     clock.now += 6
     cmds = list(layer.handle_event(events.Wakeup(timer)))
-    assert sent(cmds) == guards.REQUEST_HEADER_TIMEOUT
+    assert sent(cmds) == codec_limits.REQUEST_HEADER_TIMEOUT
     assert closed(cmds)
     assert not feed(layer, b"Host: reviews\r\n\r\n")  # closed: nothing more is read
 
@@ -276,61 +276,12 @@ def test_a_timer_set_for_an_earlier_head_is_set_again_for_the_rest(clock):
     (again,) = wakeups(list(layer.handle_event(events.Wakeup(first))))
     assert again.delay == pytest.approx(4)
     clock.now += 4
-    assert sent(list(layer.handle_event(events.Wakeup(again)))) == guards.REQUEST_HEADER_TIMEOUT
+    assert (
+        sent(list(layer.handle_event(events.Wakeup(again)))) == codec_limits.REQUEST_HEADER_TIMEOUT
+    )
 
 
 def test_no_timer_when_the_timeout_is_off():
     layer, cmds = http1_server("0")
     assert not wakeups(cmds)
     assert not wakeups(feed(layer, b"GET "))
-
-
-def test_close_client_without_a_running_proxy_does_nothing():
-    assert guards.close_client(tflow.tclient_conn(), guards.REQUEST_HEADER_TIMEOUT) is False
-
-
-# -- pure logic ---------------------------------------------------------------------------------
-
-
-def test_head_timer():
-    timer = guards.HeadTimer(10.0)
-    timer.head_started(100.0)
-    assert timer.arm(100.0) == 10.0
-    assert timer.arm(101.0) is None  # one outstanding
-    timer.head_started(105.0)  # the same head: the deadline stays
-    assert timer.deadline == 110.0
-    assert not timer.fired(109.0)
-    assert timer.arm(109.0) == pytest.approx(1.0)
-    assert timer.fired(110.0)
-    timer.head_complete()
-    assert not timer.fired(111.0)
-    assert timer.arm(111.0) is None  # nothing in progress
-
-
-def test_invalid_head_lines():
-    assert not guards.invalid_head_lines([b"GET / HTTP/1.1", b"A: b\tc", b"B: \xff"])
-    assert guards.invalid_head_lines([b"GET / HTTP/1.1", b"A: b\r"])
-    assert guards.invalid_head_lines([bytearray(b"A: \x0b")])
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("10s", 10.0), ("250ms", 0.25), ("0", 0.0), ("junk", 0.0)]
-)
-def test_timeout_seconds(text, seconds):
-    assert guards.timeout_seconds(text) == seconds
-
-
-def test_the_stat_sink_counts_and_never_raises():
-    seen: list[str] = []
-    previous = guards.set_stat_sink(seen.append)
-    try:
-        guards._count("http.downstream_rq_header_timeout")
-
-        def broken(stat: str) -> None:
-            raise RuntimeError(stat)
-
-        guards.set_stat_sink(broken)
-        guards._count("x")  # logged, not raised
-    finally:
-        guards.set_stat_sink(previous)
-    assert seen == ["http.downstream_rq_header_timeout"]

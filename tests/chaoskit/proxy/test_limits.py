@@ -12,7 +12,7 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
-from chaoskit.proxy import guards, limits
+from chaoskit.proxy import codec_limits, limits
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.stats import Stats
 
@@ -150,9 +150,11 @@ def test_a_silent_connection_past_its_deadline_is_closed_with_408(monkeypatch):
     c = client(1)
     limit.client_connected(c)
     closed: list[bytes] = []
-    monkeypatch.setattr(guards, "close_client", lambda cl, reply: closed.append(reply) or True)
+    monkeypatch.setattr(
+        codec_limits, "close_client", lambda cl, reply: closed.append(reply) or True
+    )
     limit._silent_too_long(c)
-    assert closed == [guards.REQUEST_HEADER_TIMEOUT]
+    assert closed == [codec_limits.REQUEST_HEADER_TIMEOUT]
     assert stats.get("http.downstream_rq_header_timeout") == 1
     c2 = client(2)
     limit.client_connected(c2)
@@ -208,14 +210,14 @@ def test_the_default_header_timeout_is_ten_seconds():
 def test_running_routes_the_guards_counters_to_the_proxys_stats():
     stats = Stats()
     limit = DownstreamLimits(stats)
-    previous = guards.set_stat_sink(None)
+    previous = codec_limits.set_stat_sink(None)
     try:
         limit.running()
-        guards._count("http.downstream_rq_header_timeout")
+        codec_limits.count("http.downstream_rq_header_timeout")
         limit.done()
-        guards._count("http.downstream_rq_header_timeout")  # after done: not counted
+        codec_limits.count("http.downstream_rq_header_timeout")  # after done: not counted
     finally:
-        guards.set_stat_sink(previous)
+        codec_limits.set_stat_sink(previous)
     assert stats.get("http.downstream_rq_header_timeout") == 1
 
 

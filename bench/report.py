@@ -56,9 +56,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             _target(
                 "throughput",
                 "chaoskit throughput vs stock mitmdump passthrough",
-                ">= 1.5×",
+                ">= 1.7×",  # issue 7 asked 1.5×; issue 13 raised it to 1.7×
                 f"{_fmt(med, 2, '×')} ({_fmt(ck, 0)} vs {_fmt(md, 0)} req/s)",
-                _ge(med, 1.5),
+                _ge(med, 1.7),
                 f"per-round ratios {_fmt(_get(pr, 'min'), 2)}–{_fmt(_get(pr, 'max'), 2)}; per "
                 f"CPU-second {_fmt(_get(r, 'per_cpu_second', 'median'), 2)}×; mitmproxy lean "
                 "Master with no addon and its stock hook dispatch "

@@ -97,6 +97,16 @@ def test_each_bookinfo_experiment_resolves_from_its_own_folder(path):
             assert target.workload in workloads, target.name
 
 
+BOOKINFO_KUBE = sorted((BOOKINFO / "kube").glob("*.yaml"))
+
+
+def test_bookinfo_kube_manifests_validate_with_istios_networking_yaml():
+    # the Kubernetes manifests and a LocalWorkloads mapping instead of services.yaml
+    networking = [BOOKINFO_MESH / f for f in ("destination-rules.yaml", "virtual-services.yaml")]
+    v = validate([load_paths([*BOOKINFO_KUBE, *networking, BOOKINFO_MESH / "gateway.yaml"])])
+    assert BOOKINFO_KUBE and not v.issues.errors and not v.issues.warnings, list(v.issues)
+
+
 def test_every_yaml_file_in_the_repo_is_covered():
     shipped = {
         p
@@ -106,5 +116,5 @@ def test_every_yaml_file_in_the_repo_is_covered():
     }
     covered = (
         set(BOOKINFO_MESH.glob("*.yaml")) | set(VARIANTS) | set(EXPERIMENTS) | set(CHECKOUT_FILES)
-    )
+    ) | set(BOOKINFO_KUBE)
     assert shipped <= covered, sorted(map(str, shipped - covered))

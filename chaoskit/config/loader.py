@@ -20,6 +20,12 @@ from chaoskit.config.fields import Context, Fields, did_you_mean
 from chaoskit.config.gateway import parse_gateway
 from chaoskit.config.gcpause import gc_paused
 from chaoskit.config.issues import Issues
+from chaoskit.config.kubernetes import (
+    parse_kube_deployment,
+    parse_kube_service,
+    parse_local_workloads,
+    parse_service_account,
+)
 from chaoskit.config.mesh_config import parse_mesh_config
 from chaoskit.config.resource import (
     CHAOSKIT_API,
@@ -58,6 +64,16 @@ KINDS: dict[str, tuple[str, Parser]] = {
     "UpstreamFault": (CHAOSKIT, parse_upstream_fault),
     "MeshConfig": (CHAOSKIT, parse_mesh_config),
     "Experiment": (CHAOSKIT, parse_experiment),
+    "LocalWorkloads": (CHAOSKIT, parse_local_workloads),
+}
+
+KubeParser = Callable[[Fields | None, str, Metadata, Location], Resource]
+#: Kubernetes kinds read as the registry (:mod:`chaoskit.config.kubernetes`), by
+#: (apiVersion, kind). Their objects are accepted whole: only what the registry needs is read.
+KUBERNETES_KINDS: dict[tuple[str, str], KubeParser] = {
+    ("v1", "Service"): parse_kube_service,
+    ("apps/v1", "Deployment"): parse_kube_deployment,
+    ("v1", "ServiceAccount"): parse_service_account,
 }
 
 #: Istio kinds a real mesh folder holds that chaoskit has no use for: warned about, not errors.
@@ -204,6 +220,9 @@ def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[
         top.done()
         return out
     group, _, version = api_version.rpartition("/")
+    kube = KUBERNETES_KINDS.get((api_version, kind))
+    if kube is not None:
+        return [_parse_kubernetes(top, kube, kind, loc, ctx)]
     if kind not in KINDS:
         if group.endswith("istio.io") and kind in OTHER_ISTIO_KINDS:
             top.warn("kind", f"{kind} is an Istio resource chaoskit does not use; ignored")
@@ -237,3 +256,16 @@ def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[
     if spec is None:
         return []
     return [parse_spec(spec, api_version, metadata, value.loc)]
+
+
+def _parse_kubernetes(
+    top: Fields, parse: KubeParser, kind: str, loc: Location, ctx: Context
+) -> Resource:
+    """A Kubernetes object: its metadata checked as ours, the rest read only where needed."""
+    meta_f = top.obj("metadata", required=True)
+    metadata = parse_metadata(meta_f, fallback_name=f"<unnamed {kind} at line {loc.line}>")
+    ctx.resource = f"{kind}/{metadata.namespace}/{metadata.name}"
+    ctx.namespace = metadata.namespace
+    spec = top.obj("spec")
+    top.accept(*top.data)
+    return parse(spec, top.str("apiVersion") or "", metadata, loc)

@@ -24,6 +24,7 @@ from chaoskit.config import hosts
 from chaoskit.config.destination_rule import DestinationRule, Subset
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.issues import Issues
+from chaoskit.config.kubernetes import as_registry
 from chaoskit.config.mesh_config import MeshConfig, MeshDefaults, effective_defaults
 from chaoskit.config.resource import Resource
 from chaoskit.config.service_entry import ServiceEntry, WorkloadEntry
@@ -128,8 +129,9 @@ def layer(resources: Iterable[Resource], issues: Issues | None = None) -> list[R
 
 
 def build_mesh(resources: Iterable[Resource], issues: Issues | None = None) -> Mesh:
-    """Index resources into a :class:`Mesh` (no validation here; see :mod:`.checks`)."""
-    rs = layer(resources, issues)
+    """Index resources into a :class:`Mesh` (no validation here; see :mod:`.checks`).
+    Kubernetes Services and Deployments become registry entries first (:mod:`.kubernetes`)."""
+    rs = layer(as_registry(layer(resources, issues), issues))  # a later ServiceEntry wins
     entries = _of(rs, ServiceEntry)
     services: dict[str, Service] = {}
     wildcard: list[Service] = []

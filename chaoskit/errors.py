@@ -34,3 +34,12 @@ class ConfigError(ChaosKitError):
 
 class ProxyError(ChaosKitError):
     """The proxy could not start, or failed while running."""
+
+
+class GatewayPortError(ProxyError):
+    """A Gateway's port cannot be bound (taken, privileged, or moved out of range);
+    ``config_port`` is the port as the YAML writes it."""
+
+    def __init__(self, message: str, config_port: int) -> None:
+        super().__init__(message)
+        self.config_port = config_port

@@ -23,7 +23,7 @@ from chaoskit import accesslog, safefiles
 from chaoskit.cli.exit_codes import ExitCode
 from chaoskit.config.durations import parse_duration
 from chaoskit.config.loader import YAML_SUFFIXES
-from chaoskit.errors import ConfigError, ProxyError
+from chaoskit.errors import ConfigError, GatewayPortError, ProxyError
 from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import budget, limits
 from chaoskit.records import Record
@@ -63,6 +63,23 @@ def register(sub: Any) -> None:
         default="127.0.0.1:15000",
         metavar="HOST:PORT",
         help="admin address, loopback only (default %(default)s)",
+    )
+    p.add_argument(
+        "--gateway-port",
+        dest="gateway_ports",
+        action="append",
+        type=_gateway_port_arg,
+        default=[],
+        metavar="PORT=LOCAL",
+        help="bind the Gateway port PORT of the YAML on LOCAL instead (0: any free port, "
+        "printed when ready); repeatable. Istio's YAML keeps its 80/443/8080 unchanged",
+    )
+    p.add_argument(
+        "--gateway-port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="bind every other Gateway port at its YAML port + N (e.g. 10000: 80 → 10080)",
     )
     p.add_argument("--seed", help="seed for every random decision (default: random, printed)")
     p.add_argument(
@@ -108,6 +125,24 @@ def register(sub: Any) -> None:
         "1g); past it a request is answered 503 with flag OM; 0 turns it off (default 256m)",
     )
     p.set_defaults(handler=run)  # fmt: skip
+
+
+def _gateway_port_arg(text: str) -> tuple[int, int]:
+    config, sep, local = text.partition("=")
+    if (
+        sep
+        and config.isdigit()
+        and local.isdigit()
+        and 0 < int(config) <= 65535
+        and int(local) <= 65535
+    ):
+        return int(config), int(local)
+    raise argparse.ArgumentTypeError(f"{text!r} is not PORT=LOCAL (e.g. 80=18080, or 80=0)")
+
+
+GATEWAY_PORT_HINT = (
+    "move it with --gateway-port {port}=LOCAL (0: any free port) or --gateway-port-offset N"
+)
 
 
 def _size_arg(text: str) -> int:
@@ -256,8 +291,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     try:
         proxy = Proxy(
             *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
-            admin_host=admin_host, web_port=args.web,
-            state_dir=args.state_dir, max_connections=args.max_connections,
+            admin_host=admin_host, web_port=args.web, gateway_ports=dict(args.gateway_ports),
+            gateway_port_offset=args.gateway_port_offset, state_dir=args.state_dir,
+            max_connections=args.max_connections,
             request_headers_timeout=args.request_headers_timeout,
             body_budget=args.max_buffered_bytes,
         )  # fmt: skip
@@ -296,10 +332,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         gc.set_threshold(10_000, 10, 10)
         skip_debug_typechecks()
     except ProxyError as e:
-        print(f"chaoskit proxy: {e}", file=sys.stderr)
+        print(f"chaoskit proxy: {e}{_hint(e)}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     try:
-        gateways = ",".join(str(p) for p in sorted(set(proxy.core.gateway_ports.values()))) or "-"
+        gateways = _gateways_text(proxy.core.gateway_ports)
         web = f" web={proxy.web_url}" if proxy.web_url else ""
         print(
             f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
@@ -350,8 +386,8 @@ def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
             # Reload = the files as they are now, as the new base (not layered over the old one).
             proxy.rebase(*files)
         except (ConfigError, ProxyError) as e:
-            print(f"chaoskit proxy: change rejected, keeping the last good configuration\n{e}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(f"chaoskit proxy: change rejected, keeping the last good configuration\n{e}"
+                  f"{_hint(e)}", file=sys.stderr, flush=True)  # fmt: skip
         except Exception as e:  # a reload must never take the proxy down
             print(f"chaoskit proxy: reload failed ({type(e).__name__}: {e}); keeping the last "
                   "good configuration", file=sys.stderr, flush=True)  # fmt: skip
@@ -359,3 +395,16 @@ def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
             n = len(proxy.validation.resources)
             print(f"chaoskit proxy: reloaded {n} resources", file=sys.stderr, flush=True)
         _refreeze()  # the replaced (or rejected) configuration is garbage now
+
+
+def _hint(e: BaseException) -> str:
+    """How to get past a Gateway port that cannot be bound."""
+    if isinstance(e, GatewayPortError):
+        return "; " + GATEWAY_PORT_HINT.format(port=e.config_port)
+    return ""
+
+
+def _gateways_text(bound_to_config: dict[int, int]) -> str:
+    """``8080`` for a Gateway bound where its YAML says; ``80=18080`` for one moved."""
+    parts = sorted((config, bound) for bound, config in bound_to_config.items())
+    return ",".join(str(c) if c == b else f"{c}={b}" for c, b in parts) or "-"

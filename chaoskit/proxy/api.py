@@ -23,7 +23,7 @@ from chaoskit.config import Validation
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.loader import LoadResult
 from chaoskit.config.mesh import Mesh
-from chaoskit.errors import ProxyError
+from chaoskit.errors import GatewayPortError, ProxyError
 from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
@@ -53,8 +53,9 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _check_free(specs: list[str]) -> None:
-    """Refuse a change whose new listeners cannot bind, before anything is swapped."""
+def _check_free(specs: list[str], gateways: dict[str, int]) -> None:
+    """Refuse a start or change whose new listeners cannot bind, before anything is swapped,
+    naming the listener: the forward proxy, the admin, or a Gateway (by its YAML port)."""
     for spec in specs:
         host, _, port = spec.rpartition("@")[2].rpartition(":")
         if int(port) == 0:
@@ -64,9 +65,17 @@ def _check_free(specs: list[str]) -> None:
             try:
                 s.bind((host, int(port)))
             except OSError as e:
-                raise ProxyError(
-                    f"cannot listen on {host}:{port} for a Gateway: {e.strerror}"
-                ) from None
+                where = f"{host}:{port}"
+                if spec in gateways:
+                    config_port = gateways[spec]
+                    moved = (
+                        f" (its port {config_port} in the YAML)" if config_port != int(port) else ""
+                    )
+                    raise GatewayPortError(
+                        f"cannot listen on {where} for a Gateway{moved}: {e.strerror}", config_port
+                    ) from None
+                what = "the forward proxy" if spec.startswith("regular") else "the admin listener"
+                raise ProxyError(f"cannot listen on {where} for {what}: {e.strerror}") from None
 
 
 def http_gateway_ports(mesh: Mesh) -> list[int]:
@@ -92,6 +101,7 @@ class Proxy:
         admin_port: int | None = 0,
         admin_host: str = "127.0.0.1",
         gateway_ports: dict[int, int] | None = None,
+        gateway_port_offset: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
         record_capacity: int = 10_000,
         web_port: int | None = None,
@@ -102,7 +112,9 @@ class Proxy:
         """``config``: paths, YAML text, dicts or resources (see :mod:`chaoskit.sources`).
 
         ``gateway_ports`` maps a Gateway's port in the YAML to the port to bind (0 = any free
-        port), so tests can run Gateways without fixed ports; unmapped ports bind as written.
+        port), so tests can run Gateways without fixed ports; unmapped ports bind as written,
+        plus ``gateway_port_offset`` (``80`` with offset 18000 binds 18080), also for Gateways a
+        later reload adds.
 
         ``max_connections``: client connections open at once, past which new ones are closed
         (``None``: derived from the process's open-files limit, which an in-process proxy
@@ -133,6 +145,7 @@ class Proxy:
         # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
         # take "any free port" get one picked here (the main listener binds port 0 itself).
         self._gateway_map = {k: v or _free_port(host) for k, v in (gateway_ports or {}).items()}
+        self._gateway_offset = gateway_port_offset
         if admin_port is not None and not is_loopback(admin_host):
             raise ProxyError(f"the admin listener must stay on loopback, not {admin_host}")
         self.admin_host = admin_host
@@ -172,7 +185,7 @@ class Proxy:
             self.core, limits=self.limits, budget=self.budget_guard, admin=admin
         )
         modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
-        _check_free(modes)
+        _check_free(modes, gateway_specs)
         self.runtime = ProxyRuntime(
             addons, modes, confdir=str(self.state_dir), web_port=self.web_port
         )
@@ -185,7 +198,15 @@ class Proxy:
         modes = [regular_mode(self.host, self._port)]
         gateway_specs: dict[str, int] = {}
         for config_port in http_gateway_ports(mesh):
-            spec = reverse_mode(self.host, self._gateway_map.get(config_port, config_port))
+            bind = self._gateway_map.get(config_port)
+            if bind is None:
+                bind = config_port + self._gateway_offset
+                if not 0 < bind <= 65535:
+                    raise GatewayPortError(
+                        f"Gateway port {config_port} moved by {self._gateway_offset:+d} is "
+                        f"{bind}, not a port", config_port,
+                    )  # fmt: skip
+            spec = reverse_mode(self.host, bind)
             gateway_specs[spec] = config_port
             modes.append(spec)
         if self._admin_spec is not None:
@@ -272,7 +293,7 @@ class Proxy:
         if self.runtime is not None:
             modes, gateway_specs = self._modes(mesh)
             if modes != self.runtime.modes:
-                _check_free([m for m in modes if m not in self.runtime.modes])
+                _check_free([m for m in modes if m not in self.runtime.modes], gateway_specs)
                 self.runtime.run_coro(self.runtime.set_modes(modes))
                 self._map_gateways(gateway_specs)
             self.runtime.call(lambda: self.core.set_mesh(mesh))

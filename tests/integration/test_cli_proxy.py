@@ -334,3 +334,92 @@ def test_chaoskit_seed_makes_load_balancing_reproducible_under_mitmdump(tmp_path
     assert a == b  # same seed: the same endpoint for every request
     assert len(set(a)) > 1  # and really random picks, not one endpoint
     assert a != c
+
+
+def gateway_mesh(port: int) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {{name: edge}}
+        spec:
+          selector: {{istio: ingressgateway}}
+          servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, hosts: ["*"]}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {{name: edge}}
+        spec:
+          hosts: ["*"]
+          gateways: [edge]
+          http: [{{directResponse: {{status: 200, body: {{string: edge}}}}}}]
+        """)
+
+
+def test_gateway_ports_move_from_the_command_line(tmp_path):
+    # A Gateway's port as Istio's YAML writes it is taken here (like 80 or 8080 on a laptop):
+    # refused with the listener named and the way out; --gateway-port or an offset moves it.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "edge.yaml"
+        config.write_text(gateway_mesh(port))
+        base = [str(BIN / "chaoskit"), "proxy", "-f", str(config), "--admin", "127.0.0.1:0",
+                "--listen", f"127.0.0.1:{free_port()}"]  # fmt: skip
+        env = {**os.environ, "CHAOSKIT_HOME": str(tmp_path / "state")}
+        r = subprocess.run(base, capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert r.returncode == 2, r.stderr
+        assert f"cannot listen on 127.0.0.1:{port} for a Gateway:" in r.stderr
+        assert f"move it with --gateway-port {port}=LOCAL" in r.stderr
+        assert "Traceback" not in r.stderr
+
+        target = free_port()
+        for flags in (
+            ["--gateway-port", f"{port}=0"],
+            ["--gateway-port-offset", str(target - port)],
+        ):
+            proc, out, err = start([*base, *flags], tmp_path)
+            try:
+                ready = out.wait_for("chaoskit proxy ready")
+                moved = re.search(rf"gateways={port}=(\d+) ", ready)
+                assert moved is not None, ready
+                bound = int(moved.group(1))
+                if flags[0] == "--gateway-port-offset":
+                    assert bound == target
+                r = requests.get(f"http://127.0.0.1:{bound}/", timeout=10)
+                assert (r.status_code, r.text) == (200, "edge")
+                if flags[0] == "--gateway-port":
+                    # a reload that adds a Gateway on a taken port: refused, the rest serves on
+                    with socket.socket() as other:
+                        other.bind(("127.0.0.1", 0))
+                        other.listen()
+                        busy = other.getsockname()[1]
+                        config.write_text(
+                            gateway_mesh(port)
+                            + "---\n"
+                            + gateway_mesh(busy).replace("edge", "side")
+                        )
+                        err.wait_for("change rejected")
+                        err.wait_for(f"move it with --gateway-port {busy}=LOCAL")
+                    r = requests.get(f"http://127.0.0.1:{bound}/", timeout=10)
+                    assert (r.status_code, r.text) == (200, "edge")
+                    config.write_text(gateway_mesh(port))
+            finally:
+                stop(proc)
+
+
+def test_a_taken_forward_proxy_port_is_named_as_such(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "edge.yaml"
+        config.write_text(gateway_mesh(free_port()))
+        r = subprocess.run(
+            [str(BIN / "chaoskit"), "proxy", "-f", str(config), "--listen", f"127.0.0.1:{port}",
+             "--admin", "127.0.0.1:0"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "CHAOSKIT_HOME": str(tmp_path / "state")},
+        )  # fmt: skip
+    assert r.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port} for the forward proxy:" in r.stderr

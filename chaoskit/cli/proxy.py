@@ -75,6 +75,17 @@ def register(sub: Any) -> None:
         "printed when ready); repeatable. Istio's YAML keeps its 80/443/8080 unchanged",
     )
     p.add_argument(
+        "--workload",
+        dest="workload_ports",
+        action="append",
+        type=_workload_port_arg,
+        default=[],
+        metavar="NAME=PORT",
+        help="give the workload NAME (a WorkloadEntry or Deployment) its own forward-proxy "
+        "listener on PORT (0: any free port): requests through it come from NAME, with no "
+        "name in the proxy URL, as each pod's sidecar knows its pod; repeatable",
+    )
+    p.add_argument(
         "--gateway-port-offset",
         type=int,
         default=0,
@@ -138,6 +149,13 @@ def _gateway_port_arg(text: str) -> tuple[int, int]:
     ):
         return int(config), int(local)
     raise argparse.ArgumentTypeError(f"{text!r} is not PORT=LOCAL (e.g. 80=18080, or 80=0)")
+
+
+def _workload_port_arg(text: str) -> tuple[str, int]:
+    name, sep, port = text.partition("=")
+    if sep and name and port.isdigit() and int(port) <= 65535:
+        return name, int(port)
+    raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PORT (e.g. productpage=15002)")
 
 
 GATEWAY_PORT_HINT = (
@@ -293,6 +311,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
             admin_host=admin_host, web_port=args.web, gateway_ports=dict(args.gateway_ports),
             gateway_port_offset=args.gateway_port_offset, state_dir=args.state_dir,
+            workload_ports=dict(args.workload_ports),
             max_connections=args.max_connections,
             request_headers_timeout=args.request_headers_timeout,
             body_budget=args.max_buffered_bytes,
@@ -337,6 +356,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     try:
         gateways = _gateways_text(proxy.core.gateway_ports)
         web = f" web={proxy.web_url}" if proxy.web_url else ""
+        named = sorted((name, port) for port, name in proxy.core.workload_ports.items())
+        if named:
+            web = " workloads=" + ",".join(f"{n}={p}" for n, p in named) + web
         print(
             f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
             f"seed={proxy.seed} ca={proxy.ca_path}{web}",

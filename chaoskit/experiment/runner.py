@@ -265,7 +265,8 @@ class Runner:
 
     def _start_proxy(self) -> Any:
         """The proxy with the base mesh, started (a socket-free test passes a fake)."""
-        from chaoskit.proxy.api import Proxy, http_gateway_ports  # noqa: PLC0415 - loads mitmproxy
+        from chaoskit.proxy.api import Proxy  # noqa: PLC0415 - loads mitmproxy
+        from chaoskit.proxy.binding import http_gateway_ports  # noqa: PLC0415
 
         mesh = validate([LoadResult(tuple(self.plan.base), Issues(), ())]).mesh
         proxy = Proxy(

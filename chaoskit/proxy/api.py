@@ -12,7 +12,6 @@ the snapshot they started with. ``apply()`` with no arguments returns to the bas
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,13 +19,12 @@ from types import TracebackType
 from typing import Any
 
 from chaoskit.config import Validation
-from chaoskit.config.gateway import Gateway
 from chaoskit.config.loader import LoadResult
-from chaoskit.config.mesh import Mesh
-from chaoskit.errors import GatewayPortError, ProxyError
+from chaoskit.errors import ProxyError
 from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
+from chaoskit.proxy.binding import ListenerPlan, Listeners, free_port
 from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore, default_addons
@@ -47,48 +45,6 @@ class ExposedListenerWarning(UserWarning):
     """A listener binds a non-loopback address: anyone who can reach it can use the proxy."""
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _check_free(specs: list[str], gateways: dict[str, int]) -> None:
-    """Refuse a start or change whose new listeners cannot bind, before anything is swapped,
-    naming the listener: the forward proxy, the admin, or a Gateway (by its YAML port)."""
-    for spec in specs:
-        host, _, port = spec.rpartition("@")[2].rpartition(":")
-        if int(port) == 0:
-            continue
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, int(port)))
-            except OSError as e:
-                where = f"{host}:{port}"
-                if spec in gateways:
-                    config_port = gateways[spec]
-                    moved = (
-                        f" (its port {config_port} in the YAML)" if config_port != int(port) else ""
-                    )
-                    raise GatewayPortError(
-                        f"cannot listen on {where} for a Gateway{moved}: {e.strerror}", config_port
-                    ) from None
-                what = "the forward proxy" if spec.startswith("regular") else "the admin listener"
-                raise ProxyError(f"cannot listen on {where} for {what}: {e.strerror}") from None
-
-
-def http_gateway_ports(mesh: Mesh) -> list[int]:
-    """Ports of every HTTP-ish Gateway server: each becomes a reverse-proxy listener."""
-    ports: set[int] = set()
-    for gw in mesh.gateways:
-        assert isinstance(gw, Gateway)
-        for server in gw.servers:
-            if server.is_http and server.port is not None:
-                ports.add(server.port.number)
-    return sorted(ports)
-
-
 class Proxy:
     """An in-process chaoskit proxy; use it as a context manager."""
 
@@ -102,6 +58,7 @@ class Proxy:
         admin_host: str = "127.0.0.1",
         gateway_ports: dict[int, int] | None = None,
         gateway_port_offset: int = 0,
+        workload_ports: dict[str, int] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         record_capacity: int = 10_000,
         web_port: int | None = None,
@@ -114,7 +71,9 @@ class Proxy:
         ``gateway_ports`` maps a Gateway's port in the YAML to the port to bind (0 = any free
         port), so tests can run Gateways without fixed ports; unmapped ports bind as written,
         plus ``gateway_port_offset`` (``80`` with offset 18000 binds 18080), also for Gateways a
-        later reload adds.
+        later reload adds. ``workload_ports`` gives named workloads (WorkloadEntries or
+        Deployments) a forward-proxy listener each (0 = any free port): every request on it
+        comes from that workload, with no name in the proxy URL (``workload_url``).
 
         ``max_connections``: client connections open at once, past which new ones are closed
         (``None``: derived from the process's open-files limit, which an in-process proxy
@@ -142,18 +101,19 @@ class Proxy:
         self.budget_guard = BodyBudgetGuard(self.core, body_budget)
         self.host = host
         self._port = port
-        # mitmproxy refuses two listeners on the same (host, 0), so extra listeners that should
-        # take "any free port" get one picked here (the main listener binds port 0 itself).
-        self._gateway_map = {k: v or _free_port(host) for k, v in (gateway_ports or {}).items()}
-        self._gateway_offset = gateway_port_offset
         if admin_port is not None and not is_loopback(admin_host):
             raise ProxyError(f"the admin listener must stay on loopback, not {admin_host}")
         self.admin_host = admin_host
         self._admin_spec = (
-            reverse_mode(admin_host, admin_port or _free_port(admin_host))
+            reverse_mode(admin_host, admin_port or free_port(admin_host))
             if admin_port is not None
             else None
         )
+        self._plan = ListenerPlan(
+            host, port, gateway_ports=gateway_ports, gateway_port_offset=gateway_port_offset,
+            workload_ports=workload_ports, admin_spec=self._admin_spec,
+        )  # fmt: skip
+        self._plan.check_workloads(validation.mesh)
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runtime: ProxyRuntime | None = None
@@ -184,39 +144,22 @@ class Proxy:
         addons = default_addons(
             self.core, limits=self.limits, budget=self.budget_guard, admin=admin
         )
-        modes, gateway_specs = self._modes(self.pipeline.snapshot.mesh)
-        _check_free(modes, gateway_specs)
+        listeners = self._plan.listeners(self.pipeline.snapshot.mesh)
+        self._plan.check_free(listeners.modes, listeners)
         self.runtime = ProxyRuntime(
-            addons, modes, confdir=str(self.state_dir), web_port=self.web_port
+            addons, listeners.modes, confdir=str(self.state_dir), web_port=self.web_port
         )
         self.runtime.start(timeout)
-        self._map_gateways(gateway_specs)
+        self._map_listeners(listeners)
         return self
 
-    def _modes(self, mesh: Mesh) -> tuple[list[str], dict[str, int]]:
-        """Listener specs: the mesh proxy, one per Gateway HTTP port, the admin listener."""
-        modes = [regular_mode(self.host, self._port)]
-        gateway_specs: dict[str, int] = {}
-        for config_port in http_gateway_ports(mesh):
-            bind = self._gateway_map.get(config_port)
-            if bind is None:
-                bind = config_port + self._gateway_offset
-                if not 0 < bind <= 65535:
-                    raise GatewayPortError(
-                        f"Gateway port {config_port} moved by {self._gateway_offset:+d} is "
-                        f"{bind}, not a port", config_port,
-                    )  # fmt: skip
-            spec = reverse_mode(self.host, bind)
-            gateway_specs[spec] = config_port
-            modes.append(spec)
-        if self._admin_spec is not None:
-            modes.append(self._admin_spec)
-        return modes, gateway_specs
-
-    def _map_gateways(self, gateway_specs: dict[str, int]) -> None:
+    def _map_listeners(self, listeners: Listeners) -> None:
         bound = self._require().bound
         self.core.gateway_ports = {
-            bound[spec][1]: port for spec, port in gateway_specs.items() if spec in bound
+            bound[spec][1]: port for spec, port in listeners.gateways.items() if spec in bound
+        }
+        self.core.workload_ports = {
+            bound[spec][1]: name for spec, name in listeners.workloads.items() if spec in bound
         }
 
     def stop(self) -> None:
@@ -272,6 +215,13 @@ class Proxy:
         """
         return f"http://{workload}:chaoskit@{self.host}:{self.port}"
 
+    def workload_url(self, workload: str) -> str:
+        """The proxy URL of ``workload``'s own listener (``workload_ports``)."""
+        for bound, name in self.core.workload_ports.items():
+            if name == workload:
+                return f"http://{self.host}:{bound}"
+        raise KeyError(f"no listener for workload {workload!r} (see workload_ports)")
+
     def gateway_url(self, config_port: int) -> str:
         """Where the Gateway server declared on ``config_port`` listens."""
         for bound, port in self.core.gateway_ports.items():
@@ -291,11 +241,13 @@ class Proxy:
         validation = validated(*sources, base=self._base)
         mesh = validation.mesh
         if self.runtime is not None:
-            modes, gateway_specs = self._modes(mesh)
-            if modes != self.runtime.modes:
-                _check_free([m for m in modes if m not in self.runtime.modes], gateway_specs)
-                self.runtime.run_coro(self.runtime.set_modes(modes))
-                self._map_gateways(gateway_specs)
+            self._plan.check_workloads(mesh)
+            listeners = self._plan.listeners(mesh)
+            if listeners.modes != self.runtime.modes:
+                new = [m for m in listeners.modes if m not in self.runtime.modes]
+                self._plan.check_free(new, listeners)
+                self.runtime.run_coro(self.runtime.set_modes(listeners.modes))
+                self._map_listeners(listeners)
             self.runtime.call(lambda: self.core.set_mesh(mesh))
         else:
             self.core.set_mesh(mesh)

@@ -90,6 +90,15 @@ class ChaosCore:
     def gateway_ports(self, ports: dict[int, int]) -> None:
         self.listeners.gateway_ports = ports
 
+    @property
+    def workload_ports(self) -> dict[int, str]:
+        """Bound port of each workload's own forward-proxy listener → the workload's name."""
+        return self.listeners.workload_ports
+
+    @workload_ports.setter
+    def workload_ports(self, ports: dict[int, str]) -> None:
+        self.listeners.workload_ports = ports
+
     def set_mesh(self, mesh: Mesh) -> None:
         self.pipeline.set_mesh(mesh)
 

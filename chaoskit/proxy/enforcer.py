@@ -35,6 +35,13 @@ from chaoskit.routing.router import Listener
 
 logger = logging.getLogger("chaoskit")
 
+#: The note on a mesh request whose caller is anonymous while the mesh declares workloads: its
+#: sourceLabels, sourceNamespace and Sidecar scope are silently not the ones the user meant.
+UNNAMED_CALLER = (
+    "the caller is anonymous (no name in the proxy URL, not on a --workload listener) "
+    "although the mesh declares workloads: sourceLabels and Sidecar scopes do not apply to it"
+)
+
 
 def _safe_target(flow: http.HTTPFlow) -> str:
     try:
@@ -149,7 +156,14 @@ class Enforcer:
             if trust_hops or k.lower() != HOPS_HEADER
         ]  # fmt: skip
         info = self.request_info(flow, listener, kept, authority)
-        return self.pipeline.new_exchange(info, kept, req.raw_content or b"", listener)
+        ex = self.pipeline.new_exchange(info, kept, req.raw_content or b"", listener)
+        if (
+            not info.source.name
+            and listener.is_mesh
+            and self.pipeline.snapshot.mesh.workloads_by_name
+        ):
+            ex.notes.append(UNNAMED_CALLER)
+        return ex
 
     def request_info(
         self,
@@ -168,7 +182,10 @@ class Enforcer:
         for k, v in headers:
             key = k.lower()
             joined[key] = f"{joined[key]},{v}" if key in joined else v
-        name = self.identity.name(flow.client_conn.id, joined.get("proxy-authorization"))
+        # a workload's own listener says who is calling, as a sidecar knows its pod
+        name = self.listeners.workload_of(flow) or self.identity.name(
+            flow.client_conn.id, joined.get("proxy-authorization")
+        )
         path, _, query = req.path.partition("?")
         return RequestInfo(
             method=req.method,

@@ -22,6 +22,8 @@ class ListenerTable:
     def __init__(self) -> None:
         #: bound port of a gateway listener → the Gateway server port it serves (from the YAML)
         self.gateway_ports: dict[int, int] = {}
+        #: bound port of a workload's own forward-proxy listener → the workload's name
+        self.workload_ports: dict[int, str] = {}
         self._gateways: dict[int, Listener] = {}
         self._key: object = None
         self._addresses: dict[tuple[str, int], ListenerKind] = {}
@@ -38,6 +40,15 @@ class ListenerTable:
                 listener = self._gateways[port] = Listener.gateway(port)
             return listener
         return _MESH
+
+    def workload_of(self, flow: http.HTTPFlow) -> str:
+        """The workload whose own listener the flow arrived on (``""``: the shared one, where
+        the caller names itself in its proxy URL)."""
+        ports = self.workload_ports
+        if not ports:
+            return ""
+        sockname = flow.client_conn.sockname
+        return ports.get(sockname[1], "") if sockname else ""
 
     def own_listeners(self) -> dict[tuple[str, int], ListenerKind]:
         """Every address this proxy listens on and what it serves. Only a Gateway listener is

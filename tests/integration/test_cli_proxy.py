@@ -423,3 +423,28 @@ def test_a_taken_forward_proxy_port_is_named_as_such(tmp_path):
         )  # fmt: skip
     assert r.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port} for the forward proxy:" in r.stderr
+
+
+def test_workload_listeners_from_the_command_line(tmp_path):
+    with Upstream("web") as up:
+        config = tmp_path / "mesh.yaml"
+        config.write_text(
+            service(up) + "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+            "metadata: {name: shop}\nspec: {labels: {app: shop}}\n"
+        )
+        base = [str(BIN / "chaoskit"), "proxy", "-f", str(config), "--admin", "127.0.0.1:0",
+                "--listen", f"127.0.0.1:{free_port()}"]  # fmt: skip
+        env = {**os.environ, "CHAOSKIT_HOME": str(tmp_path / "state")}
+        r = subprocess.run([*base, "--workload", "shoop=0"], capture_output=True, text=True,
+                           timeout=60, env=env, check=False)  # fmt: skip
+        assert r.returncode == 2 and "'shoop'" in r.stderr and 'did you mean "shop"' in r.stderr
+        proc, out, _err = start([*base, "--workload", "shop=0"], tmp_path)
+        try:
+            ready = out.wait_for("chaoskit proxy ready")
+            m = re.search(r" workloads=shop=(\d+)", ready)
+            assert m is not None, ready
+            r2 = requests.get("http://web/", proxies={"http": f"http://127.0.0.1:{m[1]}"},
+                              timeout=10)  # fmt: skip
+            assert r2.status_code == 200
+        finally:
+            stop(proc)

@@ -100,7 +100,7 @@ def format_text(record: Record) -> str:
     """``[START] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS ...`` (Istio's default format)."""
     fields = [
         f"[{_iso(record.start)}]",
-        f'"{record.method} {_path(record)} HTTP/1.1"',
+        f'"{record.method} {_path(record)} {record.protocol}"',
         str(record.status),
         format_flags(record.flags),
         record.details or "-",
@@ -136,7 +136,7 @@ def format_json(record: Record) -> str:
             "start_time": _iso(record.start),
             "method": p(record.method),
             "path": _path(record),
-            "protocol": "HTTP/1.1",
+            "protocol": record.protocol,
             "response_code": record.status,
             "response_flags": format_flags(record.flags),
             "response_code_details": p(record.details) or None,

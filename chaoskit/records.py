@@ -216,6 +216,8 @@ class Record:
     user_agent: str = ""
     #: set when the client went away before the answer (flag ``DC``)
     gave_up: GaveUp | None = None
+    #: the downstream protocol as Envoy's %PROTOCOL% prints it: HTTP/1.0, HTTP/1.1, HTTP/2
+    protocol: str = "HTTP/1.1"
 
     @property
     def retries(self) -> int:

@@ -8,10 +8,12 @@ tail is shown when the app fails to start. Stopping is TERM, then KILL after a g
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +86,7 @@ def start_apps(
     running: list[RunningApp] = []
     try:
         for app in apps:
+            _refuse_taken_port(app)
             log = logs / f"{app.name}.log"
             env = {**os.environ, **env_for(app.workload or app.name), **app.env}
             with open(log, "wb") as out:
@@ -108,6 +111,27 @@ def start_apps(
             r.stop()
         raise
     return running
+
+
+def _refuse_taken_port(app: App) -> None:
+    """An app whose ready URL already answers before it starts would be judged ready by
+    another process on its port (a second run, a test suite, a dev server), and the
+    experiment would measure that process instead: refuse to start."""
+    if app.ready is None:
+        return
+    parts = urllib.parse.urlsplit(app.ready)
+    if parts.hostname is None or parts.port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=0.5):
+            pass
+    except OSError:
+        return  # nothing listens there yet: the port is the app's to take
+    raise AppError(
+        f"app {app.name!r}: {parts.hostname}:{parts.port} (its ready URL) already accepts "
+        "connections before the app started: another process holds the port; stop it, or "
+        "give the app another port"
+    )
 
 
 def _wait_ready(r: RunningApp, stop: threading.Event) -> None:

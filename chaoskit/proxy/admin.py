@@ -144,6 +144,8 @@ class ChaosAdmin:
                 stats = [{"name": k, "value": v} for k, v in pipeline.stats.snapshot().items()]
                 return 200, "application/json", json.dumps({"stats": stats}, indent=2) + "\n"
             return 200, "text/plain; version=0.0.4", pipeline.stats.prometheus()
+        if req.method == "GET" and path == "/stats/prometheus":  # Envoy's path for scrapers
+            return 200, "text/plain; version=0.0.4", pipeline.stats.prometheus()
         if req.method == "GET" and path == "/clusters":
             return self._clusters(as_json)
         if req.method == "GET" and path == "/config_dump":
@@ -159,7 +161,10 @@ class ChaosAdmin:
                 return 405, "text/plain", "use POST\n"
             pipeline.stats.reset()
             return 200, "text/plain", "OK\n"
-        known = "/ready, /stats, /stats?format=json, /clusters, /config_dump, POST /reset_counters"
+        known = (
+            "/ready, /stats, /stats?format=json, /stats/prometheus, /clusters, /config_dump, "
+            "POST /reset_counters"
+        )
         return 404, "text/plain", f"unknown admin endpoint {path!r}; try {known}\n"
 
     def _clusters(self, as_json: bool) -> tuple[int, str, str]:

@@ -35,6 +35,9 @@ from chaoskit.routing.router import Listener
 
 logger = logging.getLogger("chaoskit")
 
+#: mitmproxy's request versions as Envoy's %PROTOCOL% names them
+_PROTOCOLS = {"HTTP/2.0": "HTTP/2", "HTTP/3": "HTTP/3", "HTTP/1.0": "HTTP/1.0"}
+
 #: The note on a mesh request whose caller is anonymous while the mesh declares workloads: its
 #: sourceLabels, sourceNamespace and Sidecar scope are silently not the ones the user meant.
 UNNAMED_CALLER = (
@@ -157,6 +160,8 @@ class Enforcer:
         ]  # fmt: skip
         info = self.request_info(flow, listener, kept, authority)
         ex = self.pipeline.new_exchange(info, kept, req.raw_content or b"", listener)
+        if req.http_version != "HTTP/1.1":
+            ex.protocol = _PROTOCOLS.get(req.http_version, req.http_version)
         if (
             not info.source.name
             and listener.is_mesh

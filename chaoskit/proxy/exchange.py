@@ -69,6 +69,7 @@ class Exchange:
     in_flight: AttemptInFlight | None = None
     #: Set when the client went away before the answer (see :meth:`client_gave_up`).
     gave_up: GaveUp | None = None
+    protocol: str = "HTTP/1.1"
 
     def cut_attempt(self, outcome: AttemptOutcome, now: float) -> None:
         """Record the running attempt, if any, as ended by ``outcome`` (the route timeout, the
@@ -128,4 +129,5 @@ class Exchange:
             bytes_sent=len(reply.body),
             user_agent=req.headers.get("user-agent", ""),
             gave_up=self.gave_up,
+            protocol=self.protocol,
         )

@@ -118,3 +118,26 @@ def test_a_non_utf8_user_agent_through_the_cli_still_gets_its_line(fmt, tmp_path
         ]
     else:
         assert '"curl/\\xff\\xfe é"' in lines[0] and '"curl/8"' in lines[1]
+
+
+@pytest.mark.parametrize("fmt", [format_text, format_json])
+def test_the_line_names_the_protocol_the_client_spoke(fmt):
+    line = fmt(dataclasses.replace(RECORD, protocol="HTTP/2"))
+    assert ('"GET /r?x=1 HTTP/2"' in line) if fmt is format_text else (
+        json.loads(line)["protocol"] == "HTTP/2"
+    )  # fmt: skip
+
+
+def test_an_http_1_0_request_is_recorded_as_one(tmp_path):
+    from chaoskit.proxy.api import Proxy
+
+    with Upstream("web") as up, Proxy(service_entry("web", up.port), state_dir=tmp_path) as proxy:
+        for version in (b"HTTP/1.0", b"HTTP/1.1"):
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as c:
+                c.sendall(
+                    b"GET http://web/v " + version + b"\r\nHost: web\r\nConnection: close\r\n\r\n"
+                )
+                while c.recv(65536):
+                    pass
+        assert [r.protocol for r in proxy.records] == ["HTTP/1.0", "HTTP/1.1"]
+        assert '"GET /v HTTP/1.0"' in format_text(proxy.records[0])

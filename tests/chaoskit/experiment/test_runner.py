@@ -4,6 +4,7 @@ runner's timing on a fake clock with a fake proxy and network, in milliseconds."
 from __future__ import annotations
 
 import random
+import socket
 import textwrap
 import threading
 import types
@@ -156,6 +157,22 @@ def test_an_app_that_does_not_start_is_an_error(tmp_path, upstream):
     journal = Runner(load_plan(write(tmp_path, upstream, exp)), seed=1).run()
     assert journal.status == J.ERROR and journal.exit_code == 3
     assert "exited with status 3" in journal.error and "boom" in journal.error
+
+
+@pytest.mark.integration
+def test_an_app_whose_port_another_process_holds_is_refused(tmp_path, upstream):
+    # Before, the other process answered the readiness check and the experiment measured it.
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        exp = (
+            BASE
+            + f"apps:\n- {{name: web, command: [python, -c, 'import time; time.sleep(30)'], ready: 'http://127.0.0.1:{port}/'}}\n"
+        )
+        journal = Runner(load_plan(write(tmp_path, upstream, exp)), seed=1).run()
+    assert journal.status == J.ERROR and journal.exit_code == 3
+    assert f"127.0.0.1:{port} (its ready URL) already accepts connections" in journal.error
 
 
 def test_a_failed_checks_detail_is_redacted_on_the_console():

@@ -103,3 +103,10 @@ def test_cross_site_reads_are_answered_the_browser_keeps_them_from_the_page(admi
         admin, "GET", "/ready", ("origin", "http://evil.test"), ("sec-fetch-site", "cross-site")
     )
     assert r.status_code == 200
+
+
+def test_stats_answer_at_envoys_prometheus_path_too(admin):
+    plain, prometheus = ask(admin, "GET", "/stats"), ask(admin, "GET", "/stats/prometheus")
+    assert prometheus.status_code == 200
+    assert prometheus.headers["content-type"] == "text/plain; version=0.0.4"
+    assert prometheus.content == plain.content

@@ -44,13 +44,19 @@ def register(sub: Any) -> None:
         "also gets a reverse-proxy listener on 127.0.0.1:<port>.",
     )
     p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="YAML files or folders, as for validate and run (later ones layer over earlier ones)",
+    )
+    p.add_argument(
         "-f",
         "--file",
         dest="files",
         action="append",
-        required=True,
+        default=[],
         metavar="PATH",
-        help="YAML file or folder (repeatable; later files layer over earlier ones)",
+        help="the same, as an option (repeatable; after the positional paths)",
     )
     p.add_argument(
         "--listen",
@@ -303,7 +309,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     if not is_loopback(listen_host):
         print(f"WARNING: listening on {listen_host}: anyone who can reach this address can use "
               "the proxy and its CA-signed interception", file=sys.stderr)  # fmt: skip
-    files = list(args.files)
+    files = [*args.paths, *args.files]
+    if not files:
+        print("chaoskit proxy: give the mesh configuration: YAML files or folders "
+              "(chaoskit proxy mesh/ or -f mesh/)", file=sys.stderr)  # fmt: skip
+        return ExitCode.BAD_INPUT
     # The process is ours: use every descriptor the hard limit allows (macOS starts at 256).
     limits.raise_open_files_limit()
     try:

@@ -432,9 +432,13 @@ def test_workload_listeners_from_the_command_line(tmp_path):
             service(up) + "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
             "metadata: {name: shop}\nspec: {labels: {app: shop}}\n"
         )
-        base = [str(BIN / "chaoskit"), "proxy", "-f", str(config), "--admin", "127.0.0.1:0",
+        # the configuration as a positional path, as for validate and run
+        base = [str(BIN / "chaoskit"), "proxy", str(config), "--admin", "127.0.0.1:0",
                 "--listen", f"127.0.0.1:{free_port()}"]  # fmt: skip
         env = {**os.environ, "CHAOSKIT_HOME": str(tmp_path / "state")}
+        r = subprocess.run([str(BIN / "chaoskit"), "proxy"], capture_output=True, text=True,
+                           timeout=60, env=env, check=False)  # fmt: skip
+        assert r.returncode == 2 and "give the mesh configuration" in r.stderr
         r = subprocess.run([*base, "--workload", "shoop=0"], capture_output=True, text=True,
                            timeout=60, env=env, check=False)  # fmt: skip
         assert r.returncode == 2 and "'shoop'" in r.stderr and 'did you mean "shop"' in r.stderr

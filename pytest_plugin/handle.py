@@ -36,6 +36,7 @@ from pytest_plugin.evidence import (
     plural,
     stats_for_host,
 )
+from pytest_plugin.keywords import FAULT_ALIASES, ROUTE_FAULT_ALIASES, yaml_keywords
 from pytest_plugin.markers import resolve_path
 from pytest_plugin.resources import (
     ISTIO_API,
@@ -185,6 +186,7 @@ class Chaos:
                 warnings.warn(text, ChaosConfigWarning, stacklevel=_caller_level())
         return validation
 
+    @yaml_keywords(FAULT_ALIASES)
     def fault(
         self,
         host: str,
@@ -232,6 +234,7 @@ class Chaos:
         validation = self.apply(resource)
         return _find(validation, UpstreamFault, namespace, name)
 
+    @yaml_keywords(ROUTE_FAULT_ALIASES)
     def route_fault(
         self,
         host: str,

@@ -37,6 +37,27 @@ def test_fault_applies_a_validated_upstream_fault_and_returns_it(mesh: Chaos):
     assert [d.ref for d in mesh.declared_faults] == [fault.ref, second.ref]
 
 
+def test_fault_takes_the_yaml_spelling_of_its_keywords(mesh: Chaos):
+    fault = mesh.fault("payments", slowBody=1000, percentage=50)  # type: ignore[call-arg]
+    assert fault.percentage == 50
+    assert mesh.fault("payments", abort=503, firstN=3).first_n == 3  # type: ignore[call-arg]
+    assert fault.slow_body is not None and fault.slow_body.bytes_per_second == 1000
+    route = mesh.route_fault("payments", abort=503, percentage=10)  # type: ignore[call-arg]
+    assert isinstance(route, VirtualService)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"percentag": 5}, "no keyword 'percentag'; did you mean \"percent"),
+        ({"percent": 5, "percentage": 5}, "'percentage' and 'percent': the same keyword twice"),
+    ],
+)
+def test_an_unknown_fault_keyword_says_what_it_could_be(mesh: Chaos, kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        mesh.fault("payments", abort=503, **kwargs)
+
+
 def test_fault_with_an_invalid_combination_raises_config_error_and_changes_nothing(mesh: Chaos):
     before = mesh.proxy.validation
     with pytest.raises(ConfigError, match="percentage cannot be combined with firstN"):

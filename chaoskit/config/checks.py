@@ -10,7 +10,7 @@ misbehaves on; those still load in the proxy, so the misbehaviour can be reprodu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from chaoskit.config import analyzers, hosts
@@ -18,7 +18,7 @@ from chaoskit.config.experiment import Experiment
 from chaoskit.config.http_route import Destination
 from chaoskit.config.issues import Issues
 from chaoskit.config.lint import lint_virtual_service
-from chaoskit.config.mesh import Mesh
+from chaoskit.config.mesh import Mesh, labels_match
 from chaoskit.config.resource import Resource
 from chaoskit.config.service_entry import ServiceEntry
 from chaoskit.config.virtual_service import MESH, VirtualService
@@ -29,11 +29,8 @@ REFERENCED_RESOURCE_NOT_FOUND = "IST0101"
 CONFLICTING_MESH_GATEWAY_VS_HOSTS = "IST0109"
 MULTIPLE_SIDECARS_WITHOUT_SELECTOR = "IST0111"
 DESTINATION_PORT_SELECTOR_REQUIRED = "IST0112"
-
-
-def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selection: every selector label is present with the same value."""
-    return all(labels.get(k) == v for k, v in selector.items())
+SUBSET_SELECTS_NO_ENDPOINT = "IST0173"
+UNKNOWN_DESTINATION_RULE_HOST = "IST0174"
 
 
 def check_mesh(mesh: Mesh, issues: Issues) -> None:
@@ -227,6 +224,7 @@ def _check_destination_rules(mesh: Mesh, issues: Issues) -> None:
                     "spec.host",
                     f"nothing routes to {dr.fqdn_host}: no ServiceEntry defines it and no "
                     "VirtualService sends traffic there",
+                    code=UNKNOWN_DESTINATION_RULE_HOST,
                 )
             continue
         if svc is None:
@@ -245,6 +243,7 @@ def _check_destination_rules(mesh: Mesh, issues: Issues) -> None:
                     f"{path}.labels",
                     f"subset {subset.name!r} selects no endpoint of {svc.host}: its "
                     "requests get 503 no healthy upstream",
+                    code=SUBSET_SELECTS_NO_ENDPOINT,
                 )
             policy = subset.traffic_policy if subset.traffic_policy is not None else None
             if policy is not None and policy.outlier_detection is not None:

@@ -7,11 +7,13 @@ mesh without Kubernetes pods, each with Istio's message code.
 
 from __future__ import annotations
 
-from chaoskit.config.analyzers import mtls
+from chaoskit.config.analyzers import gateways, mtls, sidecars
 from chaoskit.config.issues import Issues
 from chaoskit.config.mesh import Mesh
 
 
 def analyze(mesh: Mesh, issues: Issues) -> None:
     """Run every analyzer over ``mesh``; findings are appended to ``issues``."""
+    gateways.analyze(mesh, issues)
+    sidecars.analyze(mesh, issues)
     mtls.analyze(mesh, issues)

@@ -1,6 +1,6 @@
 import pytest
 
-from chaoskit.config.checks import labels_match
+from chaoskit.config.mesh import labels_match
 
 from .helpers import check, doc, messages
 

@@ -7,7 +7,7 @@ mesh without Kubernetes pods, each with Istio's message code.
 
 from __future__ import annotations
 
-from chaoskit.config.analyzers import gateways, mtls, sidecars
+from chaoskit.config.analyzers import deprecation, gateways, mtls, sidecars
 from chaoskit.config.issues import Issues
 from chaoskit.config.mesh import Mesh
 
@@ -17,3 +17,4 @@ def analyze(mesh: Mesh, issues: Issues) -> None:
     gateways.analyze(mesh, issues)
     sidecars.analyze(mesh, issues)
     mtls.analyze(mesh, issues)
+    deprecation.analyze(mesh, issues)

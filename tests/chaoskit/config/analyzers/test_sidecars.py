@@ -43,3 +43,20 @@ def test_sidecar_selector_findings_ist0101_ist0110():
         ("IST0110", "Sidecar/default/overlap-1"),
         ("IST0110", "Sidecar/default/overlap-2"),
     ]
+
+
+def test_egress_proxy_is_deprecated_ist0002():
+    """istio/istio deprecation/deprecation.go: Sidecar outboundTrafficPolicy.egressProxy."""
+    v = check(
+        doc(
+            "Sidecar",
+            "default",
+            "outboundTrafficPolicy:\n"
+            "  mode: ALLOW_ANY\n"
+            "  egressProxy: {host: ratings, port: {number: 9080}}",
+        )
+    )
+    assert v.ok
+    assert [(i.code, i.path) for i in v.issues.warnings] == [
+        ("IST0002", "spec.outboundTrafficPolicy.egressProxy")
+    ]

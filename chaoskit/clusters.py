@@ -18,9 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from chaoskit.clock import SYSTEM_CLOCK
-from chaoskit.config.checks import labels_match
 from chaoskit.config.destination_rule import DestinationRule, TrafficPolicy, effective_policy
-from chaoskit.config.mesh import Mesh
+from chaoskit.config.mesh import Mesh, labels_match
 from chaoskit.loadbalancing import make_load_balancer
 from chaoskit.loadbalancing.base import LoadBalancer, UpstreamHost
 from chaoskit.resilience.circuit_breaker import CircuitBreaker

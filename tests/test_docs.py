@@ -3,7 +3,7 @@
 - Every ```yaml block in docs/*.md is a complete set of resources that validates with no errors
   when layered over the Bookinfo demo mesh (``chaoskit validate experiments/bookinfo/mesh BLOCK``).
 - Every ```text block in docs/configuration.md whose first line looks like
-  ``FILE:LINE: error|warning: ...`` quotes issues that validating the ```yaml-invalid block right
+  ``FILE:LINE: error|warning|note: ...`` quotes issues that validating the ```yaml-invalid block right
   above it (layered over the same mesh) really produces. ``FILE`` is ignored; ``LINE`` counts
   from the first line inside the yaml-invalid block.
 """
@@ -23,7 +23,7 @@ DOCS = ROOT / "docs"
 BOOKINFO_MESH = ROOT / "experiments" / "bookinfo" / "mesh"
 
 _FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
-_ISSUE = re.compile(r"^\S*?:(?=\d+: (?:error|warning): )")
+_ISSUE = re.compile(r"^\S*?:(?=\d+: (?:error|warning|note): )")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,29 +2,35 @@
 
 Istio accepts many of these configurations and fails at run time instead (a missing subset is a
 503 ``NC`` on every request). chaoskit reports them before any traffic flows: errors for what
-can only fail, warnings for what is legal but most likely a mistake.
+can only fail (or what chaoskit cannot enforce), warnings for what Istio applies and then
+misbehaves on; those still load in the proxy, so the misbehaviour can be reproduced. Findings that
+``istioctl analyze`` also reports carry its message code (istio/istio
+``pkg/config/analysis/msg/messages.yaml``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
-from chaoskit.config import hosts
+from chaoskit.config import analyzers, hosts
 from chaoskit.config.experiment import Experiment
 from chaoskit.config.http_route import Destination
 from chaoskit.config.issues import Issues
 from chaoskit.config.lint import lint_virtual_service
-from chaoskit.config.mesh import Mesh
+from chaoskit.config.mesh import Mesh, labels_match
 from chaoskit.config.resource import Resource
 from chaoskit.config.service_entry import ServiceEntry
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.config.yamlsource import Location
 
-
-def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selection: every selector label is present with the same value."""
-    return all(labels.get(k) == v for k, v in selector.items())
+#: istioctl analyze message codes (istio/istio pkg/config/analysis/msg/messages.yaml).
+REFERENCED_RESOURCE_NOT_FOUND = "IST0101"
+CONFLICTING_MESH_GATEWAY_VS_HOSTS = "IST0109"
+MULTIPLE_SIDECARS_WITHOUT_SELECTOR = "IST0111"
+DESTINATION_PORT_SELECTOR_REQUIRED = "IST0112"
+SUBSET_SELECTS_NO_ENDPOINT = "IST0173"
+UNKNOWN_DESTINATION_RULE_HOST = "IST0174"
 
 
 def check_mesh(mesh: Mesh, issues: Issues) -> None:
@@ -36,6 +42,7 @@ def check_mesh(mesh: Mesh, issues: Issues) -> None:
     _check_experiments(mesh, issues)
     for vs in mesh.virtual_services:
         lint_virtual_service(vs, mesh.defaults.route_timeout, mesh.defaults.retry, issues)
+    analyzers.analyze(mesh, issues)
 
 
 # -- destinations ---------------------------------------------------------------------------
@@ -55,20 +62,27 @@ def check_destination(
             f"host {dest.host!r} ({dest.fqdn}) is not in the registry: no ServiceEntry "
             "defines it, so Istio answers 503 NC (cluster not found)"
         )
+        code = REFERENCED_RESOURCE_NOT_FOUND
         if _is_cluster_local(dest.fqdn) or not mesh.service_entries:
-            issues.error(loc, owner.ref, f"{path}.host", message)
+            issues.error(loc, owner.ref, f"{path}.host", message, code=code)
         else:
-            issues.warning(loc, owner.ref, f"{path}.host", message + "; add a ServiceEntry for it")
+            issues.warning(
+                loc, owner.ref, f"{path}.host", message + "; add a ServiceEntry for it", code=code
+            )
         return
     if dest.subset is not None and dest.subset not in mesh.subsets_for(dest.fqdn):
+        # Istio's webhook accepts this and Envoy answers 503 NC until a DestinationRule defines
+        # the subset (the classic "VirtualService applied before its DestinationRule" outage):
+        # a warning, so the proxy loads it and the outage can be reproduced.
         defined = sorted(mesh.subsets_for(dest.fqdn))
         known = f" (defined: {', '.join(defined)})" if defined else ""
-        issues.error(
+        issues.warning(
             loc,
             owner.ref,
             f"{path}.subset",
             f"subset {dest.subset!r} is not defined by any DestinationRule for "
             f"{dest.fqdn}{known}; Istio answers 503 NC",
+            code=REFERENCED_RESOURCE_NOT_FOUND,
         )
     _check_port(svc.entry, dest, owner, path, loc, issues)
 
@@ -84,6 +98,7 @@ def _check_port(
             f"{path}.port",
             f"{dest.host} has several ports ({', '.join(map(str, numbers))}); "
             "destination.port is required",
+            code=DESTINATION_PORT_SELECTOR_REQUIRED,
         )
     elif dest.port is not None and numbers and dest.port not in numbers:
         issues.error(
@@ -128,6 +143,7 @@ def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
                     vs.ref,
                     "spec.gateways",
                     f"gateway {gw!r} does not exist (no Gateway {gw})",
+                    code=REFERENCED_RESOURCE_NOT_FOUND,
                 )
         if MESH in vs.gateways:
             for h in vs.fqdn_hosts:
@@ -141,6 +157,7 @@ def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
                         "spec.hosts",
                         f"host {h} is also routed by {other.ref} ({other.location}); on "
                         "sidecars only one VirtualService per host takes effect",
+                        code=CONFLICTING_MESH_GATEWAY_VS_HOSTS,
                     )
         for r in vs.http:
             for i, m in enumerate(r.match):
@@ -148,7 +165,11 @@ def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
                 for gw in m.gateways:
                     if gw != MESH and gw not in mesh.gateways_by_ref:
                         issues.error(
-                            r.location, vs.ref, f"{path}.gateways", f"gateway {gw!r} does not exist"
+                            r.location,
+                            vs.ref,
+                            f"{path}.gateways",
+                            f"gateway {gw!r} does not exist",
+                            code=REFERENCED_RESOURCE_NOT_FOUND,
                         )
                 if m.source_labels and not any(
                     labels_match(m.source_labels, wl) for wl in workload_labels
@@ -203,6 +224,7 @@ def _check_destination_rules(mesh: Mesh, issues: Issues) -> None:
                     "spec.host",
                     f"nothing routes to {dr.fqdn_host}: no ServiceEntry defines it and no "
                     "VirtualService sends traffic there",
+                    code=UNKNOWN_DESTINATION_RULE_HOST,
                 )
             continue
         if svc is None:
@@ -221,6 +243,7 @@ def _check_destination_rules(mesh: Mesh, issues: Issues) -> None:
                     f"{path}.labels",
                     f"subset {subset.name!r} selects no endpoint of {svc.host}: its "
                     "requests get 503 no healthy upstream",
+                    code=SUBSET_SELECTS_NO_ENDPOINT,
                 )
             policy = subset.traffic_policy if subset.traffic_policy is not None else None
             if policy is not None and policy.outlier_detection is not None:
@@ -326,6 +349,7 @@ def _check_singletons(mesh: Mesh, issues: Issues) -> None:
                 "spec.workloadSelector",
                 f"namespace {sc.namespace} already has a Sidecar without workloadSelector "
                 f"({seen[sc.namespace]}); which one applies would be undefined",
+                code=MULTIPLE_SIDECARS_WITHOUT_SELECTOR,
             )
         else:
             seen[sc.namespace] = sc.ref

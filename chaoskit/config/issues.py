@@ -18,17 +18,28 @@ class Severity(enum.StrEnum):
     ERROR = "error"
     #: Legal, but very likely not what the author meant.
     WARNING = "warning"
+    #: Accepted and loaded, but a part of it is not emulated (say so rather than stay silent).
+    NOTE = "note"
+
+
+_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTE: 2}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Issue:
-    """One problem: ``FILE:LINE: severity: Kind/namespace/name: field.path: message``."""
+    """One problem: ``FILE:LINE: severity: Kind/namespace/name: field.path: message [CODE]``.
+
+    ``code`` is the ``istioctl analyze`` message code (``IST0101`` …, from istio/istio
+    ``pkg/config/analysis/msg/messages.yaml``) when Istio's analyzers report the same finding, so a
+    user can look it up in Istio's docs; empty for chaoskit's own checks.
+    """
 
     severity: Severity
     location: Location
     resource: str
     path: str
     message: str
+    code: str = ""
 
     def __str__(self) -> str:
         parts = [str(self.location), str(self.severity)]
@@ -36,7 +47,7 @@ class Issue:
             parts.append(self.resource)
         if self.path:
             parts.append(self.path)
-        parts.append(self.message)
+        parts.append(f"{self.message} [{self.code}]" if self.code else self.message)
         return ": ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
@@ -47,6 +58,7 @@ class Issue:
             "resource": self.resource,
             "path": self.path,
             "message": self.message,
+            "code": self.code or None,
         }
 
 
@@ -59,11 +71,20 @@ class Issues:
     def add(self, issue: Issue) -> None:
         self._items.append(issue)
 
-    def error(self, location: Location, resource: str, path: str, message: str) -> None:
-        self._items.append(Issue(Severity.ERROR, location, resource, path, message))
+    def error(
+        self, location: Location, resource: str, path: str, message: str, *, code: str = ""
+    ) -> None:
+        self._items.append(Issue(Severity.ERROR, location, resource, path, message, code))
 
-    def warning(self, location: Location, resource: str, path: str, message: str) -> None:
-        self._items.append(Issue(Severity.WARNING, location, resource, path, message))
+    def warning(
+        self, location: Location, resource: str, path: str, message: str, *, code: str = ""
+    ) -> None:
+        self._items.append(Issue(Severity.WARNING, location, resource, path, message, code))
+
+    def note(
+        self, location: Location, resource: str, path: str, message: str, *, code: str = ""
+    ) -> None:
+        self._items.append(Issue(Severity.NOTE, location, resource, path, message, code))
 
     def extend(self, other: Iterable[Issue]) -> None:
         self._items.extend(other)
@@ -76,11 +97,14 @@ class Issues:
     def warnings(self) -> list[Issue]:
         return [i for i in self._items if i.severity is Severity.WARNING]
 
+    @property
+    def notes(self) -> list[Issue]:
+        return [i for i in self._items if i.severity is Severity.NOTE]
+
     def sorted(self) -> list[Issue]:
-        """In file order, errors before warnings on the same line."""
+        """In file order; on the same line errors, then warnings, then notes."""
         return sorted(
-            self._items,
-            key=lambda i: (i.location.file, i.location.line, i.severity is Severity.WARNING),
+            self._items, key=lambda i: (i.location.file, i.location.line, _RANK[i.severity])
         )
 
     def __iter__(self) -> Iterator[Issue]:

@@ -13,10 +13,21 @@ from chaoskit.config.http_route import HTTPRetry, HTTPRoute
 from chaoskit.config.issues import Issues
 from chaoskit.config.virtual_service import VirtualService
 
+#: istioctl analyze's VirtualServiceUnreachableRule (pkg/config/analysis/msg/messages.yaml).
+UNREACHABLE_RULE = "IST0130"
 
-def _warn(issues: Issues, vs: VirtualService, route: HTTPRoute, field: str, message: str) -> None:
+
+def _warn(
+    issues: Issues,
+    vs: VirtualService,
+    route: HTTPRoute,
+    field: str,
+    message: str,
+    *,
+    code: str = "",
+) -> None:
     path = f"spec.http[{route.index}]" + (f".{field}" if field else "")
-    issues.warning(route.location, vs.ref, path, message)
+    issues.warning(route.location, vs.ref, path, message, code=code)
 
 
 def lint_virtual_service(
@@ -36,6 +47,7 @@ def lint_virtual_service(
                 route,
                 "",
                 f"rule is unreachable: http[{catch_all.index}] before it matches every request",
+                code=UNREACHABLE_RULE,
             )
         elif route.is_catch_all and route.delegate is None:
             catch_all = route

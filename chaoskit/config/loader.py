@@ -224,7 +224,16 @@ def parse_object(value: Any, loc: Location, label: str, issues: Issues) -> list[
     if kube is not None:
         return [_parse_kubernetes(top, kube, kind, loc, ctx)]
     if kind not in KINDS:
-        if group.endswith("istio.io") and kind in OTHER_ISTIO_KINDS:
+        if kind == "PeerAuthentication" and group == "security.istio.io":
+            # Known, accepted, not emulated: a note, since the user may count on mTLS.
+            ctx.issues.note(
+                top.loc("kind"),
+                "",
+                "kind",
+                "PeerAuthentication is accepted but mutual TLS is not emulated: workloads "
+                "talk plain HTTP through chaoskit whatever its mode; ignored",
+            )
+        elif group.endswith("istio.io") and kind in OTHER_ISTIO_KINDS:
             top.warn("kind", f"{kind} is an Istio resource chaoskit does not use; ignored")
         elif group in (ISTIO_GROUP, CHAOSKIT_API.split("/")[0]):
             top.error("kind", f'unknown kind "{kind}" for {api_version}{did_you_mean(kind, KINDS)}')

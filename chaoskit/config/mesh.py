@@ -35,6 +35,11 @@ from chaoskit.config.virtual_service import VirtualService
 R = TypeVar("R", bound=Resource)
 
 
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selection: every selector label is present with the same value."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Service:
     """One host of the registry and the ServiceEntry that defines it."""

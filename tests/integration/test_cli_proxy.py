@@ -133,6 +133,24 @@ def test_chaoskit_proxy_end_to_end(tmp_path):
             err.wait_for("reloaded")
             r = requests.get("http://web/", proxies=proxies, timeout=10)
             assert (r.status_code, r.text) == (418, "teapot")
+
+            # a VirtualService applied before its DestinationRule is accepted, as Istio does
+            # (a warning, IST0101): its requests get 503 NC until the subset is defined
+            (mesh / "vs.yaml").write_text(
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                "metadata: {name: web}\nspec:\n  hosts: [web]\n"
+                "  http: [{route: [{destination: {host: web, subset: canary}}]}]\n"
+            )
+            err.wait_for("reloaded")
+            r = requests.get("http://web/nc", proxies=proxies, timeout=10)
+            assert (r.status_code, r.content) == (503, b"")
+            assert "cluster_not_found" in out.wait_for('"GET /nc HTTP/1.1" 503 NC ')
+            (mesh / "dr.yaml").write_text(
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                "metadata: {name: web}\nspec: {host: web, subsets: [{name: canary}]}\n"
+            )
+            err.wait_for("reloaded")
+            assert requests.get("http://web/nc", proxies=proxies, timeout=10).status_code == 200
             assert requests.get(f"http://127.0.0.1:{admin}/ready", timeout=5).status_code == 200
         finally:
             stop(proc)

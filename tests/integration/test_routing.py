@@ -77,6 +77,27 @@ def test_no_matching_rule_is_404_nr_with_empty_body(mesh, client):
     assert record.flags == ("NR",) and record.details == "route_not_found"
 
 
+def test_subset_no_destination_rule_defines_is_503_nc_and_loads(mesh, client):
+    """The VirtualService applied before its DestinationRule: Istio accepts it and Envoy answers
+    503 NC with an empty body (istio-reference.md §7.2); the other rules keep serving."""
+    validation = mesh.apply(
+        vs("""
+        hosts: [reviews]
+        http:
+        - match: [{uri: {prefix: /canary}}]
+          route: [{destination: {host: reviews, subset: v4}}]
+        - route: [{destination: {host: reviews, subset: v1}}]
+    """)
+    )
+    assert [i.code for i in validation.issues.warnings] == ["IST0101"]
+    r = client.get("http://reviews:9080/canary")
+    assert r.status_code == 503 and r.content == b""
+    record = mesh.records[-1]
+    assert record.flags == ("NC",) and record.details == "cluster_not_found"
+    assert record.cluster == "outbound|9080|v4|reviews.default.svc.cluster.local"
+    assert who(client.get("http://reviews:9080/")) == "v1"
+
+
 def test_refused_endpoint_is_503_uf_with_envoys_text(mesh, client):
     dead = free_port()
     mesh.apply(

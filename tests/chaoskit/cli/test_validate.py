@@ -39,12 +39,61 @@ def test_errors_are_listed_with_file_line_and_path(tmp_path, capsys):
     )
     assert any(
         line.startswith(
-            f"{bad}:7: error: VirtualService/default/reviews: "
+            f"{bad}:7: warning: VirtualService/default/reviews: "
             "spec.http[0].route[0].destination.subset: subset 'v4'"
         )
+        and line.endswith(" [IST0101]")
         for line in lines
     )
-    assert lines[-1].startswith("2 errors, 0 warnings")
+    assert lines[-1].startswith("1 error, 1 warning")
+
+
+MISSING_SUBSET = (
+    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+    "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v4}\n"
+)
+
+
+def test_missing_subset_warns_with_istio_code_and_fails_only_strict(tmp_path, capsys):
+    """Istio applies a VirtualService before its DestinationRule (503 NC at run time): chaoskit
+    warns with IST0101 instead of refusing, and --strict still fails on it."""
+    f = tmp_path / "reviews.yaml"
+    f.write_text(MISSING_SUBSET)
+    code, out, _ = run(capsys, BOOKINFO, f, "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True
+    assert [(i["severity"], i["code"], i["path"]) for i in data["issues"]] == [
+        ("warning", "IST0101", "spec.http[0].route[0].destination.subset")
+    ]
+    assert run(capsys, BOOKINFO, f, "--strict")[0] == 1
+
+
+PEER_AUTH = (
+    "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default}\n"
+    "spec: {mtls: {mode: STRICT}}\n---\n"
+    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ratings}\n"
+    "spec:\n  host: ratings\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n"
+    "  subsets: [{name: v1, labels: {version: v1}}]\n"
+)
+
+
+def test_mutual_tls_is_a_note_that_never_fails(tmp_path, capsys):
+    f = tmp_path / "mtls.yaml"
+    f.write_text(PEER_AUTH)
+    code, out, _ = run(capsys, BOOKINFO, f)
+    lines = out.strip().splitlines()
+    assert code == 0
+    assert lines[0].startswith(
+        f"{f}:2: note: kind: PeerAuthentication is accepted but mutual TLS is not emulated"
+    )
+    assert lines[1].startswith(
+        f"{f}:6: note: DestinationRule/default/ratings: spec.trafficPolicy.tls.mode: "
+        "ISTIO_MUTUAL is not emulated"
+    )
+    assert lines[-1].startswith("0 errors, 0 warnings, 2 notes in")
+    assert run(capsys, BOOKINFO, f, "--strict")[0] == 0
+    data = json.loads(run(capsys, BOOKINFO, f, "--format", "json")[1])
+    assert data["notes"] == 2 and data["warnings"] == 0
 
 
 def test_json_format(tmp_path, capsys):

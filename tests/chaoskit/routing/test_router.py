@@ -202,7 +202,6 @@ def test_no_rule_matches_is_404_nr() -> None:
 def test_unknown_subset_is_503_nc() -> None:
     mesh = build(
         vs("r", "hosts: [reviews]\nhttp:\n- route: [{destination: {host: reviews, subset: v9}}]"),
-        strict=False,
     )
     d = route(mesh, "http://reviews:9080/")
     assert isinstance(d, ClusterNotFound)

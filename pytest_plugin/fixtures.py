@@ -17,12 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from chaoskit.errors import ConfigError
-from pytest_plugin.handle import DEFAULT_SETTLE_TIMEOUT, Chaos
-from pytest_plugin.markers import chaos_mark_key, search_dirs
+from .markers import chaos_mark_key, search_dirs
 
 if TYPE_CHECKING:
     from chaoskit.proxy.api import Proxy
+
+    from .handle import Chaos
+
+# The handle (and through it chaoskit's config, requests …) is imported by the ``chaos`` fixture,
+# not here: this module loads with the plugin in every pytest run of the venv, and a run whose
+# tests never use chaos should not pay for it (docs/performance.md, "The pytest plugin's cost").
 
 
 @dataclasses.dataclass
@@ -30,18 +34,19 @@ class Settings:
     """What the command line and the ini file decided for this session."""
 
     seed: int
+    #: seconds evidence readers wait for requests in flight (``chaos_settle_timeout``)
+    settle_timeout: float
     #: "given", "random", "last", "last-missing" (asked for last, none cached) or "controller"
     seed_origin: str = "given"
     base_config: list[Any] = dataclasses.field(default_factory=list)
     report_dir: Path | None = None
-    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
     #: set once the proxy runs (for the header and the summary)
     proxy_url: str = ""
     admin_url: str = ""
 
 
 settings_key = pytest.StashKey[Settings]()
-handle_key = pytest.StashKey[Chaos]()
+handle_key = pytest.StashKey["Chaos"]()
 
 
 def seed_for_test(session_seed: int, nodeid: str) -> int:
@@ -81,6 +86,7 @@ def chaos_proxy(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from chaoskit.proxy.api import Proxy  # noqa: PLC0415
+    from chaoskit.errors import ConfigError  # noqa: PLC0415
 
     settings = pytestconfig.stash[settings_key]
     options: dict[str, Any] = {"admin_port": 0, **chaos_proxy_options}
@@ -105,6 +111,10 @@ def chaos(request: pytest.FixtureRequest, chaos_proxy: Proxy) -> Iterator[Chaos]
     The config a test applies (``@pytest.mark.chaos``, ``chaos.apply``, ``chaos.fault`` …) is
     layered over the session's base config and undone at the end of the test.
     """
+    from chaoskit.errors import ConfigError  # noqa: PLC0415
+
+    from .handle import Chaos  # noqa: PLC0415 - see the note at the top
+
     item = request.node
     settings = request.config.stash[settings_key]
     mark = item.stash.get(chaos_mark_key, None)

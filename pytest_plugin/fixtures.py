@@ -46,6 +46,14 @@ class Settings:
 
 
 settings_key = pytest.StashKey[Settings]()
+
+#: (message regex, module regex) of the DeprecationWarnings mitmproxy's dependencies raise when
+#: imported: ldap3 (proxy auth) uses pyasn1's old names; passlib imports the stdlib `crypt`
+#: (Python 3.11/3.12).
+_IMPORT_WARNINGS = (
+    (r"(tagMap|typeMap) is deprecated", r"ldap3\.utils\.asn1"),
+    (r"'crypt' is deprecated", r"passlib\."),
+)
 handle_key = pytest.StashKey["Chaos"]()
 
 
@@ -81,10 +89,14 @@ def chaos_proxy(
 ) -> Iterator[Proxy]:
     """The running proxy: one per pytest process (one per xdist worker), started on first use,
     stopped at the end of the session; its CA lives under the session's temporary directory."""
-    # Imported here so mitmproxy loads only when a test needs the proxy (not in every run); its
-    # dependencies' import-time deprecation warnings are theirs, not the user's tests'.
+    # Imported here so mitmproxy loads only when a test needs the proxy (not in every run). Two
+    # of its dependencies warn at import time; those warnings are theirs, not the user's tests',
+    # and under `filterwarnings = error` they would stop the session. Only those two are
+    # silenced (exact message and module), once, on pytest's main thread: any other deprecation
+    # still reaches the user's filters.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        for message, module in _IMPORT_WARNINGS:
+            warnings.filterwarnings("ignore", message, DeprecationWarning, module)
         from chaoskit.proxy.api import Proxy  # noqa: PLC0415
     from chaoskit.errors import ConfigError  # noqa: PLC0415
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from chaoskit.config.resource import Resource
 from chaoskit.records import AttemptOutcome, ResponseFlag
-from pytest_plugin.evidence import (
+
+from .evidence import (
     DeclaredFault,
     Records,
     declared_faults,
@@ -39,7 +40,8 @@ from pytest_plugin.evidence import (
 
 if TYPE_CHECKING:
     from chaoskit.records import Record
-    from pytest_plugin.handle import Chaos
+
+    from .handle import Chaos
 
 
 def _and(items: Sequence[str]) -> str:

@@ -17,12 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from chaoskit.errors import ConfigError
-from pytest_plugin.handle import DEFAULT_SETTLE_TIMEOUT, Chaos
-from pytest_plugin.markers import chaos_mark_key, search_dirs
+from .markers import chaos_mark_key, search_dirs
 
 if TYPE_CHECKING:
     from chaoskit.proxy.api import Proxy
+
+    from .handle import Chaos
+
+# The handle (and through it chaoskit's config, requests …) is imported by the ``chaos`` fixture,
+# not here: this module loads with the plugin in every pytest run of the venv, and a run whose
+# tests never use chaos should not pay for it (docs/performance.md, "The pytest plugin's cost").
 
 
 @dataclasses.dataclass
@@ -30,18 +34,27 @@ class Settings:
     """What the command line and the ini file decided for this session."""
 
     seed: int
+    #: seconds evidence readers wait for requests in flight (``chaos_settle_timeout``)
+    settle_timeout: float
     #: "given", "random", "last", "last-missing" (asked for last, none cached) or "controller"
     seed_origin: str = "given"
     base_config: list[Any] = dataclasses.field(default_factory=list)
     report_dir: Path | None = None
-    settle_timeout: float = DEFAULT_SETTLE_TIMEOUT
     #: set once the proxy runs (for the header and the summary)
     proxy_url: str = ""
     admin_url: str = ""
 
 
 settings_key = pytest.StashKey[Settings]()
-handle_key = pytest.StashKey[Chaos]()
+
+#: (message regex, module regex) of the DeprecationWarnings mitmproxy's dependencies raise when
+#: imported: ldap3 (proxy auth) uses pyasn1's old names; passlib imports the stdlib `crypt`
+#: (Python 3.11/3.12).
+_IMPORT_WARNINGS = (
+    (r"(tagMap|typeMap) is deprecated", r"ldap3\.utils\.asn1"),
+    (r"'crypt' is deprecated", r"passlib\."),
+)
+handle_key = pytest.StashKey["Chaos"]()
 
 
 def seed_for_test(session_seed: int, nodeid: str) -> int:
@@ -76,11 +89,16 @@ def chaos_proxy(
 ) -> Iterator[Proxy]:
     """The running proxy: one per pytest process (one per xdist worker), started on first use,
     stopped at the end of the session; its CA lives under the session's temporary directory."""
-    # Imported here so mitmproxy loads only when a test needs the proxy (not in every run); its
-    # dependencies' import-time deprecation warnings are theirs, not the user's tests'.
+    # Imported here so mitmproxy loads only when a test needs the proxy (not in every run). Two
+    # of its dependencies warn at import time; those warnings are theirs, not the user's tests',
+    # and under `filterwarnings = error` they would stop the session. Only those two are
+    # silenced (exact message and module), once, on pytest's main thread: any other deprecation
+    # still reaches the user's filters.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        for message, module in _IMPORT_WARNINGS:
+            warnings.filterwarnings("ignore", message, DeprecationWarning, module)
         from chaoskit.proxy.api import Proxy  # noqa: PLC0415
+    from chaoskit.errors import ConfigError  # noqa: PLC0415
 
     settings = pytestconfig.stash[settings_key]
     options: dict[str, Any] = {"admin_port": 0, **chaos_proxy_options}
@@ -105,6 +123,10 @@ def chaos(request: pytest.FixtureRequest, chaos_proxy: Proxy) -> Iterator[Chaos]
     The config a test applies (``@pytest.mark.chaos``, ``chaos.apply``, ``chaos.fault`` …) is
     layered over the session's base config and undone at the end of the test.
     """
+    from chaoskit.errors import ConfigError  # noqa: PLC0415
+
+    from .handle import Chaos  # noqa: PLC0415 - see the note at the top
+
     item = request.node
     settings = request.config.stash[settings_key]
     mark = item.stash.get(chaos_mark_key, None)

@@ -25,8 +25,9 @@ from chaoskit.config.resource import Resource
 from chaoskit.config.upstream_fault import UpstreamFault
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.config.yamlsource import Location
-from pytest_plugin import assertions
-from pytest_plugin.evidence import (
+
+from . import assertions
+from .evidence import (
     Counters,
     DeclaredFault,
     Records,
@@ -36,9 +37,9 @@ from pytest_plugin.evidence import (
     plural,
     stats_for_host,
 )
-from pytest_plugin.keywords import FAULT_ALIASES, ROUTE_FAULT_ALIASES, yaml_keywords
-from pytest_plugin.markers import resolve_path
-from pytest_plugin.resources import (
+from .keywords import FAULT_ALIASES, ROUTE_FAULT_ALIASES, yaml_keywords
+from .markers import resolve_path
+from .resources import (
     ISTIO_API,
     build_route_fault,
     build_upstream_fault,
@@ -382,7 +383,7 @@ class Chaos:
         added = [r for r in self.proxy.validation.resources if id(r) not in self._base_ids]
         return declared_faults(added)
 
-    # -- assertions (pytest_plugin.assertions) --------------------------------------------------
+    # -- assertions (chaoskit_pytest.assertions) --------------------------------------------------
 
     def assert_fired(self, fault: Resource | Mapping[str, Any] | str | None = None) -> None:
         """``fault`` (a resource, its dict, its name or ref) acted at least once; with no

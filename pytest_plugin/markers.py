@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from chaoskit.config.resource import Resource
-
 MARKER_NAME = "chaos"
 #: What ``pytest --markers`` prints; docs/pytest.md quotes it word for word.
 MARKER_HELP = (
@@ -65,6 +63,9 @@ def resolve_path(source: Any, search: Sequence[Path]) -> Any:
 
 def _problem(source: Any, search: Sequence[Path]) -> str | None:
     """Why ``source`` cannot be a config source, or ``None``."""
+    # only marked tests get here: a run without chaos marks never imports chaoskit's config
+    from chaoskit.config.resource import Resource  # noqa: PLC0415
+
     if isinstance(source, (Resource, Mapping)):
         return None
     if isinstance(source, (str, os.PathLike)):

@@ -1,7 +1,7 @@
 """The chaoskit pytest plugin (entry point ``pytest11``): options, marker, header, reports.
 
-A thin shell: fixtures live in :mod:`pytest_plugin.fixtures`, the per-test handle in
-:mod:`pytest_plugin.handle`, assertions in :mod:`pytest_plugin.assertions`, and everything they
+A thin shell: fixtures live in :mod:`chaoskit_pytest.fixtures`, the per-test handle in
+:mod:`chaoskit_pytest.handle`, assertions in :mod:`chaoskit_pytest.assertions`, and everything they
 do is :mod:`chaoskit` library code.
 """
 
@@ -19,11 +19,9 @@ from typing import Any
 import pytest
 
 from chaoskit import safefiles
-from chaoskit.errors import ConfigError
-from chaoskit.redaction import redact_query
 from chaoskit.rng import new_seed, parse_seed
-from chaoskit.sources import validated
-from pytest_plugin.fixtures import (
+
+from .fixtures import (
     Settings,
     _chaos_marked,
     chaos,
@@ -33,7 +31,7 @@ from pytest_plugin.fixtures import (
     handle_key,
     settings_key,
 )
-from pytest_plugin.markers import MARKER_HELP, chaos_mark_key, evaluate_chaos_marks
+from .markers import MARKER_HELP, chaos_mark_key, evaluate_chaos_marks
 
 __all__ = [
     "_chaos_marked",
@@ -159,6 +157,9 @@ def pytest_configure(config: pytest.Config) -> None:
         cache.set(CACHE_KEY, seed)
     base = _base_config(config)
     if base:
+        from chaoskit.errors import ConfigError  # noqa: PLC0415 - only with a base config
+        from chaoskit.sources import validated  # noqa: PLC0415
+
         try:
             validated(*base)
         except ConfigError as e:
@@ -245,6 +246,8 @@ def _write_report_file(path: Path, data: dict[str, Any]) -> None:
 
 
 def _write_test_report(report_dir: Path, data: dict[str, Any], outcomes: dict[str, str]) -> None:
+    from chaoskit.redaction import redact_query  # noqa: PLC0415 - imports yaml
+
     tests_dir = report_dir / "tests"
     tests_dir.mkdir(parents=True, exist_ok=True)
     data = {"outcome": _overall(outcomes), "phases": dict(outcomes), **data}

@@ -42,7 +42,11 @@ OUTPUTS = (("journal", True), ("junit", True), ("report", False))
 def check_outputs(args: argparse.Namespace) -> list[str]:
     """Problems with the output paths, found before anything runs: a folder, a FIFO or a
     device where a file should go (a link is fine: it is replaced, never written through)."""
+    from chaoskit.report import missing_report_deps  # noqa: PLC0415
+
     problems = []
+    if args.report and (missing := missing_report_deps()):
+        problems.append(f"--report: {missing}")
     for flag, _private in OUTPUTS:
         target = getattr(args, flag)
         if target:

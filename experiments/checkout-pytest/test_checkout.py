@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from pytest_plugin import ChaosConfigWarning
+from chaoskit_pytest import ChaosConfigWarning
 
 
 def pay(client, checkout: str, order: str) -> tuple[int, dict[str, object]]:

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chaoskit_pytest.fixtures import settings_key
 
 from chaoskit.proxy.api import Proxy
 from chaoskit.testing import Upstream
-from pytest_plugin.fixtures import settings_key
 from tests.builders import service_entry
 
 # Importing chaoskit.proxy.api here matters: pytester's in-process runs drop the modules a run

@@ -7,8 +7,7 @@ import re
 
 import pytest
 import requests
-
-from pytest_plugin.assertions import percentile
+from chaoskit_pytest.assertions import percentile
 
 from .conftest import virtual_service
 

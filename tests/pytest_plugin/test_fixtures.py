@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from pytest_plugin.fixtures import seed_for_test
+from chaoskit_pytest.fixtures import seed_for_test
 
 NO_CACHE = ("-p", "no:cacheprovider")
 
@@ -71,7 +70,7 @@ def test_tests_never_see_each_others_faults_records_or_counters(inner: pytest.Py
 def test_each_test_gets_a_seed_derived_from_the_session_seed(inner: pytest.Pytester):
     inner.makepyfile(
         test_seeds="""
-        from pytest_plugin.fixtures import seed_for_test
+        from chaoskit_pytest.fixtures import seed_for_test
 
         def test_one(chaos, request):
             assert chaos.seed == seed_for_test(11, request.node.nodeid)

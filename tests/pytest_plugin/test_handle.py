@@ -8,12 +8,12 @@ import time
 
 import pytest
 import requests
+from chaoskit_pytest.handle import Chaos, ChaosConfigWarning
 
 from chaoskit.config.upstream_fault import UpstreamFault
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.errors import ConfigError
 from chaoskit.testing import Upstream
-from pytest_plugin.handle import Chaos, ChaosConfigWarning
 from tests.builders import service_entry
 
 from .conftest import virtual_service

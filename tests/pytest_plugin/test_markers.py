@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pytest_plugin.markers import MARKER_HELP, ChaosMark, evaluate_chaos_marks, looks_like_yaml
+from chaoskit_pytest.markers import MARKER_HELP, ChaosMark, evaluate_chaos_marks, looks_like_yaml
 
 VS = (
     "apiVersion: networking.istio.io/v1\\nkind: VirtualService\\nmetadata: {name: payments}\\n"

@@ -7,9 +7,9 @@ import re
 import textwrap
 
 import pytest
+from chaoskit_pytest.fixtures import seed_for_test
+from chaoskit_pytest.plugin import report_file_name
 
-from pytest_plugin.fixtures import seed_for_test
-from pytest_plugin.plugin import report_file_name
 from tests.builders import service_entry
 
 NO_CACHE = ("-p", "no:cacheprovider")
@@ -241,7 +241,7 @@ def test_each_xdist_worker_has_its_own_proxy_and_tests_stay_isolated(
         import os
         import pathlib
         import pytest
-        from pytest_plugin.fixtures import seed_for_test
+        from chaoskit_pytest.fixtures import seed_for_test
 
         @pytest.mark.parametrize("n", range(4))
         def test_{name}(chaos, request, n):
@@ -269,3 +269,21 @@ def test_each_xdist_worker_has_its_own_proxy_and_tests_stay_isolated(
     workers = {p.name.split("-")[0] for p in marks}
     urls = {p.read_text() for p in marks}
     assert len(marks) == 8 and len(workers) == 2 and len(urls) == 2
+
+
+def test_loading_the_plugin_imports_nothing_heavy():
+    """The plugin loads in every pytest run of the venv: until a test uses chaos it must not
+    import chaoskit's config, the proxy, mitmproxy, aiohttp, hypothesis, requests or yaml."""
+    import subprocess
+    import sys
+
+    heavy = ("mitmproxy", "aiohttp", "hypothesis", "matplotlib", "requests", "yaml")
+    code = (
+        "import sys, chaoskit_pytest.plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{heavy!r} or m.startswith(('chaoskit.config', 'chaoskit.proxy', 'chaoskit.report'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout

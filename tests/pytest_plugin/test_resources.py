@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
-from chaoskit.config.match import HTTPMatchRequest, StringMatch
-from chaoskit.config.virtual_service import VirtualService
-from chaoskit.errors import ConfigError
-from chaoskit.sources import to_results
-from pytest_plugin.resources import (
+from chaoskit_pytest.resources import (
     build_route_fault,
     build_upstream_fault,
     label_for,
     parse_rule_parts,
     with_fault,
 )
+
+from chaoskit.config.match import HTTPMatchRequest, StringMatch
+from chaoskit.config.virtual_service import VirtualService
+from chaoskit.errors import ConfigError
+from chaoskit.sources import to_results
 
 
 def test_build_upstream_fault_writes_the_documented_shape():

@@ -335,7 +335,7 @@ def test_explore_replaces_a_symlink_instead_of_writing_through_it(tmp_path, vict
 def test_pytest_reports_are_owner_only_never_through_a_link_and_hold_no_query_token(
     tmp_path, victim
 ):
-    from pytest_plugin.plugin import _write_test_report, report_file_name
+    from chaoskit_pytest.plugin import _write_test_report, report_file_name
 
     nodeid = "test_x.py::test_a"
     (tmp_path / "tests").mkdir()

@@ -9,7 +9,7 @@ this table instead of keeping its own list:
   order, the "needs at least one action" and ``sequence`` step messages, the combination rules;
 - the attempt plan (:mod:`chaoskit.faults.plan`): how a selected action changes the attempt;
 - the Hypothesis strategies (:mod:`chaoskit.strategies`): ``KINDS`` and the generated values;
-- the pytest helper (``chaos.fault(...)``, ``pytest_plugin.resources.build_upstream_fault``);
+- the pytest helper (``chaos.fault(...)``, ``chaoskit_pytest.resources.build_upstream_fault``);
 - the docs: :func:`docs_table` is the "Actions" table of docs/configuration.md (a test keeps
   them equal).
 

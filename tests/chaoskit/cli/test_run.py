@@ -114,3 +114,26 @@ def test_an_output_that_is_a_folder_or_a_fifo_is_refused_before_anything_runs(tm
         assert result.returncode == 2, result.stdout + result.stderr
         assert f"chaoskit run: {flag} {target}: is {kind}, not a regular file" in result.stderr
         assert "experiment web" not in result.stdout and "Traceback" not in result.stderr
+
+
+def test_report_without_matplotlib_is_refused_with_the_install_line(tmp_path):
+    """matplotlib is the optional chaoskit[report]; without it --report says so in one line,
+    before anything runs (simulated: sys.modules["matplotlib"] = None makes its import fail)."""
+    path = experiment(tmp_path, 1, False)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; "
+        "from chaoskit.cli import main; sys.exit(main())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", path, "--report", str(tmp_path / "r.html")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "chaoskit run: --report: the HTML report needs matplotlib, which is not installed: "
+        "pip install 'chaoskit[report]'"
+    ]
+    assert "experiment web" not in result.stdout

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chaoskit_pytest.handle import Chaos
+from chaoskit_pytest.resources import build_upstream_fault
 
 from chaoskit.config.loader import load_text
 from chaoskit.config.upstream_fault import SEQUENCE_STEPS, UpstreamFault
 from chaoskit.faults import actions as registry
 from chaoskit.faults.actions import ACTION_NAMES, ACTIONS, BY_NAME, Stage, docs_table
 from chaoskit.strategies import KINDS
-from pytest_plugin.handle import Chaos
-from pytest_plugin.resources import build_upstream_fault
 
 DOCS = Path(__file__).resolve().parents[4] / "docs"
 

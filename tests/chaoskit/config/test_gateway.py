@@ -120,7 +120,7 @@ INVALID = [
     ("selector: {istio: ingressgateway}", "spec.servers", "at least one server"),
     (server(HTTP, "[]"), "spec.servers[0].hosts", "at least one host"),
     (server(HTTP, "[reviews]"), "spec.servers[0].hosts[0]", "short names (non FQDN)"),
-    (server(HTTP, "['*foo.com']"), "spec.servers[0].hosts[0]", "wildcards are only allowed"),
+    (server(HTTP, "['*foo.com']"), "spec.servers[0].hosts[0]", "partial wildcard"),
     (
         server(HTTP, "['Bad_NS/a.com']"),
         "spec.servers[0].hosts[0]",

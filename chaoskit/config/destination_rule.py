@@ -20,7 +20,7 @@ from typing import ClassVar, TypeVar
 from chaoskit.config.fields import UINT32_MAX, Fields
 from chaoskit.config.hosts import check_host, expand, is_dns1123_label
 from chaoskit.config.resource import Metadata, Resource
-from chaoskit.config.service_entry import check_labels, str_items
+from chaoskit.config.service_entry import check_export_to, check_labels
 from chaoskit.config.yamlsource import Location
 
 _T = TypeVar("_T")
@@ -629,7 +629,14 @@ def parse_tls(f: Fields) -> ClientTLSSettings:
             f.error("clientCertificate", "client certificate required for mutual tls")
         if not key:
             f.error("privateKey", "private key required for mutual tls")
-    if skip and mode in ("SIMPLE", "MUTUAL") and (ca or sans):
+    # agent/validation.go ValidateTLS: in SIMPLE mode credentialName also carries a CA bundle.
+    if skip and mode == "SIMPLE" and (ca or credential or sans):
+        f.error(
+            "insecureSkipVerify",
+            "cannot specify caCertificates, credentialName or subjectAltNames when "
+            "insecureSkipVerify is set true",
+        )
+    elif skip and mode == "MUTUAL" and (ca or sans):
         f.error(
             "insecureSkipVerify",
             "cannot specify caCertificates or subjectAltNames when insecureSkipVerify is set true",
@@ -722,39 +729,13 @@ def _workload_selector(f: Fields) -> Mapping[str, str]:
     return labels
 
 
-def _check_export_to(f: Fields, namespace: str, *, selector: bool) -> tuple[str, ...]:
-    """Istio's ``validateExportTo`` for a non-ServiceEntry resource."""
-    items = str_items(f, "exportTo")
-    keys: list[str] = []
-    for path, e, loc in items:
-        key = namespace if e == "." else e
-        problem = None
-        if key in keys:
-            problem = f"duplicate entries in exportTo: {e}"
-        elif e == "~":
-            problem = "exportTo ~ (none) is not allowed for Istio configuration objects"
-        elif e not in (".", "*") and not is_dns1123_label(e):
-            problem = f"{e!r}: only .,*, or a valid DNS 1123 label is allowed as exportTo entry"
-        elif e == "*" and len(items) > 1:
-            problem = "cannot have both public (*) and non-public exportTo values for a resource"
-        if problem:
-            f.ctx.issues.error(loc, f.ctx.resource, path, problem)
-        keys.append(key)
-    if selector and keys and set(keys) != {namespace}:
-        f.error(
-            "exportTo",
-            "destination rule with workload selector cannot have exportTo beyond current namespace",
-        )
-    return tuple(e for _, e, _ in items)
-
-
 def parse_destination_rule(
     spec: Fields, api_version: str, metadata: Metadata, location: Location
 ) -> DestinationRule:
     """Read a DestinationRule ``spec`` (metadata already parsed by the loader)."""
     ns = metadata.namespace
     host = spec.str("host", required=True)
-    if host is not None and (problem := check_host(host)):
+    if host is not None and (problem := check_host(host, allow_partial=True)):
         spec.error("host", problem)
     policy = _opt(spec, "trafficPolicy", parse_traffic_policy)
     subsets: list[Subset] = []
@@ -765,7 +746,7 @@ def parse_destination_rule(
         elif subset is not None:
             subsets.append(subset)
     selector = _opt(spec, "workloadSelector", _workload_selector)
-    export_to = _check_export_to(spec, ns, selector=selector is not None)
+    export_to = check_export_to(spec, selector=selector is not None)
     spec.done()
     return DestinationRule(
         api_version=api_version,

@@ -207,7 +207,12 @@ def _parse_port(f: Fields, bind: str | None) -> Port | None:
     return Port(number, protocol, name or "", target or None)
 
 
-def _parse_tls(f: Fields) -> ServerTLSSettings:
+def parse_server_tls(f: Fields) -> ServerTLSSettings:
+    """A Gateway server's (or Sidecar ingress listener's) ``tls`` block.
+
+    Mirrors istio/istio ``pkg/config/validation/validation.go`` ``validateTLSOptions``: each
+    ``tlsCertificates`` entry needs its own certificate and key in SIMPLE/MUTUAL modes.
+    """
     mode = f.enum("mode", TLS_MODES) or "PASSTHROUGH"
     redirect = bool(f.bool("httpsRedirect"))
     cred = f.str("credentialName")
@@ -215,11 +220,11 @@ def _parse_tls(f: Fields) -> ServerTLSSettings:
     cert = f.str("serverCertificate")
     key = f.str("privateKey")
     ca = f.str("caCertificates")
-    f.str("caCrl")
+    crl = f.str("caCrl")
     tls_certs = field_objs(f, "tlsCertificates")
+    pairs = [(cert, key, f)] if not tls_certs else []
     for tc in tls_certs:
-        tc.str("serverCertificate")
-        tc.str("privateKey")
+        pairs.append((tc.str("serverCertificate"), tc.str("privateKey"), tc))
         tc.str("caCertificates")
         tc.done()
     for k in ("subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash", "cipherSuites"):
@@ -242,12 +247,19 @@ def _parse_tls(f: Fields) -> ServerTLSSettings:
         )
     if mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") and cred is None and not creds:
         label = "SIMPLE TLS" if mode == "SIMPLE" else "MUTUAL TLS"
-        if not tls_certs and cert is None:
-            f.error(None, f"{label} requires a server certificate (or a credentialName)")
-        if not tls_certs and key is None:
-            f.error(None, f"{label} requires a private key (or a credentialName)")
+        for pair_cert, pair_key, where in pairs:
+            if pair_cert is None:
+                where.error(None, f"{label} requires a server certificate (or a credentialName)")
+            if pair_key is None:
+                where.error(None, f"{label} requires a private key (or a credentialName)")
         if label == "MUTUAL TLS" and ca is None:
             f.error(None, f"{label} requires a client CA bundle (caCertificates)")
+        if len(tls_certs) > 2:
+            f.warn("tlsCertificates", f"{label} can support up to 2 server certificates")
+    if crl is not None and cred is not None:
+        f.error("caCrl", "CRL is not supported with credentialName; put it in the credential")
+    if crl is not None and mode == "SIMPLE":
+        f.error("caCrl", "CRL is not supported with SIMPLE TLS")
     return ServerTLSSettings(mode, redirect, cred, creds, cert, key, ca, bool(present))
 
 
@@ -262,7 +274,7 @@ def _parse_server(f: Fields, index: int, gw_namespace: str, port_names: set[str]
     host_items = str_items(f, "hosts")
     hosts = [_parse_host(f, p, t, loc, gw_namespace) for p, t, loc in host_items]
     tf = f.obj("tls")
-    tls = _parse_tls(tf) if tf is not None else None
+    tls = parse_server_tls(tf) if tf is not None else None
     name = f.str("name")
     default_endpoint = f.str("defaultEndpoint")
     f.done()

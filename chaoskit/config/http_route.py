@@ -228,7 +228,7 @@ def parse_destination(f: Fields) -> Destination | None:
     if host == "*":
         f.error("host", "destination host cannot be '*'")
         return None
-    if problem := check_host(host):
+    if problem := check_host(host, allow_partial=True):
         f.error("host", problem)
         return None
     return Destination(host=host, fqdn=expand(host, f.ctx.namespace), subset=subset, port=port)
@@ -396,8 +396,11 @@ def parse_redirect(f: Fields, matches: tuple[HTTPMatchRequest, ...]) -> HTTPRedi
     f.done()
     if uri is not None and prefix_rewrite is not None:
         f.error(None, "only one of uri, prefixRewrite may be set")
-    if prefix_rewrite is not None and any(m.uri is None or m.uri.kind != "prefix" for m in matches):
-        f.error("prefixRewrite", "prefixRewrite requires every match to use a uri prefix")
+    # validateHTTPRedirect: only matches that have a uri must use a prefix.
+    if prefix_rewrite is not None and any(
+        m.uri is not None and m.uri.kind != "prefix" for m in matches
+    ):
+        f.error("prefixRewrite", "prefixRewrite requires all uri matches to use a prefix")
     if all(v is None for v in (uri, prefix_rewrite, authority, scheme, port, derive)):
         f.error(None, "redirect must specify uri, authority, scheme or port")
     if scheme is not None and scheme not in ("http", "https"):
@@ -443,8 +446,8 @@ def parse_direct_response(f: Fields) -> HTTPDirectResponse | None:
     f.done()
     if status is None:
         return None
-    if not 200 <= status <= 599:
-        f.error("status", f"status {status} is not in range 200-599")
+    if not 200 <= status <= 600:  # validateHTTPStatus accepts 600 despite its message
+        f.error("status", f"HTTP status {status} is not in range 200-599")
         return None
     return HTTPDirectResponse(status=status, body=body)
 
@@ -476,11 +479,10 @@ def parse_rewrite(f: Fields, authority_seen: list[str]) -> HTTPRewrite:
 def parse_cors(f: Fields) -> CorsPolicy:
     origins: list[str] = []
     for sub in f.objs("allowOrigins"):
-        if not sub.data:
-            sub.error(None, "allowOrigins entry must set exact, prefix or regex")
-        for k in ("exact", "prefix", "regex"):
-            if (v := sub.str(k)) is not None:
-                origins.append(v)
+        given = [v for v in (sub.str(k) for k in ("exact", "prefix", "regex")) if v is not None]
+        if not any(given):  # validateAllowOrigins: an empty or missing match string
+            sub.error(None, "allowOrigins entry must set a non-empty exact, prefix or regex")
+        origins.extend(given)
         sub.done()
     origins.extend(f.str_list("allowOrigin"))
     methods = f.str_list("allowMethods")
@@ -540,6 +542,11 @@ def parse_mirrors(f: Fields) -> tuple[HTTPMirrorPolicy, ...]:
             f.warn("mirrorPercent", "mirrorPercent is deprecated; use mirrorPercentage: {value: N}")
         if dest is not None:
             out.append(HTTPMirrorPolicy(dest, pct))
+    elif f.has("mirrorPercentage"):
+        f.percent("mirrorPercentage")  # validateHTTPRoute checks the range even without a mirror
+    elif f.has("mirrorPercent"):
+        f.int("mirrorPercent", minimum=0, maximum=100)
+        f.warn("mirrorPercent", "mirrorPercent is deprecated; use mirrorPercentage: {value: N}")
     f.accept("mirrorPercentage", "mirrorPercent", "mirror_percent")
     for mp in f.objs("mirrors"):
         dest_f = mp.obj("destination", required=True)

@@ -150,9 +150,17 @@ def parse_string_match(
     return StringMatch("present")
 
 
+#: Header keys under this prefix match JWT claims, not request headers.
+CLAIM_PREFIX = "@request.auth.claims"
+
+
 def _header_map(f: Fields, key: str, *, query: bool = False) -> dict[str, StringMatch]:
     out: dict[str, StringMatch] = {}
+    raw = f.data.get(key)
     for name, sub in f.obj_map(key).items():
+        if key == "headers" and isinstance(raw, dict) and raw.get(name, {}) is None:
+            sub.error(None, f"header match {name} cannot be null")  # validateHTTPRouteMatchRequest
+            continue
         if not query:
             if not (
                 _TOKEN.match(name) or _is_pseudo(name) or name.startswith("@request.auth.claims")
@@ -171,6 +179,19 @@ def _header_map(f: Fields, key: str, *, query: bool = False) -> dict[str, String
         if sm is not None:
             out[name if query else name.lower()] = sm
     return out
+
+
+def is_jwt_claim_key(name: str) -> bool:
+    """A header-match key that routes on a JWT claim (istio/istio ``pkg/jwt/routing.go``).
+
+    ``@request.auth.claims.a.b`` or ``@request.auth.claims[a][b]``; case-insensitive prefix.
+    """
+    if not name.lower().startswith(CLAIM_PREFIX):
+        return False
+    rest = name[len(CLAIM_PREFIX) :]
+    return (rest.startswith(".") and len(rest) > 1) or (
+        rest.startswith("[") and rest.endswith("]") and len(rest) > 2
+    )
 
 
 def _is_pseudo(name: str) -> bool:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 
 from chaoskit.config.fields import UINT32_MAX, Fields, did_you_mean, type_name
-from chaoskit.config.hosts import check_host, is_dns1123_label, is_ip
+from chaoskit.config.hosts import check_host, is_dns1123_label, is_ip, is_partial_wildcard
 from chaoskit.config.resource import Metadata, Resource
 from chaoskit.config.yamlsource import Location, YMap
 
@@ -219,7 +219,7 @@ def _unix_problem(path: str) -> str | None:
 
 def parse_endpoint(f: Fields, *, address_required: bool) -> Endpoint:
     """Read a ``WorkloadEntry`` message (an SE endpoint, or a WorkloadEntry's spec)."""
-    address = f.str("address", required=address_required)
+    address = f.str("address")
     ports: dict[str, int] = {}
     if (pf := f.obj("ports")) is not None:
         for name in list(pf.data):
@@ -236,6 +236,13 @@ def parse_endpoint(f: Fields, *, address_required: bool) -> Endpoint:
     network = f.str("network")
     service_account = f.str("serviceAccount")
     f.done()
+    if address is None and address_required:
+        # validation.go validateWorkloadEntry: a network without an address only warns (the
+        # endpoint is reached through that network's gateway, which chaoskit does not model).
+        if network is None:
+            f.error(None, '"address" is required')
+        else:
+            f.warn(None, f"address is unset with network {network!r}")
     if address is not None and "*" in address:
         f.error("address", f"address {address!r} must not contain a wildcard")
     elif address is not None and address.startswith(UNIX_PREFIX):
@@ -277,21 +284,45 @@ def _parse_ports(spec: Fields) -> tuple[ServicePort, ...]:
     return tuple(out)
 
 
-def check_export_to(spec: Fields) -> tuple[str, ...]:
+def check_export_to(
+    spec: Fields, *, service_entry: bool = False, selector: bool = False
+) -> tuple[str, ...]:
+    """``exportTo`` as Istio's ``validateExportTo`` (``pkg/config/validation/validation.go``).
+
+    ``.`` stands for the resource's own namespace when looking for duplicates, ``~`` (none) is
+    only for ServiceEntries, ``*`` and ``~`` stand alone, and a DestinationRule with a
+    ``workloadSelector`` may only be exported to its own namespace.
+    """
+    namespace = spec.ctx.namespace
     items = str_items(spec, "exportTo")
-    seen: set[str] = set()
-    for path, value, loc in items:
+    keys: set[str] = set()
+    for path, e, loc in items:
+        key = namespace if e == "." else e
         problem = None
-        if value not in (".", "*", "~") and not is_dns1123_label(value):
-            problem = f"invalid exportTo value {value!r} (use '.', '*', '~' or a namespace)"
-        elif value in seen:
-            problem = f"duplicate exportTo entry {value!r}"
-        elif value in ("*", "~") and len(items) > 1:
-            problem = f"{value!r} cannot be combined with other exportTo values"
+        if key in keys:
+            problem = (
+                f"duplicate entries in exportTo: . and current namespace {namespace}"
+                if key != e
+                else f"duplicate entries in exportTo for entry {e}"
+            )
+        elif e == "~" and not service_entry:
+            problem = "exportTo ~ (none) is not allowed for Istio configuration objects"
+        elif e not in (".", "*", "~") and not is_dns1123_label(e):
+            problem = f"{e!r}: only .,*, or a valid DNS 1123 label is allowed as exportTo entry"
+        else:
+            keys.add(key)
         if problem:
             spec.ctx.issues.error(loc, spec.ctx.resource, path, problem)
-        seen.add(value)
-    return tuple(v for _, v, _ in items)
+    if len(items) > 1 and "*" in keys:
+        spec.error("exportTo", "cannot have both public (*) and non-public exportTo values")
+    if len(items) > 1 and "~" in keys:
+        spec.error("exportTo", "cannot export service entry to no one (~) and someone")
+    if selector and keys and keys != {namespace}:
+        spec.error(
+            "exportTo",
+            "destination rule with workload selector cannot have exportTo beyond current namespace",
+        )
+    return tuple(e for _, e, _ in items)
 
 
 def parse_service_entry(
@@ -311,7 +342,7 @@ def parse_service_entry(
         selector = wf.str_map("labels")
         check_labels(wf, "labels", selector)
         wf.done()
-    export_to = check_export_to(spec)
+    export_to = check_export_to(spec, service_entry=True)
     sans = spec.str_list("subjectAltNames")
     spec.done()
 
@@ -321,7 +352,7 @@ def parse_service_entry(
     for path, host, loc in host_items:
         if host == "*":
             problem = "invalid host *: a service entry cannot match every host"
-        elif (problem := check_host(host)) is not None:
+        elif (problem := check_host(host, allow_partial=True)) is not None:
             pass
         elif resolution == "DYNAMIC_DNS" and not host.startswith("*."):
             problem = f"host {host!r} must be a wildcard (*.example.com) for resolution DYNAMIC_DNS"
@@ -331,6 +362,9 @@ def parse_service_entry(
             )
         if problem:
             issues.error(loc, res, path, problem)
+        elif resolution != "DYNAMIC_DNS" and is_partial_wildcard(host):
+            # validation.go ValidateServiceEntry: ValidatePartialWildCard is only a warning.
+            issues.warning(loc, res, path, f"partial wildcard {host!r} not allowed")
     for path, addr, loc in addr_items:
         try:
             ipaddress.ip_network(addr, strict=False)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from chaoskit.config.destination_rule import parse_connection_pool
 from chaoskit.config.fields import Fields
-from chaoskit.config.gateway import NamespacedHost, check_bind
+from chaoskit.config.gateway import NamespacedHost, check_bind, parse_server_tls
 from chaoskit.config.hosts import check_host, is_dns1123_label, overlaps
 from chaoskit.config.http_route import Destination, parse_destination
 from chaoskit.config.mesh_config import ALLOW_ANY, REGISTRY_ONLY
@@ -22,12 +23,24 @@ from chaoskit.config.service_entry import (
     UNIX_PREFIX,
     check_labels,
     field_objs,
+    is_http_protocol,
+    is_tls_protocol,
     parse_protocol,
     str_items,
 )
 from chaoskit.config.yamlsource import Location
 
 CAPTURE_MODES = ("DEFAULT", "IPTABLES", "NONE")
+#: Hosts Istio allows in an ingress ``defaultEndpoint`` (``ValidateSidecar``).
+_ENDPOINT_HOSTS = ("", "127.0.0.1", "0.0.0.0", "::1", "::")
+#: Server TLS fields a Sidecar ingress listener may not set (``ValidateSidecar``).
+_INGRESS_TLS_FORBIDDEN = {
+    "subjectAltNames": "subjectAltNames is not supported in ingress tls",
+    "httpsRedirect": "httpsRedirect is not supported",
+    "credentialName": "credentialName is not currently supported",
+    "credentialNames": "credentialNames is not currently supported",
+    "tlsCertificates": "tlsCertificates is not currently supported",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -187,17 +200,78 @@ def _parse_egress(f: Fields, index: int) -> IstioEgressListener:
     return IstioEgressListener(index, f.loc(), port, bind, capture, tuple(h for h in hosts if h))
 
 
+def check_unix_path(path: str) -> str | None:
+    """Why ``path`` (after ``unix://``) is not a socket path: Istio's ``ValidateUnixAddress``."""
+    if not path:
+        return "unix address must not be empty"
+    if path.startswith("@"):
+        return None  # an abstract socket name
+    if not path.startswith("/") or path.endswith("/"):
+        return f"{path} is not an absolute path to a file"
+    return None
+
+
+def check_default_endpoint(endpoint: str) -> str | None:
+    """Why an ingress ``defaultEndpoint`` is invalid, or ``None`` (``ValidateSidecar``).
+
+    ``unix://`` + a socket path, or ``HOST:PORT`` with HOST one of 127.0.0.1, 0.0.0.0, [::1],
+    [::] or empty, and PORT in 1..65535.
+    """
+    if endpoint.startswith(UNIX_PREFIX):
+        return check_unix_path(endpoint.removeprefix(UNIX_PREFIX))
+    host, colon, port = endpoint.rpartition(":")
+    if not colon:
+        return f"defaultEndpoint {endpoint!r}: missing port in address"
+    if host.startswith("["):
+        host = host.removeprefix("[").removesuffix("]")
+    elif ":" in host:
+        return f"defaultEndpoint {endpoint!r}: too many colons in address"
+    if host not in _ENDPOINT_HOSTS:
+        return (
+            "defaultEndpoint must be of form 127.0.0.1:<port>, 0.0.0.0:<port>, [::1]:<port>, "
+            "[::]:<port>, unix://filepath or unset"
+        )
+    if not port.isdigit():
+        return f"defaultEndpoint port ({port}) is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"port number {int(port)} must be in the range 1..65535"
+    return None
+
+
+def _check_ingress_tls(tf: Fields, port: SidecarPort | None) -> None:
+    """Istio's ingress-only TLS limits, then the Gateway server rules (``validateTLSOptions``)."""
+    for key, message in _INGRESS_TLS_FORBIDDEN.items():
+        if tf.has(key) and tf.data[key] not in ([], False):
+            tf.error(key, message)
+    tls = parse_server_tls(tf)
+    if tls.mode in ("ISTIO_MUTUAL", "AUTO_PASSTHROUGH"):
+        tf.error("mode", f"cannot set mode to {tls.mode} in sidecar ingress tls")
+    if port is not None and not is_tls_protocol(port.protocol):
+        tf.error(None, "server cannot have TLS settings for non HTTPS/TLS ports")
+
+
 def _parse_ingress(f: Fields, index: int) -> IstioIngressListener:
     bind = f.str("bind")
     pf = f.obj("port")
     port = _parse_port(pf, bind, allow_unix=False) if pf is not None else None
     capture = f.enum("captureMode", CAPTURE_MODES) or "DEFAULT"
     default_endpoint = f.str("defaultEndpoint")
-    f.accept("tls", "connectionPool")
+    if (tf := f.obj("tls")) is not None:
+        _check_ingress_tls(tf, port)
+    if (cf := f.obj("connectionPool")) is not None:
+        pool = parse_connection_pool(cf)
+        if pool.http is not None and port is not None and not is_http_protocol(port.protocol):
+            cf.warn(
+                "http",
+                f"HTTP connection pool settings are configured for port {port.number} but its "
+                f"protocol is not HTTP ({port.protocol}); only TCP settings will apply",
+            )
     f.done()
     if pf is None and not f.has("port"):
         f.error("port", "port is required for ingress listeners")
     check_bind(f, bind)
+    if default_endpoint and (problem := check_default_endpoint(default_endpoint)):
+        f.error("defaultEndpoint", problem)
     return IstioIngressListener(index, f.loc(), port, bind, capture, default_endpoint)
 
 
@@ -244,12 +318,12 @@ def parse_sidecar(
     ingress = tuple(_parse_ingress(inf, i) for i, inf in enumerate(ingress_fields))
     of = spec.obj("outboundTrafficPolicy")
     outbound = _parse_outbound(of) if of is not None else None
-    spec.accept("inboundConnectionPool")
+    if (pool := spec.obj("inboundConnectionPool")) is not None:
+        parse_connection_pool(pool)
     spec.done()
 
-    if not any(
-        spec.has(k) for k in ("egress", "ingress", "outboundTrafficPolicy", "inboundConnectionPool")
-    ):
+    # Istio's emptiness test is on the decoded proto: an empty list counts as unset.
+    if not (egress or ingress or spec.has("outboundTrafficPolicy") or pool is not None):
         spec.error(None, "empty Sidecar: set egress, ingress or outboundTrafficPolicy")
     catch_all = False
     ports: set[int] = set()

@@ -6,8 +6,17 @@ import dataclasses
 from collections.abc import Callable
 
 from chaoskit.config.fields import UINT32_MAX, Fields
-from chaoskit.config.hosts import check_host, expand, is_dns1123_label, overlaps
+from chaoskit.config.hosts import (
+    check_gateway_vs_host,
+    check_host,
+    expand,
+    is_dns1123_label,
+    is_ip,
+    matches,
+    overlaps,
+)
 from chaoskit.config.http_route import Destination, HTTPRoute, parse_destination, parse_http_route
+from chaoskit.config.match import is_jwt_claim_key
 from chaoskit.config.resource import Metadata, Resource
 from chaoskit.config.service_entry import check_export_to
 from chaoskit.config.yamlsource import Location
@@ -82,7 +91,32 @@ def gateway_normalizer(namespace: str) -> Callable[[Fields, str, str], str | Non
     return normalize
 
 
-def _l4_routes(spec: Fields, key: str) -> tuple[L4Route, ...]:
+def _check_sni_host(mf: Fields, sni: str, hosts: tuple[str, ...], *, gateway: bool) -> None:
+    """``validateSniHost``: a valid (gateway) domain that is a subset of a VirtualService host.
+
+    An IP address only warns (it goes against the SNI spec). ``gateway`` is Istio's
+    ``isGateway``, true unless ``mesh`` is listed (so also when ``gateways`` is empty).
+    """
+    if is_ip(sni):
+        mf.warn("sniHosts", f"using an IP address ({sni!r}) goes against SNI spec")
+        return
+    problem = (
+        check_gateway_vs_host(sni, sni=True) if gateway else check_host(sni, allow_partial=True)
+    )
+    if problem is not None:
+        mf.error("sniHosts", problem)
+        return
+    if not any(matches(h.lower(), sni.lower()) for h in hosts):
+        mf.error(
+            "sniHosts",
+            f"SNI host {sni!r} is not a compatible subset of any of the virtual service hosts: "
+            f"[{', '.join(hosts)}]",
+        )
+
+
+def _l4_routes(
+    spec: Fields, key: str, hosts: tuple[str, ...], gateway: bool
+) -> tuple[L4Route, ...]:
     out = []
     for i, rf in enumerate(spec.objs(key)):
         ports: list[int] = []
@@ -91,7 +125,10 @@ def _l4_routes(spec: Fields, key: str) -> tuple[L4Route, ...]:
             if (p := mf.int("port", minimum=1, maximum=65535)) is not None:
                 ports.append(p)
             if key == "tls":
-                sni.extend(mf.str_list("sniHosts", required=True))
+                names = mf.str_list("sniHosts", required=True)
+                for name in names:
+                    _check_sni_host(mf, name, hosts, gateway=gateway)
+                sni.extend(names)
             mf.accept(
                 "destinationSubnets", "sourceLabels", "gateways", "sourceNamespace", "sniHosts"
             )
@@ -106,9 +143,27 @@ def _l4_routes(spec: Fields, key: str) -> tuple[L4Route, ...]:
             df.done()
             if dest is not None:
                 dests.append(RouteDestination(dest, weight))
+        if len(rf.data.get("route") or ()) > 1 and not any(d.weight for d in dests):
+            rf.error("route", "total destination weight = 0")  # validateRouteDestinations
         rf.done()
         out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni)))
     return tuple(out)
+
+
+def _check_jwt_claim_routes(spec: Fields, http: tuple[HTTPRoute, ...]) -> None:
+    """JWT-claim header matches need a gateway (``ValidateVirtualService``)."""
+    for r in http:
+        for j, m in enumerate(r.match):
+            for key in ("headers", "without_headers"):
+                for name in getattr(m, key):
+                    if is_jwt_claim_key(name):
+                        spec.ctx.issues.error(
+                            r.location,
+                            spec.ctx.resource,
+                            f"spec.http[{r.index}].match[{j}]",
+                            f"JWT claim based routing (key: {name}) is only supported for "
+                            "gateway, found no gateways",
+                        )
 
 
 def parse_virtual_service(
@@ -123,14 +178,27 @@ def parse_virtual_service(
     delegate = not spec.has("hosts")
 
     bound_to_mesh = not gateways_raw or MESH in gateways
+    # Istio's isGateway: gateways listed and none of them is "mesh".
+    on_gateway = bool(gateways_raw) and MESH not in gateways
+    has_sni = any(
+        isinstance(m, dict) and m.get("sniHosts")
+        for t in spec.data.get("tls") or ()
+        if isinstance(t, dict)
+        for m in t.get("match") or ()
+    )
     for h in hosts:
-        if h == "*" and bound_to_mesh:
+        problem = (
+            check_gateway_vs_host(h, sni=has_sni)
+            if on_gateway
+            else check_host(h, allow_partial=True)
+        )
+        if problem and not is_ip(h):
+            spec.error("hosts", problem)
+        elif h == "*" and bound_to_mesh:
             spec.error(
                 "hosts",
                 "wildcard host * is not allowed for virtual services bound to the mesh gateway",
             )
-        elif problem := check_host(h):
-            spec.error("hosts", problem)
     fq = tuple(expand(h, ns) for h in hosts)
     for i, a in enumerate(fq):
         for b in fq[i + 1 :]:
@@ -138,9 +206,11 @@ def parse_virtual_service(
                 spec.error("hosts", f"duplicate hosts in virtual service: {a} & {b}")
 
     http = tuple(parse_http_route(rf, i, normalize) for i, rf in enumerate(spec.objs("http")))
-    tcp = _l4_routes(spec, "tcp")
-    tls = _l4_routes(spec, "tls")
+    tcp = _l4_routes(spec, "tcp", hosts, on_gateway)
+    tls = _l4_routes(spec, "tls", hosts, not gateways_raw or on_gateway)
     export_to = check_export_to(spec)
+    if not on_gateway:
+        _check_jwt_claim_routes(spec, http)
     spec.done()
 
     if not any(spec.data.get(k) for k in ("http", "tcp", "tls")):

@@ -120,7 +120,7 @@ INVALID = [
     ("selector: {istio: ingressgateway}", "spec.servers", "at least one server"),
     (server(HTTP, "[]"), "spec.servers[0].hosts", "at least one host"),
     (server(HTTP, "[reviews]"), "spec.servers[0].hosts[0]", "short names (non FQDN)"),
-    (server(HTTP, "['*foo.com']"), "spec.servers[0].hosts[0]", "wildcards are only allowed"),
+    (server(HTTP, "['*foo.com']"), "spec.servers[0].hosts[0]", "partial wildcard"),
     (
         server(HTTP, "['Bad_NS/a.com']"),
         "spec.servers[0].hosts[0]",
@@ -160,6 +160,30 @@ INVALID = [
         "MUTUAL TLS requires a client CA bundle",
     ),
     (server(HTTPS, extra="tls: {mode: STRICT}"), "spec.servers[0].tls.mode", "is not one of"),
+    # Each tlsCertificates entry and caCrl: istio/istio pkg/config/validation/validation.go
+    # validateTLSOptions (validation_test.go TestValidateTlsOptions).
+    (
+        server(HTTPS, extra="tls: {mode: SIMPLE, tlsCertificates: [{privateKey: /k.pem}]}"),
+        "spec.servers[0].tls.tlsCertificates[0]",
+        "SIMPLE TLS requires a server certificate",
+    ),
+    (
+        server(HTTPS, extra="tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: /c.pem}]}"),
+        "spec.servers[0].tls.tlsCertificates[0]",
+        "SIMPLE TLS requires a private key",
+    ),
+    (
+        server(HTTPS, extra="tls: {mode: SIMPLE, credentialName: c, caCrl: /crl.pem}"),
+        "spec.servers[0].tls.caCrl",
+        "CRL is not supported with credentialName",
+    ),
+    (
+        server(
+            HTTPS, extra="tls: {mode: SIMPLE, serverCertificate: /c, privateKey: /k, caCrl: /r}"
+        ),
+        "spec.servers[0].tls.caCrl",
+        "CRL is not supported with SIMPLE TLS",
+    ),
     ("servers:\n- hosts: [a.com]", "spec.servers[0]", '"port" is required'),
     (
         server("{number: 80, name: http, protocol: HTTPZ}"),

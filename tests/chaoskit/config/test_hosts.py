@@ -29,6 +29,12 @@ def test_short_names_expand_only_without_a_dot(host, namespace, expected):
         ("a.foo.com", "a.foo.com", True),
         ("a.foo.com", "b.foo.com", False),
         ("*.foo.com", "*.a.foo.com", True),
+        # Partial wildcards are plain suffixes (istio/istio pkg/config/host/name.go Matches).
+        ("*foo.com", "afoo.com", True),
+        ("*foo.com", "foo.com", True),
+        ("*-foo.com", "a-foo.com", True),
+        ("*-foo.com", "afoo.com", False),
+        ("*foo.com", "*.foo.com", True),
     ],
 )
 def test_wildcard_matching(pattern, host, expected):
@@ -43,6 +49,18 @@ def test_overlaps_is_symmetric():
 @pytest.mark.parametrize("bad", ["foo*.com", "*foo.com", "a.*.com", "-bad.com", "", "a..b"])
 def test_invalid_hosts(bad):
     assert check_host(bad) is not None
+
+
+@pytest.mark.parametrize("host", ["*x", "*foo.com", "*-foo.com", "*.foo.com", "a.com."])
+def test_partial_wildcards_are_valid_where_allowed(host):
+    # agent/validation.go ValidateWildcardDomain, labels.IsWildcardDNS1123Label.
+    assert check_host(host, allow_partial=True) is None
+
+
+@pytest.mark.parametrize("host", ["*foo.com", "*-foo.com"])
+def test_partial_wildcards_refused_by_default(host):
+    # agent/validation.go ValidatePartialWildCard (Gateway and Sidecar hosts).
+    assert "partial wildcard" in (check_host(host) or "")
 
 
 def test_wildcards_can_be_refused():

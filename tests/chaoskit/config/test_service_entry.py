@@ -189,7 +189,7 @@ INVALID_SE = [
     # hosts
     (PORT80, "spec.hosts", "at least one host"),
     (f"hosts: ['*']\n{PORT80}", "spec.hosts[0]", "invalid host *"),
-    (f"hosts: ['foo*.com']\n{PORT80}", "spec.hosts[0]", "wildcards are only allowed"),
+    (f"hosts: ['foo*.com']\n{PORT80}", "spec.hosts[0]", "not a valid DNS name"),
     (f"hosts: [a.com, 3]\n{PORT80}", "spec.hosts[1]", "must be a string"),
     # addresses
     (f"{A}addresses: [nope]", "spec.addresses[0]", "not an IP address or CIDR"),
@@ -332,7 +332,7 @@ INVALID_SE = [
         "spec.hosts",
         "multiple hosts provided with non-HTTP, non-TLS ports",
     ),
-    (f"{A}exportTo: ['*', '.']", "spec.exportTo[0]", "cannot be combined with other exportTo"),
+    (f"{A}exportTo: ['*', '.']", "spec.exportTo", "cannot have both public (*) and non-public"),
 ]
 
 

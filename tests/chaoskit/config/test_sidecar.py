@@ -95,6 +95,11 @@ def test_istio_docs_ratings_example() -> None:
 
 H = "hosts: ['*/*']"
 P80 = f"port: {{number: 80}}\n  {H}"
+I80 = "ingress:\n- port: {number: 80, protocol: HTTP, name: http}"
+I443 = "ingress:\n- port: {number: 443, protocol: HTTPS, name: https}"
+DE = "spec.ingress[0].defaultEndpoint"
+T = "spec.ingress[0].tls"
+CERT = "mode: SIMPLE, serverCertificate: /c, privateKey: /k"
 
 INVALID = [
     ("{}", "spec", "empty Sidecar"),
@@ -110,7 +115,8 @@ INVALID = [
         'invalid namespace value "Bad" in sidecar',
     ),
     ("egress:\n- hosts: ['./reviews']", "spec.egress[0].hosts[0]", "short names (non FQDN)"),
-    ("egress:\n- hosts: ['*/foo*.com']", "spec.egress[0].hosts[0]", "wildcards are only allowed"),
+    ("egress:\n- hosts: ['*/foo*.com']", "spec.egress[0].hosts[0]", "not a valid DNS name"),
+    ("egress:\n- hosts: ['*/*foo.com']", "spec.egress[0].hosts[0]", "partial wildcard"),
     ("egress:\n- hosts: ['/foo.com']", "spec.egress[0].hosts[0]", "cannot be empty"),
     ("egress:\n- port: {number: 80}\n  hosts: []", "spec.egress[0].hosts", "at least one host"),
     (f"egress:\n- {P80}\n- {P80}", "spec.egress[1].port", "on IP bound listeners must be unique"),
@@ -167,6 +173,36 @@ INVALID = [
         "must be a string",
     ),
     (f"egres:\n- {H}", "spec.egres", 'did you mean "egress"'),
+    # Ingress listeners, emptiness and connection pools: istio/istio
+    # pkg/config/validation/validation.go ValidateSidecar (+ validateTLSOptions,
+    # validateConnectionPool), cases from validation_test.go TestValidateSidecar.
+    ("egress: []", "spec", "empty Sidecar"),
+    ("ingress: []\negress: []", "spec", "empty Sidecar"),
+    ("inboundConnectionPool: {}", "spec.inboundConnectionPool", "at least one field"),
+    (f"{I80}\n  connectionPool: {{}}", "spec.ingress[0].connectionPool", "at least one field"),
+    (f"{I80}\n  defaultEndpoint: 10.0.0.1:8080", DE, "must be of form 127.0.0.1:<port>"),
+    (f"{I80}\n  defaultEndpoint: 'localhost:8080'", DE, "must be of form 127.0.0.1:<port>"),
+    (f"{I80}\n  defaultEndpoint: 127.0.0.1", DE, "missing port in address"),
+    (f"{I80}\n  defaultEndpoint: '127.0.0.1:http'", DE, "is not a number"),
+    (f"{I80}\n  defaultEndpoint: 127.0.0.1:0", DE, "must be in the range 1..65535"),
+    (f"{I80}\n  defaultEndpoint: 127.0.0.1:65536", DE, "must be in the range 1..65535"),
+    (f"{I80}\n  defaultEndpoint: 'unix://foo.sock'", DE, "not an absolute path to a file"),
+    (f"{I80}\n  defaultEndpoint: 'unix:///var/run/'", DE, "not an absolute path to a file"),
+    (f"{I80}\n  defaultEndpoint: 'unix://'", DE, "unix address must not be empty"),
+    (f"{I443}\n  tls: {{mode: ISTIO_MUTUAL}}", T + ".mode", "cannot set mode to ISTIO_MUTUAL"),
+    (f"{I443}\n  tls: {{mode: AUTO_PASSTHROUGH}}", T + ".mode", "cannot set mode to AUTO_PASS"),
+    (f"{I443}\n  tls: {{{CERT}, subjectAltNames: [a]}}", T + ".subjectAltNames", "not supported"),
+    (f"{I443}\n  tls: {{{CERT}, httpsRedirect: true}}", T + ".httpsRedirect", "not supported"),
+    (f"{I443}\n  tls: {{mode: SIMPLE, credentialName: c}}", T + ".credentialName", "not currently"),
+    (f"{I443}\n  tls: {{mode: SIMPLE, credentialNames: [c]}}", T + ".credentialNames", "not curr"),
+    (
+        f"{I443}\n  tls: {{mode: SIMPLE, tlsCertificates: [{{serverCertificate: /c, privateKey: /k}}]}}",
+        T + ".tlsCertificates",
+        "not currently supported",
+    ),
+    (f"{I443}\n  tls: {{mode: SIMPLE, privateKey: /k}}", T, "requires a server certificate"),
+    (f"{I443}\n  tls: {{mode: MUTUAL, {CERT[14:]}}}", T, "requires a client CA bundle"),
+    (f"{I80}\n  tls: {{{CERT}}}", T, "cannot have TLS settings for non HTTPS/TLS ports"),
 ]
 
 
@@ -178,6 +214,27 @@ def test_invalid_sidecar(spec: str, path: str, fragment: str) -> None:
     assert any(e.path == path and fragment in e.message for e in errors), [
         f"{e.path}: {e.message}" for e in errors
     ]
+
+
+#: Accepted by Istio's ValidateSidecar (validation.go), so accepted here.
+VALID_INGRESS = [
+    f"{I80}\n  defaultEndpoint: 127.0.0.1:8080",
+    f"{I80}\n  defaultEndpoint: 0.0.0.0:8080",
+    f"{I80}\n  defaultEndpoint: '[::1]:8080'",
+    f"{I80}\n  defaultEndpoint: '[::]:8080'",
+    f"{I80}\n  defaultEndpoint: ':8080'",
+    f"{I80}\n  defaultEndpoint: 'unix:///var/run/app.sock'",
+    f"{I80}\n  defaultEndpoint: 'unix://@abstract'",
+    f"{I443}\n  tls: {{{CERT}}}",
+    f"{I443}\n  tls: {{mode: PASSTHROUGH}}",
+    f"{I80}\n  connectionPool: {{tcp: {{maxConnections: 10}}}}",
+    "inboundConnectionPool: {http: {http1MaxPendingRequests: 5}}",
+]
+
+
+@pytest.mark.parametrize("spec", VALID_INGRESS)
+def test_valid_ingress(spec: str) -> None:
+    only(load(spec))
 
 
 WARNINGS = [
@@ -200,6 +257,12 @@ WARNINGS = [
         f"workloadSelector: {{labels: {{}}}}\negress:\n- {H}",
         "spec.workloadSelector",
         "applies to every workload",
+    ),
+    (
+        "ingress:\n- port: {number: 9000, protocol: TCP, name: tcp}\n"
+        "  connectionPool: {http: {http1MaxPendingRequests: 5}}",
+        "spec.ingress[0].connectionPool.http",
+        "only TCP settings will apply",
     ),
 ]
 

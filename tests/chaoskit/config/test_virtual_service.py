@@ -153,7 +153,7 @@ INVALID = [
     (
         "hosts: ['foo*.com']\nhttp: [{route: [{destination: {host: a}}]}]",
         "spec.hosts",
-        "wildcards are only allowed",
+        "not a valid DNS name",
     ),
     (
         "hosts: [a]\nhttp: [{match: [{uri: {exact: /}}]}]",

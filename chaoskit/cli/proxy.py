@@ -197,6 +197,13 @@ def parse_address(text: str, what: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def _with_yaml(paths: list[str]) -> list[str]:
+    """``paths`` without the folders that hold no YAML file: an empty mesh is valid (Istio with
+    no resources passes everything through, ALLOW_ANY), so a folder emptied while the proxy
+    runs, or empty from the start, is served as such. A missing path stays, to be reported."""
+    return [p for p in paths if not os.path.isdir(p) or _fingerprint([p]) != ()]
+
+
 def _fingerprint(paths: list[str]) -> tuple[tuple[str, int, int], ...] | OSError:
     """Every configuration file (as the loader finds them: YAML, hidden names skipped) with
     its mtime and size; a missing path is ``(path, -1, -1)``. Or why a folder could not be
@@ -318,8 +325,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     limits.raise_open_files_limit()
     try:
         proxy = Proxy(
-            *files, seed=seed, host=listen_host, port=listen_port, admin_port=admin_port,
-            admin_host=admin_host, web_port=args.web, gateway_ports=dict(args.gateway_ports),
+            *_with_yaml(files), seed=seed, host=listen_host, port=listen_port,
+            admin_port=admin_port, admin_host=admin_host, web_port=args.web,
+            gateway_ports=dict(args.gateway_ports),
             gateway_port_offset=args.gateway_port_offset, state_dir=args.state_dir,
             workload_ports=dict(args.workload_ports),
             max_connections=args.max_connections,
@@ -416,7 +424,7 @@ def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
         last = current
         try:
             # Reload = the files as they are now, as the new base (not layered over the old one).
-            proxy.rebase(*files)
+            proxy.rebase(*_with_yaml(files))
         except (ConfigError, ProxyError) as e:
             print(f"chaoskit proxy: change rejected, keeping the last good configuration\n{e}"
                   f"{_hint(e)}", file=sys.stderr, flush=True)  # fmt: skip

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from mitmproxy import http
 
 from chaoskit.netaddr import is_loopback
+from chaoskit.proxy.admin_api import PATHS as CONFIG_PATHS
+from chaoskit.proxy.admin_api import AdminConfigApi
 from chaoskit.proxy.codec import protocol_violation
 from chaoskit.proxy.core import ChaosCore
 
@@ -90,6 +92,12 @@ def refusal(req: http.Request) -> str | None:
     return None
 
 
+def _respond(flow: http.HTTPFlow, status: int, content_type: str, body: str) -> None:
+    flow.response = http.Response.make(
+        status, body.encode(), {"content-type": content_type, "server": "envoy"}
+    )
+
+
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -107,29 +115,53 @@ def _jsonable(value: Any) -> Any:
 class ChaosAdmin:
     """Answers the admin listener; everything else passes to the core untouched."""
 
-    def __init__(self, core: ChaosCore, is_admin: Callable[[http.HTTPFlow], bool]) -> None:
+    def __init__(
+        self,
+        core: ChaosCore,
+        is_admin: Callable[[http.HTTPFlow], bool],
+        config: AdminConfigApi | None = None,
+    ) -> None:
         self.core = core
         self.is_admin = is_admin
+        #: the ``/config/*`` endpoints (:mod:`chaoskit.proxy.admin_api`), when there is a proxy
+        self.config = config
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Synchronous for every flow; only a ``/config/*`` change returns a coroutine
+        (mitmproxy awaits it), so the mesh's hot path never pays for one."""
         if flow.response is not None or not self.is_admin(flow):
-            return
+            return None
         violation = protocol_violation(flow)  # the same codec rules as the mesh listener
         if violation is not None:
             headers = {**dict(violation.headers), "server": "envoy"}
             flow.response = http.Response.make(violation.status, violation.body, headers)
-            return
+            return None
         try:
             refused = refusal(flow.request)
+            path, _, query = flow.request.path.partition("?")
             if refused is not None:
                 status, content_type, body = 403, "text/plain", refused
+            elif self.config is not None and path in CONFIG_PATHS and not self._too_big(flow):
+                return self._config(flow, path, "format=json" in query.split("&"))
             else:
                 status, content_type, body = self.answer(flow.request)
         except Exception as e:  # the admin API must never take the proxy down
             status, content_type, body = 500, "text/plain", f"admin error: {type(e).__name__}\n"
-        flow.response = http.Response.make(
-            status, body.encode(), {"content-type": content_type, "server": "envoy"}
-        )
+        _respond(flow, status, content_type, body)
+        return None
+
+    @staticmethod
+    def _too_big(flow: http.HTTPFlow) -> bool:
+        return len(flow.request.raw_content or b"") > MAX_ADMIN_BODY
+
+    async def _config(self, flow: http.HTTPFlow, path: str, as_json: bool) -> None:
+        assert self.config is not None
+        req = flow.request
+        try:
+            answer = await self.config.answer(req.method, path, req.raw_content or b"", as_json)
+        except Exception as e:  # the admin API must never take the proxy down
+            answer = 500, "text/plain", f"admin error: {type(e).__name__}\n"
+        _respond(flow, *answer)
 
     def answer(self, req: http.Request) -> tuple[int, str, str]:
         if len(req.raw_content or b"") > MAX_ADMIN_BODY:
@@ -163,7 +195,8 @@ class ChaosAdmin:
             return 200, "text/plain", "OK\n"
         known = (
             "/ready, /stats, /stats?format=json, /stats/prometheus, /clusters, /config_dump, "
-            "POST /reset_counters"
+            "POST /reset_counters, POST /config/apply, POST /config/delete, GET /config/applied, "
+            "POST /config/reset"
         )
         return 404, "text/plain", f"unknown admin endpoint {path!r}; try {known}\n"
 

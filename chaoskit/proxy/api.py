@@ -24,6 +24,8 @@ from chaoskit.errors import ProxyError
 from chaoskit.netaddr import is_loopback
 from chaoskit.proxy import webui
 from chaoskit.proxy.admin import ChaosAdmin
+from chaoskit.proxy.admin_api import AdminConfigApi
+from chaoskit.proxy.admin_changes import RuntimeLayer
 from chaoskit.proxy.binding import ListenerPlan, Listeners, free_port
 from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
@@ -83,6 +85,8 @@ class Proxy:
         request is answered 503 ``OM`` (``0``: no global budget; :mod:`chaoskit.proxy.budget`).
         """
         self._base: list[LoadResult] = to_results(config) if config else []
+        #: resources applied over the admin API, layered over the base (kept across reloads)
+        self.layer = RuntimeLayer()
         validation = validated(base=self._base)
         self.seed = seed if seed is not None else new_seed()
         self.records_log = RecordLog(record_capacity)
@@ -139,7 +143,9 @@ class Proxy:
         if self._admin_spec is not None:
             admin_spec = self._admin_spec
             admin = ChaosAdmin(
-                self.core, lambda f: f.client_conn.proxy_mode.full_spec == admin_spec
+                self.core,
+                lambda f: f.client_conn.proxy_mode.full_spec == admin_spec,
+                config=AdminConfigApi(self),
             )
         addons = default_addons(
             self.core, limits=self.limits, budget=self.budget_guard, admin=admin
@@ -238,7 +244,7 @@ class Proxy:
 
     def apply(self, *sources: Any) -> Validation:
         """Validate ``sources`` layered over the base config and swap them in atomically."""
-        validation = validated(*sources, base=self._base)
+        validation = validated(*sources, base=[*self._base, *self.layer.results()])
         mesh = validation.mesh
         if self.runtime is not None:
             self._plan.check_workloads(mesh)
@@ -257,9 +263,23 @@ class Proxy:
     def rebase(self, *sources: Any) -> Validation:
         """Replace the base configuration (a reload of the files) and apply it."""
         base = to_results(sources)
-        validated(base=base)  # raises before anything changes
-        self._base = base
-        return self.apply()
+        validated(base=[*base, *self.layer.results()])  # raises before anything changes
+        old, self._base = self._base, base
+        try:
+            return self.apply()  # the admin API's layer is re-applied over the new files
+        except BaseException:
+            self._base = old
+            raise
+
+    def set_layer(self, layer: RuntimeLayer) -> Validation:
+        """Swap in a new admin-API layer over the base, atomically like a reload; on any
+        error (``ConfigError``, a Gateway port that cannot be bound) nothing changes."""
+        old, self.layer = self.layer, layer
+        try:
+            return self.apply()
+        except BaseException:
+            self.layer = old
+            raise
 
     def reset(self, seed: int | None = None) -> None:
         """Forget records, counters and cluster state; restart every seeded stream (from

@@ -470,3 +470,30 @@ def test_workload_listeners_from_the_command_line(tmp_path):
             assert r2.status_code == 200
         finally:
             stop(proc)
+
+
+def test_an_empty_mesh_passes_through_and_emptying_the_folder_reloads(tmp_path):
+    """Istio with no resources is valid: every request passes through (ALLOW_ANY)."""
+    with Upstream("web") as up:
+        mesh = tmp_path / "mesh"
+        mesh.mkdir()
+        listen, admin = free_port(), free_port()
+        proc, out, err = start(
+            [str(BIN / "chaoskit"), "proxy", str(mesh),
+             "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}"],
+            tmp_path,
+        )  # fmt: skip
+        try:
+            out.wait_for("chaoskit proxy ready")
+            proxies = {"http": f"http://127.0.0.1:{listen}"}
+            direct = f"http://127.0.0.1:{up.port}/"
+            assert requests.get(direct, proxies=proxies, timeout=10).status_code == 200
+            (mesh / "web.yaml").write_text(service(up))
+            err.wait_for("reloaded 1 resources")
+            assert requests.get("http://web/", proxies=proxies, timeout=10).status_code == 200
+            (mesh / "web.yaml").unlink()
+            err.wait_for("reloaded 0 resources")
+            assert requests.get(direct, proxies=proxies, timeout=10).status_code == 200
+        finally:
+            stop(proc)
+        assert proc.returncode == 0

@@ -72,6 +72,16 @@ class AttemptPlan:
     def injected(self) -> bool:
         return bool(self.faults)
 
+    @property
+    def acts_on_body(self) -> bool:
+        """Does the plan change or pace the body? Such a body is buffered, not streamed."""
+        return bool(
+            self.slow_body_bps
+            or self.truncate_after is not None
+            or self.corrupt_bytes
+            or (self.reset is not None and self.reset.after != "connect")
+        )
+
     def transform_body(self, body: bytes) -> bytes:
         """The upstream body as the client gets it: truncated, then corrupted (pure)."""
         if self.truncate_after is not None:

@@ -9,8 +9,7 @@ connection resolves (:func:`wake`), in the order the breaker queued them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 from chaoskit.clusters import Cluster
 from chaoskit.proxy.exchange import Exchange
@@ -18,17 +17,16 @@ from chaoskit.resilience.circuit_breaker import Overflow, Queued
 from chaoskit.stats import Stats
 
 
-@contextlib.asynccontextmanager
-async def admitted(cluster: Cluster, ex: Exchange, stats: Stats) -> AsyncIterator[Overflow | None]:
-    """Hold a connection slot of ``cluster`` for the body of the ``async with``; yields the
-    :class:`Overflow` instead when the breakers refuse (nothing is held then). A request that
-    ends while queued (route timeout, client gone) leaves the queue and is counted
-    ``upstream_rq_cancelled``."""
+async def admit(cluster: Cluster, ex: Exchange, stats: Stats) -> Overflow | Callable[[], None]:
+    """Take a connection slot of ``cluster`` (maybe after waiting in the pending queue) and
+    return what releases it, to call exactly once when the attempt ends (a streamed answer
+    ends with its body); or the :class:`Overflow` when the breakers refuse (nothing is held
+    then). A request that ends while queued (route timeout, client gone) leaves the queue and
+    is counted ``upstream_rq_cancelled``."""
     admission = cluster.breaker.admit()
     if isinstance(admission, Overflow):
         stats.cluster_inc(cluster.name, "upstream_rq_pending_overflow")
-        yield admission
-        return
+        return admission
     ticket = admission.ticket
     if isinstance(admission, Queued):
         stats.cluster_inc(cluster.name, "upstream_rq_pending_total")
@@ -47,10 +45,11 @@ async def admitted(cluster: Cluster, ex: Exchange, stats: Stats) -> AsyncIterato
                 "no attempt was sent"
             )
             raise
-    try:
-        yield None
-    finally:
+
+    def release() -> None:
         wake(cluster, cluster.breaker.release(ticket))
+
+    return release
 
 
 def wake(cluster: Cluster, ticket: int | None) -> None:

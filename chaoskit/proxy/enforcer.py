@@ -19,7 +19,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from chaoskit.proxy import replies, responses
+from chaoskit.proxy import patches, replies, response_stream, responses
 from chaoskit.proxy.codec import protocol_violation, request_authority
 from chaoskit.proxy.disconnects import ClientWatch
 from chaoskit.proxy.exchange import Exchange
@@ -29,6 +29,7 @@ from chaoskit.proxy.loops import HOPS_HEADER
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.replies import Reply
+from chaoskit.proxy.response_stream import StreamedReplies
 from chaoskit.records import Record
 from chaoskit.routing.request import RequestInfo, split_authority
 from chaoskit.routing.router import Listener
@@ -81,6 +82,16 @@ class Enforcer:
         #: called with each answered flow and its record (the UI annotation)
         self.on_flow_record: list[Callable[[http.HTTPFlow, Record], None]] = []
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self.streams = StreamedReplies(
+            self.watch, lambda: self.pipeline.stats, self._finish_stream, self.in_flight
+        )
+
+    def running(self) -> None:
+        """Bodies stream only where mitmproxy was patched to send them so; else replies are
+        buffered whole, as before streaming existed."""
+        self.pipeline.services.streaming = patches.is_applied(
+            "stream.start"
+        ) and patches.is_applied("layer.inject_body")
 
     def done(self) -> None:
         self.watch.stop()
@@ -127,9 +138,16 @@ class Enforcer:
             self._record(flow, ex, replies.client_gone(), client_gone=True)
             flow.kill()
             return
-        reply = self._respond(flow, ex, reply, listener)
-        if ex is not None:
-            self._record(flow, ex, reply)
+        sent = self._respond(flow, ex, reply, listener)
+        if reply.stream is not None and sent is not reply:  # its reply could not be sent
+            reply.stream.close()
+        if ex is None:
+            return
+        if sent.stream is not None and flow.response is not None:
+            response_stream.start(flow.response)
+            self.streams.start(flow, ex, sent)  # recorded when the body has ended
+        else:
+            self._record(flow, ex, sent)
 
     async def _handle(self, flow: http.HTTPFlow, ex: Exchange) -> Reply | None:
         """The pipeline's reply, or ``None`` when the client went away first."""
@@ -224,6 +242,11 @@ class Enforcer:
                 if ex is not None and flow.response is None:
                     ex.notes.append("chaoskit internal error: no reply could be sent; dropped")
             return fallback
+
+    def _finish_stream(
+        self, flow: http.HTTPFlow, ex: Exchange, reply: Reply, client_gone: bool
+    ) -> None:
+        self._record(flow, ex, reply, client_gone=client_gone)
 
     def _record(
         self, flow: http.HTTPFlow, ex: Exchange, reply: Reply, *, client_gone: bool = False

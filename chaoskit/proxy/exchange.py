@@ -70,6 +70,8 @@ class Exchange:
     #: Set when the client went away before the answer (see :meth:`client_gave_up`).
     gave_up: GaveUp | None = None
     protocol: str = "HTTP/1.1"
+    #: body bytes sent to the client after the reply's headers (a streamed body)
+    streamed: int = 0
 
     def cut_attempt(self, outcome: AttemptOutcome, now: float) -> None:
         """Record the running attempt, if any, as ended by ``outcome`` (the route timeout, the
@@ -126,7 +128,7 @@ class Exchange:
             faults=tuple(self.faults),
             notes=tuple(self.notes),
             bytes_received=len(self.body),
-            bytes_sent=len(reply.body),
+            bytes_sent=len(reply.body) + self.streamed,
             user_agent=req.headers.get("user-agent", ""),
             gave_up=self.gave_up,
             protocol=self.protocol,

@@ -20,7 +20,8 @@ Headers = list[tuple[str, str]]
 
 
 class UpstreamSender(Protocol):
-    """Sends one request upstream and buffers the whole answer.
+    """Sends one request upstream and buffers the whole answer (``streamable``: or returns
+    with the head, the rest of the body to read from :attr:`UpstreamResponse.rest`).
 
     Raises :class:`~chaoskit.proxy.upstream.UpstreamFailure` when no response headers arrived
     (connect failure, reset), :class:`~chaoskit.proxy.upstream.ResponseTooLarge` when the body
@@ -29,6 +30,7 @@ class UpstreamSender(Protocol):
     async def send(
         self, method: str, scheme: str, address: str, port: int, path: str,
         headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float,
+        *, streamable: bool = False,
     ) -> UpstreamResponse: ...  # fmt: skip
 
 
@@ -71,11 +73,18 @@ def with_host(headers: Headers, authority: str) -> Headers:
 
 
 def relay(resp: UpstreamResponse, elapsed: float) -> Reply:
-    """The upstream's answer as the client gets it: its own ``content-length`` for the buffered
-    body, and Envoy's ``x-envoy-upstream-service-time`` (milliseconds)."""
-    headers = [*resp.headers, ("content-length", str(len(resp.body)))]
+    """The upstream's answer as the client gets it: its own ``content-length`` for a buffered
+    body (a streamed one keeps the length the upstream announced, if it did), and Envoy's
+    ``x-envoy-upstream-service-time`` (milliseconds)."""
+    rest = resp.rest
+    length = len(resp.body) if rest is None else rest.announced
+    headers = [*resp.headers]
+    if length is not None:
+        headers.append(("content-length", str(length)))
     headers.append(("x-envoy-upstream-service-time", str(int(elapsed * 1000))))
-    return Reply(resp.status, tuple(headers), resp.body, reason=resp.reason, local=False)
+    return Reply(
+        resp.status, tuple(headers), resp.body, reason=resp.reason, local=False, stream=rest
+    )
 
 
 def too_large_note(e: ResponseTooLarge) -> str:

@@ -101,6 +101,12 @@ class ResponseParser:
     def body(self) -> bytes:
         return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
+    def take(self) -> list[bytes]:
+        """The body pieces received since the last call, handed over (a streamed body is not
+        kept here); :attr:`body_size` still counts every byte."""
+        parts, self._parts = self._parts, []
+        return parts
+
     def feed(self, data: bytes) -> None:
         """Consume ``data``; raises :class:`ParseError` on broken framing."""
         if self._state is _State.LENGTH and not self._buf:

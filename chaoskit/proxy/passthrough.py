@@ -40,7 +40,7 @@ async def passthrough(s: Services, ex: Exchange, p: Passthrough) -> Reply:
     try:
         resp = await s.client.send(
             ex.request.method, "http", p.host, p.port, path, headers + hop, ex.body,
-            PASSTHROUGH_CONNECT_TIMEOUT,
+            PASSTHROUGH_CONNECT_TIMEOUT, streamable=s.streaming,
         )  # fmt: skip
     except UpstreamFailure as f:
         failed = AttemptOutcome.CONNECT_FAILURE if f.is_connect_failure else AttemptOutcome.RESET

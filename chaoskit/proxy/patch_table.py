@@ -85,6 +85,15 @@ def _budget(name: str) -> Callable[[], Callable[[Any], Any]]:
     return make
 
 
+def _streams(name: str) -> Callable[[], Callable[[Any], Any]]:
+    def make() -> Callable[[Any], Any]:
+        from chaoskit.proxy import response_stream  # noqa: PLC0415
+
+        return response_stream.wrappers()[name]
+
+    return make
+
+
 def _no_typechecks() -> Callable[[Any], Any]:
     def wrap(original: Any) -> Callable[..., None]:
         def __post_init__(self: Any) -> None:  # the dataclass __init__ calls this
@@ -213,6 +222,28 @@ PATCHES: tuple[Patch, ...] = (
         "then (BodyBudgetGuard.sent), which releases the flow's reservation and lets go of "
         "its bodies; without it they are released at the response hook and stay with the flow.",
         _budget("send_response"),
+    ),
+    Patch(
+        "stream.start",
+        Code(f"{_STREAM}.send_response", {"a449e37199508d5a": _M11_12}),
+        "mitmproxy/proxy/layers/http/__init__.py, HttpStream.send_response sends a reply an "
+        "addon set in the request hook whole: a body still arriving upstream (chunked, SSE, a "
+        "download) would reach the client only when complete, and a stream longer than the "
+        "route timeout never. The wrapper sends the head of a reply marked "
+        "response_stream.StreamStart and leaves the stream in state_stream_response_body for "
+        "the body chaoskit injects piece by piece.",
+        _streams("send_response"),
+        relies_on=(Code(f"{_STREAM}.state_stream_response_body", {"d6f3f1a5cfa9bdd7": _M12}),),
+    ),
+    Patch(
+        "layer.inject_body",
+        Code("mitmproxy.proxy.layers.http:HttpLayer._handle_event", {"0d74163b724a7ed3": _M12}),
+        "mitmproxy/proxy/layers/http/__init__.py, HttpLayer._handle_event routes an injected "
+        "message to a stream found through the flow's server connection, which an addon-"
+        "answered flow does not have, and asserts HTTP/1 otherwise. The wrapper routes "
+        "chaoskit's body events (response_stream.BodyData/BodyEnd/BodyReset) to the stream "
+        "that holds the flow, through the tunnels of intercepted CONNECTs.",
+        _streams("_handle_event"),
     ),
     Patch(
         "message.skip_typechecks",

@@ -112,6 +112,18 @@ def original(value: Any) -> Any:
     return value
 
 
+def stacked(value: Any) -> list[str]:
+    """The names of the patches stacked on ``value``, outermost first (two patches may wrap
+    one function)."""
+    names = []
+    while getattr(value, MARK, None) is not None:
+        names.append(getattr(value, MARK))
+        if value.__wrapped__ is value:
+            break
+        value = value.__wrapped__
+    return names
+
+
 def unknown_code(patch: Patch) -> list[str]:
     """The targets of ``patch`` (what it replaces, what it relies on) whose current code has
     a fingerprint not recorded for them, as ``"target (fingerprint)"``; missing ones too."""
@@ -149,7 +161,7 @@ def apply(master: Any = None, *, own_process: bool = False) -> dict[str, Status]
 def apply_one(patch: Patch, master: Any = None) -> Status:
     """Apply one patch (idempotent) if its code is known (see the module docstring)."""
     owner, attribute, value = resolve(patch.replaces.target)
-    if patch.scope is not Scope.MASTER and getattr(value, MARK, None) == patch.name:
+    if patch.scope is not Scope.MASTER and patch.name in stacked(value):
         return _status.setdefault(patch.name, Status.APPLIED)  # already in place
     if value is None:
         status = Status.NOT_NEEDED if patch.missing_ok else Status.MISSING

@@ -8,11 +8,26 @@ response flags and ``%RESPONSE_CODE_DETAILS%`` for the record and the access log
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from http import HTTPStatus
+from typing import Protocol
 
 from chaoskit.records import ResponseFlag
 
 UPSTREAM_RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
+
+
+class BodyStream(Protocol):
+    """A body that goes to the client as it arrives
+    (:class:`~chaoskit.proxy.upstream_body.UpstreamBody`, or a test's fake)."""
+
+    announced: int | None
+    deadline: float | None
+    on_end: list[Callable[[], None]]
+
+    async def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -28,6 +43,8 @@ class Reply:
     #: The upstream dropped mid-response: ``body`` is only what arrived, ``content-length``
     #: announces the full size, and the client connection is closed after it.
     cut: bool = False
+    #: the rest of the body, still arriving: ``body`` goes first, then this, as it comes
+    stream: BodyStream | None = None
 
     def with_headers(self, headers: list[tuple[str, str]]) -> Reply:
         return dataclasses.replace(self, headers=tuple(headers))

@@ -84,6 +84,13 @@ def to_response(flow: http.HTTPFlow, reply: Reply, listener: Listener) -> http.R
     ]
     headers.append((b"server", server))
     closes = reply.cut or "close" in flow.request.headers.get("connection", "").lower()
+    if reply.stream is not None and reply.stream.announced is None:
+        # a body of unknown length: chunked to an HTTP/1.1 client (mitmproxy frames HTTP/2
+        # itself), delimited by the close for HTTP/1.0
+        if flow.request.http_version == "HTTP/1.0":
+            closes = True
+        else:
+            headers.append((b"transfer-encoding", b"chunked"))
     if closes and not any(k.lower() == b"connection" for k, _ in headers):
         headers.append((b"connection", b"close"))
     reason = (reply.reason or _phrase(reply.status)).encode("latin-1", "replace")

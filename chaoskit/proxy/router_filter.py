@@ -12,19 +12,20 @@ cluster counter. A retry holds its breaker slot from that decision until it ends
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chaoskit.clusters import Cluster
 from chaoskit.loadbalancing.base import UpstreamHost, choose_avoiding
 from chaoskit.loadbalancing.consistent_hash import hash_key_for, needs_new_cookie, new_cookie
 from chaoskit.proxy import replies
-from chaoskit.proxy.admission import admitted
+from chaoskit.proxy.admission import admit
 from chaoskit.proxy.exchange import Exchange
 from chaoskit.proxy.forwarding import Headers
 from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.services import Services
 from chaoskit.proxy.upstream_request import UpstreamRequest
 from chaoskit.records import AttemptOutcome, AttemptRecord
+from chaoskit.resilience.circuit_breaker import Overflow
 from chaoskit.resilience.retry import Outcome, RetryDecision, RetryPolicy, RetryState, RetryStatus
 from chaoskit.routing.decision import Forward
 
@@ -40,8 +41,11 @@ class RouterFilter:
         """The answer for ``ex`` from ``cluster`` within the route timeout (``504 UT`` when it
         expires: the attempt running then is recorded as cut off)."""
         try:
-            async with asyncio.timeout(fwd.timeout):
-                return await self._attempts(ex, fwd, cluster, headers)
+            async with asyncio.timeout(fwd.timeout) as timer:
+                reply = await self._attempts(ex, fwd, cluster, headers)
+            if reply.stream is not None:  # the route timeout goes on over the body
+                reply.stream.deadline = timer.when()
+            return reply
         except TimeoutError:
             self.s.stats.cluster_inc(cluster.name, "upstream_rq_timeout")
             ex.notes.append(f"route timeout {fwd.timeout:g}s expired")
@@ -78,6 +82,8 @@ class RouterFilter:
                 self.s.stats.cluster_inc(cluster.name, stat)
             match decision.status:
                 case RetryStatus.YES:
+                    if reply.stream is not None:  # Envoy resets the answer it retries
+                        reply.stream.close()
                     await self._back_off(state.policy, number, cluster)
                 case RetryStatus.NO:
                     break
@@ -115,21 +121,31 @@ class RouterFilter:
         policy: RetryPolicy | None, headers: Headers, avoid: Sequence[UpstreamHost],
         tried: list[UpstreamHost], hash_key: int | None,
     ) -> tuple[Reply, Outcome]:  # fmt: skip
-        """Through the circuit breakers (maybe waiting in the pending queue), to one endpoint."""
-        async with admitted(cluster, ex, self.s.stats) as overflow:
-            if overflow is not None:
-                ex.notes.append(
-                    f"circuit breaker overflow ({overflow.reason}): 503 UO, not retried"
-                )
-                ex.attempts.append(AttemptRecord(number, "", AttemptOutcome.OVERFLOW))
-                return replies.overflow(), Outcome(AttemptOutcome.OVERFLOW)
+        """Through the circuit breakers (maybe waiting in the pending queue), to one endpoint.
+        A streamed answer holds its connection slot until its body ends."""
+        admission = await admit(cluster, ex, self.s.stats)
+        if isinstance(admission, Overflow):
+            ex.notes.append(f"circuit breaker overflow ({admission.reason}): 503 UO, not retried")
+            ex.attempts.append(AttemptRecord(number, "", AttemptOutcome.OVERFLOW))
+            return replies.overflow(), Outcome(AttemptOutcome.OVERFLOW)
+        release: Callable[[], None] | None = admission
+        try:
             host = self._choose(ex, cluster, avoid, hash_key)
             if host is None:
                 ex.notes.append(f"no healthy endpoint in {cluster.name}")
                 outcome = Outcome(AttemptOutcome.NO_HEALTHY_UPSTREAM)
                 return replies.no_healthy_upstream(), outcome
             tried.append(host)
-            return await self.upstream.attempt(ex, fwd, cluster, host, number, policy, headers)
+            reply, outcome = await self.upstream.attempt(
+                ex, fwd, cluster, host, number, policy, headers
+            )
+            if reply.stream is not None:
+                reply.stream.on_end.append(admission)
+                release = None
+            return reply, outcome
+        finally:
+            if release is not None:
+                release()
 
     def _choose(
         self, ex: Exchange, cluster: Cluster, avoid: Sequence[UpstreamHost], hash_key: int | None

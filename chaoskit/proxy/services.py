@@ -38,6 +38,9 @@ class Services:
     loops: LoopGuard
     #: the configuration requests are routed with now
     mesh: Mesh
+    #: may a body still arriving with its head stream to the client? (only where mitmproxy
+    #: was patched to send it: :mod:`chaoskit.proxy.response_stream`)
+    streaming: bool = False
 
     def stream(self, name: str) -> random.Random:
         """The seeded random stream ``name`` (:class:`chaoskit.rng.Seeds`)."""

@@ -20,6 +20,8 @@ from chaoskit.proxy.http1_connection import ConnectionLost
 from chaoskit.proxy.http1_pool import ConnectFailed, Http1Pool
 from chaoskit.proxy.http1_response import Head, ParseError, ResponseParser
 from chaoskit.proxy.own_sockets import OwnSockets
+from chaoskit.proxy.replies import BodyStream
+from chaoskit.proxy.upstream_body import UpstreamBody
 
 #: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus proxy credentials).
 HOP_BY_HOP = frozenset(
@@ -86,6 +88,9 @@ class UpstreamResponse:
     reason: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    #: the rest of a body that was still arriving with the head (``body`` is what came with
+    #: it): read it through, or close it
+    rest: BodyStream | None = None
 
 
 class BodyGuard:
@@ -159,9 +164,12 @@ class UpstreamClient:
         headers: Sequence[tuple[str, str]],
         body: bytes,
         connect_timeout: float | None,
+        *,
+        streamable: bool = False,
     ) -> UpstreamResponse:
         """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived.
-        ``connect_timeout`` ``None``: no limit on connecting."""
+        ``connect_timeout`` ``None``: no limit on connecting. ``streamable``: a body still
+        arriving with the head comes as :attr:`UpstreamResponse.rest`, not buffered."""
         if self._pool is None:
             await self.start()
         pool = self._pool
@@ -178,8 +186,11 @@ class UpstreamClient:
         parser = ResponseParser(head_request=method == "HEAD")
         guard = BodyGuard(current_holding())
         reusable = False
+        streaming = False
         try:
-            await conn.exchange(request, body, parser, guard.on_head, guard.on_body)
+            streaming = await conn.exchange(
+                request, body, parser, guard.on_head, guard.on_body, streamable=streamable
+            )
             reusable = keep_alive and parser.keep_alive
         except ConnectionLost:
             raise UpstreamFailure("connection termination", "UC") from None
@@ -187,7 +198,8 @@ class UpstreamClient:
             raise UpstreamFailure("protocol error", "UPE", detail=str(e)[:300]) from None
         finally:
             # an exchange cut off (a timeout, the client leaving) closes the connection
-            pool.release(conn, reusable)
+            if not streaming:
+                pool.release(conn, reusable)
         head = parser.head
         assert head is not None
         out = []
@@ -195,6 +207,9 @@ class UpstreamClient:
             lower = name.lower()
             if lower not in HOP_BY_HOP and lower != "content-length":
                 out.append((name, value))
+        if streaming:
+            rest = UpstreamBody(conn, pool, parser, keep_alive)
+            return UpstreamResponse(head.status, head.reason, tuple(out), b"", rest)
         return UpstreamResponse(head.status, head.reason, tuple(out), parser.body())
 
 

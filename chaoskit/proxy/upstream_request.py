@@ -73,7 +73,14 @@ class UpstreamRequest:
             ex.in_flight = None
             ex.attempts.append(in_flight.end(outcome, status, s.clock.monotonic()))
 
+        def done() -> None:
+            host.active_requests -= 1
+            cluster.active_requests -= 1
+
+        resp: UpstreamResponse | None = None
         try:
+            # Envoy's per-try timeout ends once the response headers are in: a body that
+            # streams on is bounded by the route timeout only.
             if per_try is None:  # no timer to arm (asyncio.timeout costs ~1 % of the CPU)
                 resp = await self._send(ex, fwd, cluster, host, headers, plan)
             else:
@@ -107,8 +114,11 @@ class UpstreamRequest:
             ex.notes.append(too_large_note(e))
             return replies.response_too_large(), Outcome(AttemptOutcome.RESPONSE, e.status)
         finally:
-            host.active_requests -= 1
-            cluster.active_requests -= 1
+            # a streamed body keeps its endpoint busy (least-request) until it ends
+            if resp is None or resp.rest is None:
+                done()
+            else:
+                resp.rest.on_end.append(done)
         self._count_status(cluster, resp.status)
         self._report(ex, cluster, host, resp.status)
         reply = relay(resp, s.clock.monotonic() - t0)
@@ -162,7 +172,7 @@ class UpstreamRequest:
             await asyncio.Event().wait()  # only a per-try or route timeout ends this attempt
         resp = await s.client.send(
             ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
-            ex.body, cluster.connect_timeout,
+            ex.body, cluster.connect_timeout, streamable=s.streaming and not plan.acts_on_body,
         )  # fmt: skip
         if ex.in_flight is not None:  # a cut from now on still records the upstream's status
             ex.in_flight.status = resp.status

@@ -4,7 +4,16 @@ scripted upstream (:class:`FakeUpstream`), a fake clock and sleep (:class:`FakeC
 :class:`FakeSleep`)."""
 
 from chaoskit.testing.clock import FakeClock, FakeSleep
-from chaoskit.testing.fake_upstream import FakeUpstream, SentRequest
+from chaoskit.testing.fake_upstream import FakeBody, FakeUpstream, SentRequest, streamed
 from chaoskit.testing.upstream import ReceivedRequest, Upstream
 
-__all__ = ["FakeClock", "FakeSleep", "FakeUpstream", "ReceivedRequest", "SentRequest", "Upstream"]
+__all__ = [
+    "FakeBody",
+    "FakeClock",
+    "FakeSleep",
+    "FakeUpstream",
+    "ReceivedRequest",
+    "SentRequest",
+    "Upstream",
+    "streamed",
+]

@@ -6,13 +6,14 @@ request it was sent.
     upstream = FakeUpstream(503, 503, 200)        # two failures, then success (last repeats)
     upstream = FakeUpstream(UpstreamFailure("connection failure", "UF"))   # refused
     upstream = FakeUpstream(hang=True)           # never answers: only a timeout ends it
+    upstream = FakeUpstream(streamed(200, FakeBody([b"a", b"b"])))   # a body that streams
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chaoskit.proxy.upstream import UpstreamFailure, UpstreamResponse
 
@@ -20,6 +21,41 @@ from chaoskit.proxy.upstream import UpstreamFailure, UpstreamResponse
 BODY = b"0123456789"
 
 Answer = int | UpstreamResponse | UpstreamFailure
+
+
+class FakeBody:
+    """The rest of a streamed body (:class:`~chaoskit.proxy.replies.BodyStream`): ``pieces``,
+    then the end, an exception, or (``then="wait"``) nothing until it is closed."""
+
+    def __init__(self, pieces: Sequence[bytes] = (), then: BaseException | str | None = None):
+        self.pieces = list(pieces)
+        self.then = then
+        self.announced: int | None = None
+        self.deadline: float | None = None
+        self.on_end: list[Callable[[], None]] = []
+        self.closed = 0
+        self._closing = asyncio.Event()
+
+    async def read(self) -> bytes:
+        if self.pieces:
+            return self.pieces.pop(0)
+        if isinstance(self.then, BaseException):
+            raise self.then
+        if self.then == "wait":
+            await self._closing.wait()
+        return b""
+
+    def close(self) -> None:
+        self.closed += 1
+        self._closing.set()
+        callbacks, self.on_end = self.on_end, []
+        for callback in callbacks:
+            callback()
+
+
+def streamed(status: int, body: FakeBody) -> UpstreamResponse:
+    """An answer whose body streams (:attr:`UpstreamResponse.rest`)."""
+    return UpstreamResponse(status, "", (("content-type", "text/event-stream"),), b"", body)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +94,7 @@ class FakeUpstream:
     async def send(
         self, method: str, scheme: str, address: str, port: int, path: str,
         headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float,
+        *, streamable: bool = False,
     ) -> UpstreamResponse:  # fmt: skip
         self.requests.append(SentRequest(method, scheme, address, port, path, tuple(headers), body))
         self.entered.set()

@@ -5,6 +5,9 @@ Tests of the proxy need real upstreams (real sockets, real connection errors). E
 
 - ``/status/<code>`` — that status; ``/delay/<ms>`` — sleep, then 200; ``/close`` — close the
   connection without answering; ``/reset`` — abort with a TCP RST;
+- ``/stream/<n>/<ms>`` — a chunked body of ``n`` pieces (``piece <i>\n``), one every ``ms``;
+  ``/sse/<n>/<ms>`` — the same as Server-Sent Events (``text/event-stream``, ``data: <i>``);
+  ``/cut/<n>`` — ``n`` chunked pieces, then the connection closes mid-body;
 - anything else — 200 with JSON ``{"upstream": name, "method", "path", "headers"}``.
 
 ``fail_first=N`` answers the first N requests with ``fail_status`` (for retry tests).
@@ -66,6 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if path.startswith(("/stream/", "/sse/", "/cut/")):
+            self._stream(up, path)
+            return
         status = 200
         if count <= up.fail_first:
             status = up.fail_status
@@ -82,6 +88,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, up: Upstream, path: str) -> None:
+        kind, *numbers = path.strip("/").split("/")
+        count = int(numbers[0])
+        pause = int(numbers[1]) / 1000 if len(numbers) > 1 else 0.0
+        sse = kind == "sse"
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream" if sse else "text/plain")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for i in range(count):
+                if i and pause:
+                    up.wait(pause)
+                piece = f"data: {i}\n\n" if sse else f"piece {i}\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece.encode()))
+                self.wfile.flush()
+            if kind == "cut":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the proxy went away mid-stream (what some tests do on purpose)
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 

@@ -21,6 +21,7 @@ from chaoskit.proxy.api import Proxy
 from tests.builders import service_entry
 from tests.files import OTHER_UID, as_root, mode
 from tests.reliability.conftest import healthy, session
+from tests.reliability.test_upstream_misbehaviour import BUFFERED
 from tests.soak.soak import ProxyProcess
 
 
@@ -411,6 +412,7 @@ def test_local_replies_are_envoys_texts_only(mesh, client):
         "request loop detected", "Internal Server Error", "Bad Request",
         "Request Header Fields Too Large",
     }  # fmt: skip
+    mesh.apply(BUFFERED)  # a body too large to buffer gets its local reply
     bodies = [
         client.get("http://dead:9080/").text,
         client.get("http://bad:9080/close").text,

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from chaoskit.proxy import upstream
-from tests.builders import route_to
-from tests.reliability.conftest import all_released, healthy, rss_mb, wait_for
+from tests.builders import fault, route_to
+from tests.reliability.conftest import all_released, healthy, rss_mb, session, wait_for
 from tests.reliability.servers import MiB
 
 RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
+
+
+#: An UpstreamFault that leaves the body as it is but acts on it, so it is buffered, not streamed
+#: (the path every body took before bodies streamed).
+BUFFERED = fault("host: bad\ntruncateBody: {afterBytes: 2000000000}\n", name="buffered")
 
 
 def bad_route(extra: str = "") -> str:
@@ -41,7 +47,20 @@ def test_upstream_accepts_then_closes_before_responding(mesh, client, bad):
 
 
 def test_upstream_resets_mid_body(mesh, client, bad):
-    # chaoskit buffers bodies, so the client has seen nothing yet: a clean 503 UC, not a cut body
+    # Envoy's rule: the head has gone to the client, so the client's stream is reset (the
+    # connection closes short of the announced length) and nothing is retried
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        client.get("http://bad:9080/reset-mid-body")
+    record = mesh.records[-1]
+    assert (record.status, record.flags) == (200, ("UC",))
+    assert record.details == "upstream_reset_after_response_started{connection_termination}"
+    assert record.bytes_sent == 100
+    assert healthy(mesh) and all_released(mesh)
+
+
+def test_a_reset_mid_body_is_a_clean_503_when_the_body_is_buffered(mesh, client, bad):
+    # a body an UpstreamFault acts on is buffered: the client has seen nothing yet
+    mesh.apply(BUFFERED)
     r = client.get("http://bad:9080/reset-mid-body")
     assert (r.status_code, r.text) == (503, RESET_PREFIX + "connection termination")
     assert mesh.records[-1].flags == ("UC",)
@@ -60,19 +79,39 @@ def test_upstream_sends_malformed_http(mesh, client, bad):
 def test_headers_then_stall_ends_at_the_route_timeout(mesh, client, bad):
     mesh.apply(bad_route("timeout: 0.4s\n"))
     t0 = time.monotonic()
-    r = client.get("http://bad:9080/stall-after-headers", timeout=30)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        client.get("http://bad:9080/stall-after-headers", timeout=30)
     elapsed = time.monotonic() - t0
-    assert (r.status_code, r.text) == (504, "upstream request timeout")
     assert 0.35 < elapsed < 10  # ended by the timeout, never a hang
-    assert mesh.records[-1].flags == ("UT",)
+    record = mesh.records[-1]
+    assert (record.status, record.flags) == (200, ("UT",))
+    assert record.details == "upstream_response_timeout"
     # the stalled upstream connection was closed, not left open
     assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/stall-after-headers")))
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_headers_then_stall_ends_at_each_per_try_timeout(mesh, client, bad):
+def test_headers_then_stall_is_not_cut_by_the_per_try_timeout(mesh, client, bad):
+    """Envoy ignores the per-try timeout once the response has started downstream: only the
+    route timeout ends a stalled body, and nothing is retried."""
     mesh.apply(
-        bad_route("timeout: 20s\nretries: {attempts: 2, perTryTimeout: 0.2s, retryOn: 5xx}\n")
+        bad_route("timeout: 1s\nretries: {attempts: 2, perTryTimeout: 0.2s, retryOn: 5xx}\n")
+    )
+    t0 = time.monotonic()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        client.get("http://bad:9080/stall-after-headers", timeout=30)
+    assert time.monotonic() - t0 >= 0.9
+    record = mesh.records[-1]
+    assert [a.outcome for a in record.attempts] == ["response"]
+    assert record.flags == ("UT",)
+    assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/stall-after-headers")))
+    assert healthy(mesh) and all_released(mesh)
+
+
+def test_headers_then_stall_ends_at_each_per_try_timeout_when_buffered(mesh, client, bad):
+    mesh.apply(
+        BUFFERED,
+        bad_route("timeout: 20s\nretries: {attempts: 2, perTryTimeout: 0.2s, retryOn: 5xx}\n"),
     )
     r = client.get("http://bad:9080/stall-after-headers", timeout=30)
     assert (r.status_code, r.text) == (504, "upstream request timeout")
@@ -103,7 +142,42 @@ def _assert_too_large(mesh, r):
     assert any("larger than 64 MiB" in n for n in record.notes)
 
 
-def test_a_huge_announced_body_is_refused_before_it_is_read(mesh, client, bad):
+def test_a_huge_body_streams_through_in_bounded_memory(mesh, bad):
+    """1 GiB announced: the client reads 16 MiB of it as it comes, then leaves. The proxy holds
+    at most a few hundred KiB of it at a time, and lets the upstream go when the client goes."""
+    before = rss_mb()
+    with session(mesh.url) as s:
+        r = s.get("http://bad:9080/huge-announced", stream=True, timeout=30)
+        assert r.status_code == 200 and r.headers["content-length"] == str(1024 * MiB)
+        got = 0
+        for piece in r.iter_content(MiB):
+            got += len(piece)
+            if got >= 16 * MiB:
+                break
+        r.close()
+    assert rss_mb() - before < 48
+    assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/huge-announced")))
+    (conn,) = bad.for_path("/huge-announced")
+    assert conn.sent < 96 * MiB  # the proxy read as fast as the client did, plus socket buffers
+    assert wait_for(lambda: bool(mesh.records))
+    record = mesh.records[-1]
+    assert record.status == 200 and "DC" in record.flags and record.bytes_sent >= 16 * MiB
+    assert healthy(mesh) and all_released(mesh)
+
+
+def _assert_too_large(mesh, r):
+    assert r.status_code == 500
+    assert r.text == "Internal Server Error"
+    assert r.headers["x-chaoskit-error"] == "response-payload-too-large"
+    record = mesh.records[-1]
+    assert record.details == "response_payload_too_large"
+    assert record.attempts[-1].outcome == "response-too-large"
+    assert record.attempts[-1].status == 200
+    assert any("larger than 64 MiB" in n for n in record.notes)
+
+
+def test_a_huge_announced_body_to_buffer_is_refused_before_it_is_read(mesh, client, bad):
+    mesh.apply(BUFFERED)
     before = rss_mb()
     r = client.get("http://bad:9080/huge-announced", timeout=30)
     _assert_too_large(mesh, r)
@@ -115,7 +189,8 @@ def test_a_huge_announced_body_is_refused_before_it_is_read(mesh, client, bad):
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_a_huge_streamed_body_is_cut_off_at_the_buffer_limit(mesh, client, bad):
+def test_a_huge_chunked_body_to_buffer_is_cut_off_at_the_buffer_limit(mesh, client, bad):
+    mesh.apply(BUFFERED)
     r = client.get("http://bad:9080/huge-chunked", timeout=60)
     _assert_too_large(mesh, r)
     assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/huge-chunked")))
@@ -126,7 +201,7 @@ def test_a_huge_streamed_body_is_cut_off_at_the_buffer_limit(mesh, client, bad):
 
 
 def test_a_too_large_body_is_not_retried_when_the_upstream_said_200(mesh, client, bad):
-    mesh.apply(bad_route("retries: {attempts: 3, retryOn: 5xx}\n"))
+    mesh.apply(BUFFERED, bad_route("retries: {attempts: 3, retryOn: 5xx}\n"))
     r = client.get("http://bad:9080/huge-announced", timeout=30)
     _assert_too_large(mesh, r)
     assert len(mesh.records[-1].attempts) == 1
@@ -146,15 +221,18 @@ def test_the_proxy_keeps_serving_others_while_upstreams_misbehave(mesh, bad):
     mesh.apply(bad_route("timeout: 1s\n"))
     paths = ["/close", "/reset-mid-body", "/malformed", "/stall-after-headers", "/stall"] * 4
 
-    def one(url: str) -> int:
+    def one(url: str) -> int | str:
         with requests.Session() as s:
             s.trust_env = False
-            return s.get(url, proxies={"http": mesh.url}, timeout=30).status_code
+            try:
+                return s.get(url, proxies={"http": mesh.url}, timeout=30).status_code
+            except requests.exceptions.ChunkedEncodingError:
+                return "reset after the head"
 
     with concurrent.futures.ThreadPoolExecutor(24) as pool:
         bad_futures = [pool.submit(one, f"http://bad:9080{p}") for p in paths]
         good = [pool.submit(one, "http://ratings:9080/") for _ in range(40)]
         assert [f.result() for f in good] == [200] * 40
-        assert sorted({f.result() for f in bad_futures}) == [503, 504]
+        assert {f.result() for f in bad_futures} == {503, 504, "reset after the head"}
     assert wait_for(lambda: all_released(mesh))
     assert mesh.in_flight == 0

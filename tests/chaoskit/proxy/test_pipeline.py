@@ -24,7 +24,7 @@ from chaoskit.records import Record
 from chaoskit.rng import Seeds
 from chaoskit.routing.request import RequestInfo
 from chaoskit.sources import validated
-from chaoskit.testing import FakeClock, FakeSleep, FakeUpstream
+from chaoskit.testing import FakeBody, FakeClock, FakeSleep, FakeUpstream, streamed
 from tests.builders import fault, ratings_vs, service_entry
 
 UPSTREAM = "127.0.0.1:9999"
@@ -376,3 +376,49 @@ def test_a_client_that_gives_up_is_recorded_with_what_the_route_still_allowed() 
         "within a 10s timeout — retries here are wasted"
     )
     assert (record.status, record.flags) == (0, ("DC",))
+
+
+# -- issue 14: streamed answers ----------------------------------------------------------------
+
+
+def run_streaming(upstream: FakeUpstream, *docs: str) -> tuple[replies.Reply, Exchange, Pipeline]:
+    async def run() -> tuple[replies.Reply, Exchange, Pipeline]:
+        clock = FakeClock()
+        pipeline = make_pipeline(upstream, FakeSleep(clock), clock, *docs)
+        pipeline.services.streaming = True
+        ex = exchange(pipeline)
+        return await asyncio.wait_for(pipeline.handle(ex), BOUND), ex, pipeline
+
+    return asyncio.run(run())
+
+
+def test_a_streamed_answer_leaves_the_path_with_its_body_still_open() -> None:
+    body = FakeBody([b"data: 1\n\n"])
+    reply, ex, _ = run_streaming(FakeUpstream(streamed(200, body)), ratings_vs("timeout: 3s\n"))
+    assert reply.stream is body and body.closed == 0
+    assert reply.body == b"" and not any(k == "content-length" for k, _ in reply.headers)
+    assert body.deadline is not None  # the route timeout goes on over the body
+    assert [a.outcome for a in ex.attempts] == ["response"]
+
+
+def test_a_streamed_answer_that_is_retried_is_closed_first() -> None:
+    first, second = FakeBody(then="wait"), FakeBody([b"ok"])
+    upstream = FakeUpstream(streamed(503, first), streamed(200, second))
+    route = ratings_vs("retries: {attempts: 1, retryOn: 5xx}\n")
+    reply, _, _ = run_streaming(upstream, route)
+    assert first.closed == 1 and reply.stream is second and second.closed == 0
+
+
+def test_a_streamed_answer_holds_its_breaker_slot_until_its_body_ends() -> None:
+    pool = (
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ratings}\n"
+        "spec:\n  host: ratings\n  trafficPolicy:\n    connectionPool:\n"
+        "      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1}\n"
+    )
+    body = FakeBody(then="wait")
+    reply, _, pipeline = run_streaming(FakeUpstream(streamed(200, body)), pool)
+    (cluster,) = pipeline.clusters.clusters()
+    assert cluster.breaker.active_connections == 1 and cluster.active_requests == 1
+    assert reply.stream is not None
+    reply.stream.close()
+    assert cluster.breaker.active_connections == 0 and cluster.active_requests == 0

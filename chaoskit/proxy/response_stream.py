@@ -1,0 +1,222 @@
+"""Streamed replies through mitmproxy: the head at once, the body as it arrives.
+
+mitmproxy streams a body only when it forwards a request itself; a reply an addon sets in the
+``request`` hook (chaoskit answers every request that way) is sent whole, after the hook. Two
+patches (``stream.start`` and ``layer.inject_body`` in :mod:`chaoskit.proxy.patch_table`) make
+it stream: a response whose ``stream`` is a :class:`StreamStart` is sent head first, and the
+body pieces are injected into its HTTP stream afterwards (:class:`ClientStream`), as
+``ResponseData`` events mitmproxy frames for the client's protocol (chunked HTTP/1.1, HTTP/2
+DATA frames). The client connection's write buffer is drained after each piece, so a slow
+client slows the upstream down (the upstream connection stops being read) instead of filling
+memory. :class:`StreamedReplies` runs each relay in a task of its own, watched for the
+client going away like a request (:class:`~chaoskit.proxy.disconnects.ClientWatch`), and
+records the request when its body ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mitmproxy import ctx, http
+from mitmproxy.proxy import events
+
+from chaoskit.proxy.body_relay import Relayed, conclude, relay_body, settle
+from chaoskit.proxy.disconnects import ClientWatch
+from chaoskit.proxy.exchange import Exchange
+from chaoskit.proxy.replies import Reply
+from chaoskit.stats import Stats
+
+logger = logging.getLogger("chaoskit")
+
+
+class StreamStart:
+    """Set as ``flow.response.stream`` of a streamed reply: the patched ``send_response``
+    sends only its head, then sets :attr:`started`."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    def __call__(self, data: bytes) -> bytes:  # mitmproxy passes each piece through it
+        return data
+
+
+@dataclasses.dataclass
+class BodyData(events.MessageInjected[bytes]):
+    """A piece of a streamed reply's body."""
+
+
+@dataclasses.dataclass
+class BodyEnd(events.MessageInjected[None]):
+    """The end of a streamed reply's body."""
+
+
+@dataclasses.dataclass
+class BodyReset(events.MessageInjected[str]):
+    """The body was broken off: the client's stream is reset (HTTP/1.1: its connection
+    closes; HTTP/2: RST_STREAM)."""
+
+
+def start(response: http.Response) -> StreamStart:
+    marker = StreamStart()
+    response.stream = marker
+    return marker
+
+
+class ClientStream:
+    """The client side of one streamed reply, for :func:`~chaoskit.proxy.body_relay.relay_body`."""
+
+    def __init__(self, flow: http.HTTPFlow, handler: Any) -> None:
+        self.flow = flow
+        self.handler = handler
+        #: body bytes handed to the client's connection so far
+        self.sent = 0
+
+    async def send(self, data: bytes) -> None:
+        await self.handler.server_event(BodyData(self.flow, data))
+        self.sent += len(data)
+        io = self.handler.transports.get(self.handler.client)
+        writer = getattr(io, "writer", None)
+        if writer is not None:
+            with contextlib.suppress(OSError):  # the client went away: the watch cancels us
+                await writer.drain()
+
+    async def end(self) -> None:
+        await self.handler.server_event(BodyEnd(self.flow, None))
+
+    async def reset(self) -> None:
+        await self.handler.server_event(BodyReset(self.flow, "upstream body cut off"))
+
+
+def _handler(flow: http.HTTPFlow) -> Any:
+    """mitmproxy's handler of the flow's client connection (``None``: gone)."""
+    proxyserver = ctx.master.addons.get("proxyserver")
+    connections = getattr(proxyserver, "connections", {})
+    return connections.get(flow.client_conn.id)
+
+
+class StreamedReplies:
+    """Relays the bodies of streamed replies, one task each; ``finish`` records a request
+    once its body ended (``client_gone`` when the client left first)."""
+
+    def __init__(
+        self,
+        watch: ClientWatch,
+        stats: Callable[[], Stats],
+        finish: Callable[[http.HTTPFlow, Exchange, Reply, bool], None],
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        self.watch = watch
+        self.stats = stats
+        self.finish = finish
+        self.tasks = tasks
+
+    def start(self, flow: http.HTTPFlow, ex: Exchange, reply: Reply) -> None:
+        marker = flow.response.stream if flow.response is not None else None
+        if reply.stream is None or not isinstance(marker, StreamStart):
+            raise ValueError("not a streamed reply")
+        task = asyncio.ensure_future(self._run(flow, ex, reply, marker))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(
+        self, flow: http.HTTPFlow, ex: Exchange, reply: Reply, marker: StreamStart
+    ) -> None:
+        body = reply.stream
+        assert body is not None
+        relayed: Relayed | None = None
+        gone = True
+        sink: ClientStream | None = None
+        try:
+
+            async def work() -> Relayed:
+                nonlocal sink
+                await marker.started.wait()
+                handler = _handler(flow)
+                if handler is None:
+                    raise asyncio.CancelledError  # pragma: no cover - gone before the head
+                sink = ClientStream(flow, handler)
+                return await relay_body(reply.body, body, sink)
+
+            relayed, gone = await self.watch.run(flow, work(), lambda: None)
+        except Exception:
+            logger.exception("chaoskit could not stream the body of request %s", ex.request_id)
+            ex.notes.append("chaoskit internal error while streaming the body")
+        finally:
+            body.close()
+            final = dataclasses.replace(reply, stream=None, body=b"")
+            ex.streamed = sink.sent if sink is not None else 0  # what a cut-off relay sent
+            final = settle(ex, final, relayed, self.stats())
+            self.finish(flow, ex, final, gone or relayed is None)
+        if relayed is not None and sink is not None and not gone:
+            try:  # recorded first: a client that saw its body end finds the record there
+                await conclude(sink, relayed)
+            except Exception:
+                logger.exception("chaoskit could not end the body of request %s", ex.request_id)
+
+
+# -- the patches (installed by chaoskit.proxy.patches) ------------------------------------------
+
+Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+@functools.cache
+def wrappers() -> dict[str, Wrap]:
+    """``HttpStream.send_response``: a :class:`StreamStart` reply sends its head and waits for
+    its body; ``HttpLayer._handle_event``: the injected body events reach the flow's stream,
+    in whichever HTTP layer (an intercepted tunnel nests one) holds it."""
+    from mitmproxy.proxy.layers import http as http_layer  # noqa: PLC0415
+    from mitmproxy.proxy.layers.http import _events  # noqa: PLC0415
+
+    send_http: Any = http_layer.SendHttp
+    layers: Any = _events
+
+    def wrap_send(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        def send_response(self: Any, already_streamed: bool = False) -> Iterator[Any]:
+            marker = getattr(self.flow.response, "stream", None)
+            if already_streamed or not isinstance(marker, StreamStart):
+                yield from original(self, already_streamed)
+                return
+            yield send_http(
+                layers.ResponseHeaders(self.stream_id, self.flow.response, end_stream=False),
+                self.context.client,
+            )
+            self.server_state = self.state_stream_response_body
+            marker.started.set()
+
+        return send_response
+
+    def translate(event: Any, stream_id: int) -> Any:
+        if isinstance(event, BodyData):
+            return layers.ResponseData(stream_id, event.message)
+        if isinstance(event, BodyEnd):
+            return layers.ResponseEndOfMessage(stream_id)
+        return layers.ResponseProtocolError(
+            stream_id, event.message, layers.ErrorCode.GENERIC_SERVER_ERROR
+        )
+
+    def wrap_layer(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        def _handle_event(self: Any, event: Any) -> Iterator[Any]:
+            if not isinstance(event, (BodyData, BodyEnd, BodyReset)):
+                yield from original(self, event)
+                return
+            for stream in list(self.streams.values()):
+                if getattr(stream, "flow", None) is event.flow:
+                    if stream.server_state == stream.state_stream_response_body:
+                        yield from self.event_to_child(stream, translate(event, stream.stream_id))
+                    return
+            # not here: into the tunnels this layer carries (an intercepted CONNECT)
+            for stream in list(self.streams.values()):
+                if stream._handle_event == stream.passthrough:
+                    yield from self.event_to_child(stream, event)
+
+        return _handle_event
+
+    return {"send_response": wrap_send, "_handle_event": wrap_layer}

@@ -34,6 +34,7 @@ from chaoskit.proxy.admin_changes import RuntimeLayer
 from chaoskit.proxy.admin_faults import (
     Fault,
     conflict,
+    missing_rule,
     parse_fault_body,
     to_json,
     unknown_host,
@@ -193,8 +194,13 @@ class AdminConfigApi:
             return _error(
                 409, f"fault {fault.name!r} already exists; change it with PUT /faults/{fault.name}"
             )
-        if (problem := unknown_host(fault, self.proxy.validation.mesh)) is not None:
-            return _refused_json(_host_issue(fault, problem))
+        if fault.name == "reset":
+            return _error(400, "a fault cannot be named 'reset' (POST /faults/reset removes all)")
+        mesh = self.proxy.validation.mesh
+        if (problem := unknown_host(fault, mesh)) is not None:
+            return _refused_json(_issue(fault, "host", problem))
+        if (problem := missing_rule(fault, mesh)) is not None:
+            return _refused_json(_issue(fault, "routeName", problem))
         if (other := conflict(fault, layer.faults)) is not None:
             return _error(
                 409,
@@ -227,5 +233,5 @@ def _refused_json(issues: list[Issue]) -> Answer:
     return _error(400, "".join(f"{i}\n" for i in errors), errors)
 
 
-def _host_issue(fault: Fault, problem: str) -> list[Issue]:
-    return [Issue(Severity.ERROR, fault.host_location, f"fault/{fault.name}", "host", problem)]
+def _issue(fault: Fault, path: str, problem: str) -> list[Issue]:
+    return [Issue(Severity.ERROR, fault.loc(path), f"fault/{fault.name}", path, problem)]

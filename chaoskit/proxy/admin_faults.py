@@ -4,7 +4,8 @@ A fault is a small JSON/YAML body — ``{"name": "slow-ratings", "host": "rating
 {"fixedDelay": "2s", "percentage": 50}}`` — of one of two types:
 
 - ``route`` (the default): an Istio ``HTTPFaultInjection`` (``delay``/``abort``, optional
-  ``match``) on the mesh VirtualService of ``host``. It sits before the router, so its aborts
+  ``match``, optional ``routeName``: only the rule of that ``name``) on the mesh VirtualService
+  of ``host``. It sits before the router, so its aborts
   are never retried, exactly as in Istio.
 - ``upstream``: an ``UpstreamFault`` whose ``spec`` is the body (below the retry layer).
 
@@ -70,15 +71,20 @@ class Fault:
     #: ``GET /faults`` shows and what decides whether a ``PUT`` changes anything.
     definition: Mapping[str, Any]
     location: Location
-    #: where ``host`` was written, for the registry's did-you-mean
-    host_location: Location
+    #: where each field of the body was written, for messages found after parsing
+    key_locs: Mapping[str, Location]
     upstream: UpstreamFault | None = None
     fault: HTTPFaultInjection | None = None
     matches: tuple[HTTPMatchRequest, ...] = ()
+    #: only the rule of this name (Istio's ``HTTPRoute.name``) gets the fault
+    route_name: str | None = None
 
     @property
     def fqdn(self) -> str:
         return hosts.expand(self.host, self.namespace)
+
+    def loc(self, key: str) -> Location:
+        return self.key_locs.get(key, self.location)
 
 
 def _plain(value: Any) -> Any:
@@ -149,9 +155,10 @@ def parse_fault_body(
     _percentage_shorthand(body)
     if kind == UPSTREAM:
         upstream = parse_upstream_fault(f, CHAOSKIT_API, metadata, body.loc)
-        host, fault, matches = upstream.host, None, upstream.match
+        host, fault, matches, route_name = upstream.host, None, upstream.match, None
     else:
         upstream = None
+        route_name = f.str("routeName")
         host = f.str("host", required=True) or ""
         if host and (problem := hosts.check_host(host)):
             f.error("host", problem)
@@ -167,7 +174,8 @@ def parse_fault_body(
     definition.update((k, v) for k, v in given.items() if k not in definition)
     return (
         Fault(metadata.name, metadata.namespace, kind, host, definition, body.loc,
-              body.loc_of("host"), upstream=upstream, fault=fault, matches=matches),
+              dict(body.key_locs), upstream=upstream, fault=fault, matches=matches,
+              route_name=route_name),
         issues,
     )  # fmt: skip
 
@@ -193,6 +201,26 @@ def unknown_host(fault: Fault, mesh: Mesh) -> str | None:
     )
 
 
+def missing_rule(fault: Fault, mesh: Mesh) -> str | None:
+    """Why ``fault``'s ``routeName`` names no rule of the VirtualService serving its host (the
+    configuration as it runs, earlier faults included), or ``None``."""
+    if fault.route_name is None:
+        return None
+    vss = {(vs.KIND, vs.namespace, vs.name): vs for vs in mesh.virtual_services}
+    keys, wildcard = _serving(vss, fault.fqdn)
+    serving = [vss[k] for k in keys] or ([vss[wildcard]] if wildcard is not None else [])
+    if not serving:
+        return f"no VirtualService serves {fault.host}, so it has no rule {fault.route_name!r}"
+    names = [r.name for vs in serving for r in vs.http if r.name]
+    if fault.route_name in names:
+        return None
+    listed = f" (its named rules: {', '.join(names)})" if names else " (its rules have no name)"
+    return (
+        f"the VirtualService of {fault.host} has no rule named {fault.route_name!r}{listed}"
+        f"{did_you_mean(fault.route_name, names)}"
+    )
+
+
 # -- splicing a fault into VirtualService rules --------------------------------------------
 
 
@@ -210,15 +238,20 @@ def _overlay(own: HTTPMatchRequest, extra: HTTPMatchRequest) -> HTTPMatchRequest
 
 
 def with_fault(
-    vs: VirtualService, fault: HTTPFaultInjection, matches: tuple[HTTPMatchRequest, ...]
+    vs: VirtualService,
+    fault: HTTPFaultInjection,
+    matches: tuple[HTTPMatchRequest, ...],
+    route_name: str | None = None,
 ) -> tuple[HTTPRoute, ...]:
-    """``vs``'s rules with ``fault`` on each forwarding rule; with ``matches``, a faulted copy
-    narrowed by them goes in front of each forwarding rule instead. Redirects, direct responses
-    and delegations are left alone (Istio allows no fault beside a redirect or direct response)."""
+    """``vs``'s rules with ``fault`` on each forwarding rule (only the one named ``route_name``
+    when given); with ``matches``, a faulted copy narrowed by them goes in front of each such
+    rule instead. Redirects, direct responses and delegations are left alone (Istio allows no
+    fault beside a redirect or direct response)."""
     out: list[HTTPRoute] = []
     for route in vs.http:
         forwards = bool(route.route) and route.redirect is None and route.direct_response is None
-        if not forwards or route.delegate is not None:
+        chosen = route_name is None or route.name == route_name
+        if not forwards or route.delegate is not None or not chosen:
             out.append(route)
         elif matches:
             own = route.match or (HTTPMatchRequest(),)
@@ -306,7 +339,7 @@ def materialize(
             for k in keys:
                 vs = vss[k]
                 vss[k] = changed[k] = dataclasses.replace(
-                    vs, http=with_fault(vs, f.fault, f.matches)
+                    vs, http=with_fault(vs, f.fault, f.matches, f.route_name)
                 )
                 mine.append(Target(vs.KIND, vs.namespace, vs.name, "patched"))
         else:
@@ -321,7 +354,7 @@ def materialize(
             key = (fresh.KIND, fresh.namespace, fresh.name)
             taken.add(key)
             vss[key] = changed[key] = dataclasses.replace(
-                fresh, http=with_fault(fresh, f.fault, f.matches)
+                fresh, http=with_fault(fresh, f.fault, f.matches, f.route_name)
             )
             mine.append(Target(fresh.KIND, fresh.namespace, fresh.name, "created"))
         targets[f.name] = mine
@@ -344,6 +377,7 @@ def conflict(fault: Fault, others: Iterable[Fault]) -> Fault | None:
             and other.type == ROUTE
             and other.fqdn == fault.fqdn
             and other.definition.get("match") == fault.definition.get("match")
+            and other.route_name == fault.route_name
         ):
             return other
     return None

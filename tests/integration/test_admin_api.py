@@ -197,6 +197,8 @@ def test_fault_reset_config_reset_and_the_admin_checks(mesh, client, api):
     assert post(f"{api}/config/reset", "").status_code == 200  # back to the files: faults too
     assert requests.get(f"{api}/faults", timeout=10).json() == {"faults": []}
     assert requests.patch(f"{api}/faults/a", timeout=10).status_code == 405
+    reserved = {"name": "reset", "host": "ratings", "abort": {"httpStatus": 503}}
+    assert requests.post(f"{api}/faults", json=reserved, timeout=10).status_code == 400
 
 
 def test_a_file_reload_splices_the_fault_into_the_reloaded_virtual_service(
@@ -215,3 +217,24 @@ def test_a_file_reload_splices_the_fault_into_the_reloaded_virtual_service(
         {"kind": "VirtualService", "namespace": "default", "name": "ratings", "action": "patched"}
     ]
     mesh.rebase(mesh_yaml(upstreams))
+
+
+def test_route_name_faults_one_named_rule_of_the_hosts_virtual_service(mesh, client, api):
+    from tests.builders import route_to
+
+    named = route_to("ratings").replace(
+        "  - route:",
+        "  - name: bob\n    match: [{headers: {end-user: {exact: bob}}}]\n"
+        "    route: [{destination: {host: ratings}}]\n  - route:",
+    )
+    assert post(f"{api}/config/apply", named).status_code == 200
+    r = put(
+        f"{api}/faults/bob", {"host": "ratings", "routeName": "bob", "abort": {"httpStatus": 503}}
+    )
+    assert r.status_code == 201, r.text
+    assert client.get("http://ratings:9080/", headers={"end-user": "bob"}).status_code == 503
+    assert client.get("http://ratings:9080/").status_code == 200
+    r = put(
+        f"{api}/faults/typo", {"host": "ratings", "routeName": "bbo", "abort": {"httpStatus": 503}}
+    )
+    assert r.status_code == 400 and 'did you mean "bob"?' in r.json()["error"]

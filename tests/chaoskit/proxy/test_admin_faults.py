@@ -16,6 +16,7 @@ from chaoskit.proxy.admin_faults import (
     Target,
     conflict,
     materialize,
+    missing_rule,
     parse_fault_body,
     unknown_host,
 )
@@ -168,3 +169,26 @@ def test_faults_on_one_host_stack_in_one_virtual_service_and_the_same_requests_c
     same = read({"host": "ratings", "delay": {"fixedDelay": "1s"}}, "c")
     assert conflict(same, [a, b]) is a
     assert conflict(read({"host": "ratings", "delay": {"fixedDelay": "2s"}}, "a"), [a]) is None
+
+
+TWO_RULES = route_to("ratings").replace(
+    "  http:\n  - route:",
+    "  http:\n  - name: bob\n    match: [{headers: {end-user: {exact: bob}}}]\n"
+    "    route: [{destination: {host: ratings}}]\n  - name: rest\n    route:",
+)
+
+
+def test_route_name_faults_only_that_rule_of_the_virtual_service():
+    f = read({"host": "ratings", "abort": {"httpStatus": 503}, "routeName": "bob"})
+    (vs,) = materialize([f], resources(MESH + "---\n" + TWO_RULES))[0]
+    assert isinstance(vs, VirtualService)
+    assert [(r.name, r.fault is not None) for r in vs.http] == [("bob", True), ("rest", False)]
+    mesh = validate([load_text(MESH + "---\n" + TWO_RULES)]).mesh
+    assert missing_rule(f, mesh) is None
+    typo = read({"host": "ratings", "abort": {"httpStatus": 503}, "routeName": "bbo"})
+    assert missing_rule(typo, mesh) == (
+        "the VirtualService of ratings has no rule named 'bbo' (its named rules: bob, rest); "
+        'did you mean "bob"?'
+    )
+    bare = validate([load_text(MESH)]).mesh
+    assert missing_rule(typo, bare) == "no VirtualService serves ratings, so it has no rule 'bbo'"

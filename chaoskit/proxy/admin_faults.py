@@ -37,10 +37,12 @@ from chaoskit.config import hosts
 from chaoskit.config.fields import Context, Fields, did_you_mean
 from chaoskit.config.http_route import HTTPFaultInjection, HTTPRoute, parse_fault
 from chaoskit.config.issues import Issues
+from chaoskit.config.kubernetes import as_registry
 from chaoskit.config.loader import load_text
 from chaoskit.config.match import HTTPMatchRequest, parse_match_request
 from chaoskit.config.mesh import Mesh, layer
 from chaoskit.config.resource import CHAOSKIT_API, Resource, parse_metadata
+from chaoskit.config.service_entry import ServiceEntry
 from chaoskit.config.upstream_fault import UpstreamFault, parse_upstream_fault
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.config.yamlsource import Location, YamlError, YMap, parse_documents
@@ -280,9 +282,28 @@ class Target:
         return dataclasses.asdict(self)
 
 
-def _route_to(fault: Fault, name: str) -> VirtualService:
-    """A VirtualService that routes ``fault``'s host to itself (for a host that has none)."""
-    spec = {"hosts": [fault.fqdn], "http": [{"route": [{"destination": {"host": fault.fqdn}}]}]}
+def _ports(resources: Iterable[Resource], fqdn: str) -> list[int]:
+    """The ports of the registry's service ``fqdn`` (ServiceEntries, Kubernetes Services)."""
+    for se in resources:
+        if isinstance(se, ServiceEntry) and any(
+            hosts.expand(h, se.namespace) == fqdn for h in se.hosts
+        ):
+            return [p.number for p in se.ports]
+    return []
+
+
+def _route_to(fault: Fault, name: str, ports: Sequence[int]) -> VirtualService:
+    """A VirtualService that routes ``fault``'s host to itself (for a host that has none): one
+    rule, or one per port when the service has several (a destination must then name its port,
+    IST0112)."""
+    dest: dict[str, Any] = {"host": fault.fqdn}
+    rules: list[dict[str, Any]] = [{"route": [{"destination": dest}]}]
+    if len(ports) > 1:
+        rules = [
+            {"match": [{"port": p}], "route": [{"destination": {**dest, "port": {"number": p}}}]}
+            for p in ports
+        ]
+    spec = {"hosts": [fault.fqdn], "http": rules}
     doc = {"apiVersion": ISTIO_API, "kind": "VirtualService",
            "metadata": {"name": name, "namespace": fault.namespace}, "spec": spec}  # fmt: skip
     (vs,) = load_text(json.dumps(doc), fault.location.file).resources
@@ -319,7 +340,7 @@ def materialize(
 ) -> tuple[list[Resource], dict[str, list[Target]]]:
     """The resources ``faults`` become over ``resources`` (the files and the applied layer,
     in order), and what each fault became, by name. Faults apply in the order they were added."""
-    current = layer(resources)
+    current = layer(as_registry(layer(resources), None))  # as config.mesh builds the mesh
     vss: dict[Key, VirtualService] = {
         (r.KIND, r.namespace, r.name): r for r in current if isinstance(r, VirtualService)
     }
@@ -344,7 +365,7 @@ def materialize(
                 mine.append(Target(vs.KIND, vs.namespace, vs.name, "patched"))
         else:
             name = _free_name(f"fault-{f.name}", taken, f.namespace)
-            fresh = _route_to(f, name)
+            fresh = _route_to(f, name, _ports(current, f.fqdn))
             if wildcard is not None:  # a copy of the wildcard VirtualService, for this host only
                 wild = vss[wildcard]
                 fresh = dataclasses.replace(

@@ -192,3 +192,21 @@ def test_route_name_faults_only_that_rule_of_the_virtual_service():
     )
     bare = validate([load_text(MESH)]).mesh
     assert missing_rule(typo, bare) == "no VirtualService serves ratings, so it has no rule 'bbo'"
+
+
+def test_a_created_virtual_service_names_the_port_of_a_service_with_several():
+    multi = service_entry("multi", 9090).replace(
+        "ports: [{number: 80, name: http, protocol: HTTP}]",
+        "ports: [{number: 80, name: http, protocol: HTTP}, {number: 8080, name: alt, "
+        "protocol: HTTP}]",
+    )
+    base = [load_text(multi)]
+    f = read({"host": "multi", "abort": {"httpStatus": 503}})
+    (vs,) = materialize([f], base[0].resources)[0]
+    assert isinstance(vs, VirtualService)
+    assert [(r.match[0].port, r.route[0].destination.port) for r in vs.http] == [
+        (80, 80),
+        (8080, 8080),
+    ]
+    v = validate([*base, *RuntimeLayer(faults=(f,)).results(base)])
+    assert not v.issues.errors, [str(i) for i in v.issues.errors]

@@ -2,18 +2,18 @@
 
 ``build_upstream_fault`` writes an ``UpstreamFault`` as the dict a user would write in YAML;
 ``build_route_fault`` writes an Istio ``HTTPFaultInjection``. To add a fault to an existing
-VirtualService, its rules are copied with the fault spliced in (``with_fault``), the fault and
-match having been parsed by the real VirtualService parser (``parse_rule_parts``).
+VirtualService, its rules are copied with the fault spliced in (``with_fault``, shared with the
+admin API's ``/faults``), the fault and match having been parsed by the real VirtualService
+parser (``parse_rule_parts``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from chaoskit.config.http_route import HTTPFaultInjection, HTTPRoute
+from chaoskit.config.http_route import HTTPFaultInjection
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.resource import CHAOSKIT_API
 from chaoskit.config.virtual_service import VirtualService
@@ -21,6 +21,7 @@ from chaoskit.errors import ConfigError
 from chaoskit.faults.actions import ACTIONS
 from chaoskit.faults.actions import abort as abort_action
 from chaoskit.faults.actions import delay as delay_action
+from chaoskit.proxy.admin_faults import with_fault as with_fault  # noqa: PLC0414 - re-export
 from chaoskit.sources import to_results
 
 ISTIO_API = "networking.istio.io/v1"
@@ -119,39 +120,6 @@ def build_route_fault(
     if abort is not None:
         fault["abort"] = {"percentage": {"value": percent}, **abort_action.from_keyword(abort)}
     return fault
-
-
-def _overlay(own: HTTPMatchRequest, extra: HTTPMatchRequest) -> HTTPMatchRequest:
-    """Both conditions at once (AND); where both set the same field, ``extra`` wins."""
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(HTTPMatchRequest):
-        value = getattr(extra, f.name)
-        if isinstance(value, Mapping):
-            if value:
-                changes[f.name] = {**getattr(own, f.name), **value}
-        elif value not in (None, (), False):
-            changes[f.name] = value
-    return dataclasses.replace(own, **changes)
-
-
-def with_fault(
-    vs: VirtualService, fault: HTTPFaultInjection, matches: tuple[HTTPMatchRequest, ...]
-) -> tuple[HTTPRoute, ...]:
-    """``vs``'s rules with ``fault`` on each forwarding rule; with ``matches``, a faulted copy
-    narrowed by them goes in front of each forwarding rule instead."""
-    out: list[HTTPRoute] = []
-    for route in vs.http:
-        forwards = bool(route.route) and route.redirect is None and route.direct_response is None
-        if not forwards or route.delegate is not None:
-            out.append(route)
-        elif matches:
-            own = route.match or (HTTPMatchRequest(),)
-            narrowed = tuple(_overlay(m, extra) for m in own for extra in matches)
-            out.append(dataclasses.replace(route, match=narrowed, fault=fault))
-            out.append(route)
-        else:
-            out.append(dataclasses.replace(route, fault=fault))
-    return tuple(dataclasses.replace(r, index=i) for i, r in enumerate(out))
 
 
 def parse_rule_parts(

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from chaoskit import __version__
-from chaoskit.cli import apply, explore, proxy, run, validate
+from chaoskit.cli import apply, explore, fault, proxy, run, validate
 from chaoskit.cli.exit_codes import ExitCode
 
-_SUBCOMMANDS = (validate, proxy, apply, run, explore)
+_SUBCOMMANDS = (validate, proxy, apply, fault, run, explore)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -31,13 +31,32 @@ def register(sub: Any) -> None:
     ):
         p = sub.add_parser(verb, help=helps, description=helps + ". " + EXITS)
         p.add_argument("paths", nargs="+", metavar="FILE", help="YAML file or folder")
-        p.add_argument(
-            "--admin",
-            default=DEFAULT_ADMIN,
-            metavar="HOST:PORT",
-            help="the proxy's admin address (default %(default)s)",
-        )
+        add_admin_option(p)
         p.set_defaults(handler=run, verb=verb)
+
+
+def add_admin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin",
+        default=DEFAULT_ADMIN,
+        metavar="HOST:PORT",
+        help="the proxy's admin address (default %(default)s)",
+    )
+
+
+def admin_url(admin: str) -> str:
+    """``http://HOST:PORT`` for the ``--admin`` value; ``ValueError`` when it is not one."""
+    host, port = parse_address(admin, "--admin")
+    authority = f"[{host}]" if ":" in host else host
+    return f"http://{authority}:{port}"
+
+
+def unreachable(command: str, admin: str, e: OSError) -> str:
+    reason = getattr(e, "reason", e)
+    return (
+        f"chaoskit {command}: cannot reach the proxy's admin at {admin} ({reason}); "
+        "is `chaoskit proxy` running?"
+    )
 
 
 EXITS = (
@@ -48,7 +67,7 @@ EXITS = (
 
 def run(args: argparse.Namespace) -> ExitCode:
     try:
-        host, port = parse_address(args.admin, "--admin")
+        base = admin_url(args.admin)
     except ValueError as e:
         print(f"chaoskit {args.verb}: {e}", file=sys.stderr)
         return ExitCode.BAD_INPUT
@@ -58,7 +77,6 @@ def run(args: argparse.Namespace) -> ExitCode:
         for issue in issues.sorted():
             print(issue, file=sys.stderr)
         return ExitCode.BAD_INPUT
-    authority = f"[{host}]" if ":" in host else host
     endpoint = f"/config/{args.verb}"
     code = ExitCode.OK
     for file in files:
@@ -67,13 +85,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         except OSError as e:
             print(f"{file}:1: error: cannot read: {e.strerror or e}", file=sys.stderr)
             return ExitCode.BAD_INPUT
-        url = f"http://{authority}:{port}{endpoint}"
         try:
-            status, text = _post(url, body)
+            status, text = request("POST", base + endpoint, body)
         except OSError as e:
-            reason = getattr(e, "reason", e)
-            print(f"chaoskit {args.verb}: cannot reach the proxy's admin at {args.admin} "
-                  f"({reason}); is `chaoskit proxy` running?", file=sys.stderr)  # fmt: skip
+            print(unreachable(args.verb, args.admin, e), file=sys.stderr)
             return ExitCode.INTERNAL_ERROR
         text = text.replace(f"<admin:POST {endpoint}>", file)
         if status == 200:
@@ -84,10 +99,12 @@ def run(args: argparse.Namespace) -> ExitCode:
     return code
 
 
-def _post(url: str, body: bytes) -> tuple[int, str]:
-    """POST ``body``; the status and text of any answer (an error status is an answer too)."""
-    req = urllib.request.Request(url, data=body, method="POST")
-    req.add_header("content-type", "application/yaml")
+def request(method: str, url: str, body: bytes | None = None) -> tuple[int, str]:
+    """Send ``body`` (YAML or JSON); the status and text of any answer (an error status is an
+    answer too). ``OSError`` when the admin cannot be reached."""
+    req = urllib.request.Request(url, data=body, method=method)
+    if body is not None:
+        req.add_header("content-type", "application/yaml")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
         with opener.open(req, timeout=TIMEOUT_SECONDS) as r:

@@ -19,7 +19,7 @@ from chaoskit.config.experiment import parse_experiment
 from chaoskit.config.fields import Context, Fields, did_you_mean
 from chaoskit.config.gateway import parse_gateway
 from chaoskit.config.gcpause import gc_paused
-from chaoskit.config.issues import Issues
+from chaoskit.config.issues import Issue, Issues, Severity
 from chaoskit.config.kubernetes import (
     parse_kube_deployment,
     parse_kube_service,
@@ -95,6 +95,9 @@ class LoadResult:
     files: tuple[str, ...]
     #: Files that could not be read or are not YAML at all (``validate`` exits 2 for these).
     unreadable: tuple[str, ...] = ()
+    #: The warnings (also in ``issues``) for a resource defined in two files of one folder,
+    #: which the proxy repeats at start and at each reload.
+    duplicates: tuple[Issue, ...] = ()
 
 
 def _yaml_files_under(folder: Path) -> list[str]:
@@ -162,6 +165,7 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
     The cyclic GC is paused meanwhile (:mod:`chaoskit.config.gcpause` says why).
     """
     issues = Issues()
+    paths = list(paths)
     files, unreadable = collect_files(paths, issues)
     resources: list[Resource] = []
     with gc_paused():
@@ -173,7 +177,44 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
                 unreadable.append(file)
                 continue
             resources.extend(parse_resources(docs, issues))
-    return LoadResult(tuple(resources), issues, tuple(files), tuple(unreadable))
+    duplicates = _duplicates_in_folders(paths, resources)
+    issues.extend(duplicates)
+    return LoadResult(tuple(resources), issues, tuple(files), tuple(unreadable), tuple(duplicates))
+
+
+def _duplicates_in_folders(
+    paths: Iterable[str | os.PathLike[str]], resources: Iterable[Resource]
+) -> list[Issue]:
+    """A warning for each resource (kind, namespace, name) that a second file of the same folder
+    defines again, naming both places. The files of a folder are layered in path order, like
+    ``kubectl apply -f folder/``, so the later file silently wins: almost always a copy left
+    behind. Two definitions in one file are :func:`chaoskit.config.mesh.layer`'s warning."""
+    out: list[Issue] = []
+    folders = [os.path.join(str(Path(p)), "") for p in paths if _is_dir(p)]
+    for folder in folders:
+        first: dict[tuple[str, str, str], Resource] = {}
+        for r in resources:
+            if not r.location.file.startswith(folder):
+                continue
+            key = (r.KIND, r.namespace, r.name)
+            old = first.get(key)
+            if old is None:
+                first[key] = r
+            elif old.location.file != r.location.file:
+                message = (
+                    f"also defined in {old.location}; the files of a folder are applied in "
+                    "path order, so this later one replaces it"
+                )
+                out.append(Issue(Severity.WARNING, r.location, r.ref, "metadata.name", message))
+                first[key] = r
+    return out
+
+
+def _is_dir(path: str | os.PathLike[str]) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def load_text(text: str, file: str = "<string>") -> LoadResult:

@@ -31,8 +31,7 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 
 from chaoskit.netaddr import is_loopback
-from chaoskit.proxy.admin_api import PATHS as CONFIG_PATHS
-from chaoskit.proxy.admin_api import AdminConfigApi
+from chaoskit.proxy.admin_api import AdminConfigApi, handles
 from chaoskit.proxy.codec import protocol_violation
 from chaoskit.proxy.core import ChaosCore
 
@@ -127,7 +126,7 @@ class ChaosAdmin:
         self.config = config
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """Synchronous for every flow; only a ``/config/*`` change returns a coroutine
+        """Synchronous for every flow; only a ``/config/*`` or ``/faults`` call returns a coroutine
         (mitmproxy awaits it), so the mesh's hot path never pays for one."""
         if flow.response is not None or not self.is_admin(flow):
             return None
@@ -141,7 +140,7 @@ class ChaosAdmin:
             path, _, query = flow.request.path.partition("?")
             if refused is not None:
                 status, content_type, body = 403, "text/plain", refused
-            elif self.config is not None and path in CONFIG_PATHS and not self._too_big(flow):
+            elif self.config is not None and handles(path) and not self._too_big(flow):
                 return self._config(flow, path, "format=json" in query.split("&"))
             else:
                 status, content_type, body = self.answer(flow.request)
@@ -196,7 +195,8 @@ class ChaosAdmin:
         known = (
             "/ready, /stats, /stats?format=json, /stats/prometheus, /clusters, /config_dump, "
             "POST /reset_counters, POST /config/apply, POST /config/delete, GET /config/applied, "
-            "POST /config/reset"
+            "POST /config/reset, GET|POST /faults, GET|PUT|DELETE /faults/<name>, "
+            "POST /faults/reset"
         )
         return 404, "text/plain", f"unknown admin endpoint {path!r}; try {known}\n"
 

@@ -4,6 +4,11 @@ Pure logic (no sockets, no mitmproxy), so it is tested on its own. kubectl seman
 resource applied wins per (kind, namespace, name); each change answers one line per resource
 as ``kubectl apply`` does (``virtualservice/reviews created``, ``configured``, ``unchanged``,
 ``deleted``). The layer sits over the files' configuration: a file reload re-applies it on top.
+
+The layer also holds the named faults of ``/faults`` (:mod:`chaoskit.proxy.admin_faults`): they
+become resources only when the layer is laid over a configuration (:meth:`RuntimeLayer.results`),
+because a route fault is spliced into the VirtualService the configuration has *then* — after a
+file reload, into the reloaded one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from chaoskit.config.issues import Issues
 from chaoskit.config.loader import LoadResult
 from chaoskit.config.resource import Resource
 from chaoskit.config.yamlsource import Location
+from chaoskit.proxy.admin_faults import Fault, Target, materialize
 
 Key = tuple[str, str, str]
 
@@ -55,6 +61,8 @@ class RuntimeLayer:
     layer, swapped in only once the whole configuration validated)."""
 
     resources: tuple[Resource, ...] = ()
+    #: named faults (``/faults``), in the order they were added
+    faults: tuple[Fault, ...] = ()
 
     def applied(self, new: Sequence[Resource]) -> tuple[RuntimeLayer, list[str]]:
         by_key = {key_of(r): r for r in self.resources}
@@ -69,7 +77,7 @@ class RuntimeLayer:
                 verb = "configured"
             by_key[key_of(r)] = r  # re-inserted: the later application takes the later place
             lines.append(f"{label(r)} {verb}")
-        return RuntimeLayer(tuple(by_key.values())), lines
+        return dataclasses.replace(self, resources=tuple(by_key.values())), lines
 
     def deleted(self, gone: Sequence[Resource]) -> tuple[RuntimeLayer, list[str], list[str]]:
         """Remove ``gone`` (matched by kind/namespace/name); returns the new layer, the
@@ -83,11 +91,42 @@ class RuntimeLayer:
                 missing.append(f'{r.KIND.lower()} "{r.name}" not found in the runtime layer')
             else:
                 lines.append(f"{label(r)} deleted")
-        return RuntimeLayer(tuple(by_key.values())), lines, missing
+        return dataclasses.replace(self, resources=tuple(by_key.values())), lines, missing
 
-    def results(self) -> list[LoadResult]:
-        """The layer as load results, to validate over the files' configuration."""
-        if not self.resources:
-            return []
-        files = tuple(dict.fromkeys(r.location.file for r in self.resources))
-        return [LoadResult(self.resources, Issues(), files)]
+    def fault(self, name: str) -> Fault | None:
+        return next((f for f in self.faults if f.name == name), None)
+
+    def with_fault(self, fault: Fault) -> tuple[RuntimeLayer, str]:
+        """Add ``fault`` or replace the one of its name (which keeps its place in the order);
+        ``created``, ``configured`` or ``unchanged``."""
+        old = self.fault(fault.name)
+        if old is None:
+            return dataclasses.replace(self, faults=(*self.faults, fault)), "created"
+        if old.definition == fault.definition:
+            return self, "unchanged"
+        faults = tuple(fault if f.name == fault.name else f for f in self.faults)
+        return dataclasses.replace(self, faults=faults), "configured"
+
+    def without_faults(self, *names: str) -> RuntimeLayer:
+        """The layer without the named faults (all of them with no name)."""
+        kept = tuple(f for f in self.faults if names and f.name not in names)
+        return dataclasses.replace(self, faults=kept)
+
+    def targets(self, base: Sequence[LoadResult]) -> dict[str, list[Target]]:
+        """What each fault is active in, laid over ``base``."""
+        return materialize(self.faults, self._under_faults(base))[1]
+
+    def _under_faults(self, base: Sequence[LoadResult]) -> list[Resource]:
+        return [*(r for b in base for r in b.resources), *self.resources]
+
+    def results(self, base: Sequence[LoadResult] = ()) -> list[LoadResult]:
+        """The layer as load results, to validate over ``base`` (the files' configuration)."""
+        out: list[LoadResult] = []
+        if self.resources:
+            files = tuple(dict.fromkeys(r.location.file for r in self.resources))
+            out.append(LoadResult(self.resources, Issues(), files))
+        if self.faults:
+            made, _ = materialize(self.faults, self._under_faults(base))
+            files = tuple(dict.fromkeys(f.location.file for f in self.faults))
+            out.append(LoadResult(tuple(made), Issues(), files))
+        return out

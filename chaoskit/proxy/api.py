@@ -11,8 +11,10 @@ the snapshot they started with. ``apply()`` with no arguments returns to the bas
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +43,7 @@ from chaoskit.sources import to_results, validated
 from chaoskit.stats import Stats
 
 CA_FILE = "mitmproxy-ca-cert.pem"
+logger = logging.getLogger("chaoskit")
 
 
 class ExposedListenerWarning(UserWarning):
@@ -87,6 +90,10 @@ class Proxy:
         self._base: list[LoadResult] = to_results(config) if config else []
         #: resources applied over the admin API, layered over the base (kept across reloads)
         self.layer = RuntimeLayer()
+        #: held by every configuration change (``apply``, a file reload, an admin change), so
+        #: two changes made at once cannot build on the same old configuration and the later
+        #: swap lose the earlier one's change (re-entrant: an admin change calls ``set_layer``)
+        self.config_lock = threading.RLock()
         validation = validated(base=self._base)
         self.seed = seed if seed is not None else new_seed()
         self.records_log = RecordLog(record_capacity)
@@ -137,6 +144,7 @@ class Proxy:
                 ExposedListenerWarning,
                 stacklevel=2,
             )
+        _log_duplicates(self._base)
         prepare_state_dir(self.state_dir)
         create_ca(self.state_dir)
         admin = None
@@ -242,9 +250,18 @@ class Proxy:
 
     # -- configuration, records, stats ---------------------------------------------------------
 
+    @property
+    def base(self) -> list[LoadResult]:
+        """The configuration the proxy was started with or last reloaded (files, sources)."""
+        return list(self._base)
+
     def apply(self, *sources: Any) -> Validation:
         """Validate ``sources`` layered over the base config and swap them in atomically."""
-        validation = validated(*sources, base=[*self._base, *self.layer.results()])
+        with self.config_lock:
+            return self._apply(sources)
+
+    def _apply(self, sources: tuple[Any, ...]) -> Validation:
+        validation = validated(*sources, base=[*self._base, *self.layer.results(self._base)])
         mesh = validation.mesh
         if self.runtime is not None:
             self._plan.check_workloads(mesh)
@@ -263,23 +280,27 @@ class Proxy:
     def rebase(self, *sources: Any) -> Validation:
         """Replace the base configuration (a reload of the files) and apply it."""
         base = to_results(sources)
-        validated(base=[*base, *self.layer.results()])  # raises before anything changes
-        old, self._base = self._base, base
-        try:
-            return self.apply()  # the admin API's layer is re-applied over the new files
-        except BaseException:
-            self._base = old
-            raise
+        with self.config_lock:
+            validated(base=[*base, *self.layer.results(base)])  # raises before anything changes
+            old, self._base = self._base, base
+            try:
+                validation = self.apply()  # the admin API's layer is re-applied over the new files
+            except BaseException:
+                self._base = old
+                raise
+        _log_duplicates(base)
+        return validation
 
     def set_layer(self, layer: RuntimeLayer) -> Validation:
         """Swap in a new admin-API layer over the base, atomically like a reload; on any
         error (``ConfigError``, a Gateway port that cannot be bound) nothing changes."""
-        old, self.layer = self.layer, layer
-        try:
-            return self.apply()
-        except BaseException:
-            self.layer = old
-            raise
+        with self.config_lock:
+            old, self.layer = self.layer, layer
+            try:
+                return self.apply()
+            except BaseException:
+                self.layer = old
+                raise
 
     def reset(self, seed: int | None = None) -> None:
         """Forget records, counters and cluster state; restart every seeded stream (from
@@ -312,3 +333,11 @@ class Proxy:
     @property
     def stats(self) -> dict[str, float]:
         return self.stats_counters.snapshot()
+
+
+def _log_duplicates(base: list[LoadResult]) -> None:
+    """Say at start and at each reload that a folder defines a resource twice (``validate``
+    says it too): the files are layered in path order, so one definition silently loses."""
+    for result in base:
+        for issue in result.duplicates:
+            logger.warning("%s", issue)

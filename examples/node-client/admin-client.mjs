@@ -1,6 +1,7 @@
 // A small client of chaoskit's admin API (docs/proxy.md, "Changing the configuration at
-// runtime") using only Node's built-in fetch: apply, delete, list and reset resources of a
-// running chaoskit proxy. Usage: import { AdminClient } from "./admin-client.mjs".
+// runtime" and "Faults by name") using only Node's built-in fetch: apply, delete, list and
+// reset resources, and add, list and remove named faults, of a running chaoskit proxy.
+// Usage: import { AdminClient } from "./admin-client.mjs".
 
 export class AdminError extends Error {
   constructor(status, errors) {
@@ -39,5 +40,39 @@ export class AdminClient {
   async applied() {
     const r = await fetch(`${this.adminUrl}/config/applied`);
     return (await r.json()).applied;
+  }
+
+  // -- named faults (/faults): every answer is JSON, errors are {error, status, errors?} --
+
+  async #faults(method, path, body) {
+    const r = await fetch(`${this.adminUrl}/faults${path}`, { method, body });
+    const data = r.status === 204 ? null : await r.json();
+    if (!r.ok) throw new AdminError(r.status, data.errors ?? [data.error]);
+    return data;
+  }
+
+  /** Add a fault or replace the one of that name (idempotent); resolves to the fault as listed,
+   * with the resources it is active in. */
+  putFault(name, fault) {
+    return this.#faults("PUT", `/${encodeURIComponent(name)}`, JSON.stringify(fault));
+  }
+
+  async faults() {
+    return (await this.#faults("GET", "")).faults;
+  }
+
+  /** Resolves to false when there was no fault of that name (the state is the same). */
+  async removeFault(name) {
+    try {
+      await this.#faults("DELETE", `/${encodeURIComponent(name)}`);
+      return true;
+    } catch (e) {
+      if (e instanceof AdminError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
+  async resetFaults() {
+    await this.#faults("POST", "/reset");
   }
 }

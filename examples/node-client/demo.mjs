@@ -46,4 +46,25 @@ assert.equal(await viaProxy(), 200);
 await admin.apply(fault);
 assert.deepEqual(await admin.reset(), ["runtime layer cleared"]);
 assert.deepEqual(await admin.applied(), []);
+
+// Named faults, Toxiproxy-style: an Istio route fault (abort) on the host, then removed.
+const teapot = await admin.putFault("node-teapot", { host, abort: { httpStatus: 418 } });
+assert.deepEqual(teapot.resources, [
+  { kind: "VirtualService", namespace: "default", name: "fault-node-teapot", action: "created" },
+]);
+assert.equal(await viaProxy(), 418);
+assert.deepEqual((await admin.faults()).map((f) => f.name), ["node-teapot"]);
+await assert.rejects(admin.putFault("node-typo", { host: `${host}x`, abort: { httpStatus: 503 } }), (e) => {
+  assert.ok(e instanceof AdminError && e.status === 400);
+  assert.match(e.errors[0].message, /did you mean/);
+  return true;
+});
+assert.equal(await admin.removeFault("node-teapot"), true);
+assert.equal(await admin.removeFault("node-teapot"), false);
+assert.equal(await viaProxy(), 200);
+await admin.putFault("node-slow", { type: "upstream", host, abort: { httpStatus: 503 } });
+assert.equal(await viaProxy(), 503);
+await admin.resetFaults();
+assert.deepEqual(await admin.faults(), []);
+assert.equal(await viaProxy(), 200);
 console.log("node client: all steps passed");

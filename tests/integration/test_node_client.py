@@ -16,7 +16,7 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "node-client" / "demo.
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed (the Node client needs Node 18+)")
-def test_the_node_client_applies_lists_refuses_deletes_and_resets(mesh):
+def test_the_node_client_applies_lists_refuses_deletes_and_resets_resources_and_faults(mesh):
     assert NODE is not None
     mesh.set_layer(RuntimeLayer())
     try:

@@ -300,3 +300,25 @@ def test_a_folder_that_cannot_be_read_is_an_error_not_a_smaller_mesh(tmp_path, m
     files, missing = loader.collect_files([tmp_path], issues)
     assert files == [] and missing == [str(tmp_path)]
     assert any("Too many open files" in str(i) for i in issues.errors)
+
+
+def test_a_resource_defined_in_two_files_of_a_folder_is_warned_with_both_places(tmp_path):
+    first = tmp_path / "a.yaml"
+    first.write_text(VS.format(version="v1"))
+    (tmp_path / "sub").mkdir()
+    second = tmp_path / "sub" / "b.yaml"
+    second.write_text("# the copy\n" + VS.format(version="v1beta1"))
+    result = load_paths([tmp_path])
+    assert [str(i) for i in result.issues] == [
+        f"{second}:2: warning: VirtualService/default/reviews: metadata.name: also defined in "
+        f"{first}:1; the files of a folder are applied in path order, so this later one replaces it"
+    ]
+    assert list(result.duplicates) == list(result.issues)
+
+
+def test_files_named_one_by_one_are_layers_not_duplicates(tmp_path):
+    base, variant = tmp_path / "base.yaml", tmp_path / "variant.yaml"
+    base.write_text(VS.format(version="v1"))
+    variant.write_text(VS.format(version="v1beta1"))
+    result = load_paths([base, variant])  # a deliberate layer, as chaoskit proxy base variant
+    assert not result.issues and not result.duplicates

@@ -53,3 +53,24 @@ def test_the_layer_is_immutable_and_loads_as_one_result():
     assert layer.results() == []
     new, _ = layer.applied(parse(fault("host: ratings\nabort: {httpStatus: 503}\n")))
     assert layer.resources == () and len(new.results()[0].resources) == 1
+
+
+def test_faults_are_created_configured_in_place_unchanged_and_removed():
+    from chaoskit.proxy.admin_faults import parse_fault_body
+
+    def named(name: str, status: int):
+        body = f'{{"host": "ratings", "abort": {{"httpStatus": {status}}}}}'
+        f, _ = parse_fault_body(body, "<admin>", name)
+        assert f is not None
+        return f
+
+    layer, verb = RuntimeLayer().with_fault(named("a", 503))
+    layer, _ = layer.with_fault(named("b", 503))
+    assert verb == "created" and [f.name for f in layer.faults] == ["a", "b"]
+    assert layer.with_fault(named("a", 503)) == (layer, "unchanged")
+    layer, verb = layer.with_fault(named("a", 429))
+    assert verb == "configured" and [f.name for f in layer.faults] == ["a", "b"]  # same place
+    assert [f.name for f in layer.without_faults("a").faults] == ["b"]
+    assert layer.without_faults().faults == ()
+    layer, _ = layer.applied(parse(ratings_vs()))
+    assert layer.without_faults().resources == layer.resources  # resources stay

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from chaoskit.config.fault_splice import with_fault as with_fault  # noqa: PLC0414 - re-export
 from chaoskit.config.http_route import HTTPFaultInjection
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.resource import CHAOSKIT_API
@@ -21,7 +22,6 @@ from chaoskit.errors import ConfigError
 from chaoskit.faults.actions import ACTIONS
 from chaoskit.faults.actions import abort as abort_action
 from chaoskit.faults.actions import delay as delay_action
-from chaoskit.proxy.admin_faults import with_fault as with_fault  # noqa: PLC0414 - re-export
 from chaoskit.sources import to_results
 
 ISTIO_API = "networking.istio.io/v1"

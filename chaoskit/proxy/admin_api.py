@@ -6,7 +6,7 @@
 - ``POST /config/delete``: the same kind of body; the resources named there leave the layer.
 - ``GET /config/applied``: what the API applied, as JSON.
 - ``POST /config/reset``: forget everything the API applied, faults too (back to the files).
-- ``/faults``: named faults, Toxiproxy-style (:mod:`chaoskit.proxy.admin_faults`):
+- ``/faults``: named faults, Toxiproxy-style (:mod:`chaoskit.config.named_faults`):
   ``GET /faults``, ``POST /faults`` (create; 409 when the name exists), ``GET|PUT|DELETE
   /faults/<name>`` (``PUT`` creates or replaces, idempotent), ``POST /faults/reset``. A fault
   becomes resources of the same runtime layer, so it is validated and swapped in like
@@ -27,18 +27,12 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from chaoskit.config import Validation
+from chaoskit.config.fault_splice import missing_rule, to_json
 from chaoskit.config.issues import Issue, Severity
 from chaoskit.config.loader import LoadResult, load_text
+from chaoskit.config.named_faults import Fault, conflict, parse_fault_body, unknown_host
 from chaoskit.errors import ChaosKitError, ConfigError
 from chaoskit.proxy.admin_changes import RuntimeLayer
-from chaoskit.proxy.admin_faults import (
-    Fault,
-    conflict,
-    missing_rule,
-    parse_fault_body,
-    to_json,
-    unknown_host,
-)
 
 PATHS = ("/config/apply", "/config/delete", "/config/applied", "/config/reset")
 FAULTS = "/faults"

@@ -5,7 +5,7 @@ resource applied wins per (kind, namespace, name); each change answers one line 
 as ``kubectl apply`` does (``virtualservice/reviews created``, ``configured``, ``unchanged``,
 ``deleted``). The layer sits over the files' configuration: a file reload re-applies it on top.
 
-The layer also holds the named faults of ``/faults`` (:mod:`chaoskit.proxy.admin_faults`): they
+The layer also holds the named faults of ``/faults`` (:mod:`chaoskit.config.named_faults`): they
 become resources only when the layer is laid over a configuration (:meth:`RuntimeLayer.results`),
 because a route fault is spliced into the VirtualService the configuration has *then* — after a
 file reload, into the reloaded one.
@@ -17,11 +17,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from chaoskit.config.fault_splice import Target, materialize
 from chaoskit.config.issues import Issues
 from chaoskit.config.loader import LoadResult
+from chaoskit.config.named_faults import Fault
 from chaoskit.config.resource import Resource
 from chaoskit.config.yamlsource import Location
-from chaoskit.proxy.admin_faults import Fault, Target, materialize
 
 Key = tuple[str, str, str]
 

@@ -31,6 +31,7 @@ from chaoskit.proxy.admin_changes import RuntimeLayer
 from chaoskit.proxy.binding import ListenerPlan, Listeners, free_port
 from chaoskit.proxy.budget import DEFAULT_BODY_BUDGET
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
+from chaoskit.proxy.config_layers import ConfigLayers, log_duplicates
 from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLimits
 from chaoskit.proxy.pipeline import Pipeline
@@ -50,7 +51,7 @@ class ExposedListenerWarning(UserWarning):
     """A listener binds a non-loopback address: anyone who can reach it can use the proxy."""
 
 
-class Proxy:
+class Proxy(ConfigLayers):
     """An in-process chaoskit proxy; use it as a context manager."""
 
     def __init__(
@@ -144,7 +145,7 @@ class Proxy:
                 ExposedListenerWarning,
                 stacklevel=2,
             )
-        _log_duplicates(self._base)
+        log_duplicates(self._base)
         prepare_state_dir(self.state_dir)
         create_ca(self.state_dir)
         admin = None
@@ -250,58 +251,6 @@ class Proxy:
 
     # -- configuration, records, stats ---------------------------------------------------------
 
-    @property
-    def base(self) -> list[LoadResult]:
-        """The configuration the proxy was started with or last reloaded (files, sources)."""
-        return list(self._base)
-
-    def apply(self, *sources: Any) -> Validation:
-        """Validate ``sources`` layered over the base config and swap them in atomically."""
-        with self.config_lock:
-            return self._apply(sources)
-
-    def _apply(self, sources: tuple[Any, ...]) -> Validation:
-        validation = validated(*sources, base=[*self._base, *self.layer.results(self._base)])
-        mesh = validation.mesh
-        if self.runtime is not None:
-            self._plan.check_workloads(mesh)
-            listeners = self._plan.listeners(mesh)
-            if listeners.modes != self.runtime.modes:
-                new = [m for m in listeners.modes if m not in self.runtime.modes]
-                self._plan.check_free(new, listeners)
-                self.runtime.run_coro(self.runtime.set_modes(listeners.modes))
-                self._map_listeners(listeners)
-            self.runtime.call(lambda: self.core.set_mesh(mesh))
-        else:
-            self.core.set_mesh(mesh)
-        self.validation = validation
-        return validation
-
-    def rebase(self, *sources: Any) -> Validation:
-        """Replace the base configuration (a reload of the files) and apply it."""
-        base = to_results(sources)
-        with self.config_lock:
-            validated(base=[*base, *self.layer.results(base)])  # raises before anything changes
-            old, self._base = self._base, base
-            try:
-                validation = self.apply()  # the admin API's layer is re-applied over the new files
-            except BaseException:
-                self._base = old
-                raise
-        _log_duplicates(base)
-        return validation
-
-    def set_layer(self, layer: RuntimeLayer) -> Validation:
-        """Swap in a new admin-API layer over the base, atomically like a reload; on any
-        error (``ConfigError``, a Gateway port that cannot be bound) nothing changes."""
-        with self.config_lock:
-            old, self.layer = self.layer, layer
-            try:
-                return self.apply()
-            except BaseException:
-                self.layer = old
-                raise
-
     def reset(self, seed: int | None = None) -> None:
         """Forget records, counters and cluster state; restart every seeded stream (from
         ``seed`` if given, so each test of a suite can have its own)."""
@@ -333,11 +282,3 @@ class Proxy:
     @property
     def stats(self) -> dict[str, float]:
         return self.stats_counters.snapshot()
-
-
-def _log_duplicates(base: list[LoadResult]) -> None:
-    """Say at start and at each reload that a folder defines a resource twice (``validate``
-    says it too): the files are layered in path order, so one definition silently loses."""
-    for result in base:
-        for issue in result.duplicates:
-            logger.warning("%s", issue)

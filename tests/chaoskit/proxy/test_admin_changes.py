@@ -56,7 +56,7 @@ def test_the_layer_is_immutable_and_loads_as_one_result():
 
 
 def test_faults_are_created_configured_in_place_unchanged_and_removed():
-    from chaoskit.proxy.admin_faults import parse_fault_body
+    from chaoskit.config.named_faults import parse_fault_body
 
     def named(name: str, status: int):
         body = f'{{"host": "ratings", "abort": {{"httpStatus": {status}}}}}'

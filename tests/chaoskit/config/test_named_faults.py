@@ -8,18 +8,11 @@ import json
 import pytest
 
 from chaoskit.config import validate
+from chaoskit.config.fault_splice import Target, materialize, missing_rule
 from chaoskit.config.loader import load_text
+from chaoskit.config.named_faults import Fault, conflict, parse_fault_body, unknown_host
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.proxy.admin_changes import RuntimeLayer
-from chaoskit.proxy.admin_faults import (
-    Fault,
-    Target,
-    conflict,
-    materialize,
-    missing_rule,
-    parse_fault_body,
-    unknown_host,
-)
 from tests.builders import ratings_vs, route_to, service_entry
 
 WHERE = "<admin:PUT /faults/f>"

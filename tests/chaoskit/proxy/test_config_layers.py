@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from chaoskit.proxy import api as api_module
+from chaoskit.proxy import config_layers
 from chaoskit.proxy.admin_api import AdminConfigApi
 from chaoskit.proxy.api import Proxy
 from tests.builders import fault, service_entry
@@ -20,7 +20,7 @@ def test_an_admin_change_and_a_file_reload_made_at_once_keep_both(monkeypatch):
     proxy = Proxy(RATINGS, seed=1)
     admin = AdminConfigApi(proxy)
     inside, release = threading.Event(), threading.Event()
-    real = api_module.validated
+    real = config_layers.validated
 
     def validated(*sources: Any, base: Any = ()) -> Any:
         # The admin change stops inside its swap, having read the configuration it builds on.
@@ -29,7 +29,7 @@ def test_an_admin_change_and_a_file_reload_made_at_once_keep_both(monkeypatch):
             assert release.wait(10)
         return real(*sources, base=base)
 
-    monkeypatch.setattr(api_module, "validated", validated)
+    monkeypatch.setattr(config_layers, "validated", validated)
     answers: list[Any] = []
     body = fault("host: ratings\nabort: {httpStatus: 503}\n", name="boom").encode()
     change = threading.Thread(

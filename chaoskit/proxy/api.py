@@ -34,7 +34,7 @@ from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLim
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
 from chaoskit.proxy.state_dir import create_ca, default_state_dir, prepare_state_dir
-from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.proxy.websocket_handoff import HandoffClient
 from chaoskit.records import Record, RecordLog
 from chaoskit.rng import Seeds, new_seed
 from chaoskit.sources import to_results, validated
@@ -92,7 +92,7 @@ class Proxy:
         self.records_log = RecordLog(record_capacity)
         self.stats_counters = Stats()
         self.pipeline = Pipeline(
-            Seeds(self.seed), UpstreamClient(), records=self.records_log, stats=self.stats_counters
+            Seeds(self.seed), HandoffClient(), records=self.records_log, stats=self.stats_counters
         )
         self.pipeline.set_mesh(validation.mesh)
         #: the lean Master shows no flows; only the web UI needs them annotated

@@ -246,8 +246,11 @@ def test_sockets_do_not_block_each_other(mesh):
         )
     )
     with open_ws(mesh, additional_headers={"x-slow": "yes"}) as slow, open_ws(mesh) as fast:
+        t_slow = time.monotonic()
         slow.send("slow")  # held 1 s on the way to the upstream, and 1 s back
         t0 = time.monotonic()
         fast.send("fast")
         assert fast.recv(timeout=5) == "fast"
         assert time.monotonic() - t0 < 0.8
+        assert slow.recv(timeout=5) == "slow"
+        assert time.monotonic() - t_slow >= 2.0

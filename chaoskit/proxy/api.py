@@ -302,8 +302,10 @@ class Proxy:
 
     @property
     def in_flight(self) -> int:
-        """Requests the proxy is still working on (including ones whose client gave up)."""
-        return len(self.core.in_flight)
+        """Requests the proxy is still working on (including ones whose client gave up), and
+        WebSockets still open (their record is written when they end)."""
+        sockets = self.core.websockets.sockets if self.core.websockets is not None else ()
+        return len(self.core.in_flight) + len(sockets)
 
     @property
     def records(self) -> list[Record]:

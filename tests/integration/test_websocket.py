@@ -3,6 +3,7 @@ listener, ``CONNECT`` as the client does it) to real echo servers on 127.0.0.1."
 
 from __future__ import annotations
 
+import socket
 import textwrap
 import time
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ def chat_mesh(echoes: dict[str, EchoServer]) -> str:
 @pytest.fixture(scope="module")
 def ws_proxy(echoes, tmp_path_factory) -> Iterator[Proxy]:
     state = tmp_path_factory.mktemp("chaoskit-state")
-    with Proxy(chat_mesh(echoes), seed=5, state_dir=state) as p:
+    with Proxy(chat_mesh(echoes), seed=5, state_dir=state, gateway_ports={8080: 0}) as p:
         yield p
 
 
@@ -135,6 +136,39 @@ def test_routes_by_header_and_records_the_socket_when_it_ends(mesh, echoes, line
 
     with open_ws(mesh) as ws:
         assert ws.response.headers["x-upstream"] == "echo-v1"
+
+
+def test_a_gateway_listener_routes_the_upgrade_by_authority(mesh, echoes, lines):
+    mesh.apply(
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+            ---
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: web}
+            spec:
+              hosts: [chat.example.test]
+              gateways: [web]
+              http:
+              - rewrite: {uri: /lobby}
+                route: [{destination: {host: chat, subset: v2}}]
+            """)
+    )
+    port = int(mesh.gateway_url(8080).rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with connect("ws://chat.example.test/room", sock=sock, proxy=None) as ws:
+        assert ws.response.headers["x-upstream"] == "echo-v2"
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
+    (record,) = logged(lines)
+    assert record.listener == "gateway:8080" and record.status == 101
+    (handshake,) = echoes["v2"].handshakes
+    assert handshake.path == "/lobbyroom"  # the route's prefix rewrite of "/" reached it
 
 
 def test_an_upstream_fault_abort_refuses_the_upgrade(mesh, echoes, lines):

@@ -220,6 +220,16 @@ def test_the_socket_is_dropped_after_n_messages(mesh, echoes, lines):
     assert echoes["v1"].messages == 1  # "two" never reached the upstream
 
 
+def test_a_reset_after_headers_drops_the_socket_right_after_the_101(mesh, lines):
+    mesh.apply(fault("host: chat\nreset: {after: headers}\n"))
+    with open_ws(mesh) as ws, pytest.raises(ConnectionClosedError) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd is None
+    (record,) = logged(lines)
+    assert record.status == 101 and "UC" in record.flags
+    assert record.websocket is not None and record.websocket.closed_by == "fault"
+
+
 def test_the_socket_is_closed_with_a_code_after_a_time(mesh, lines):
     mesh.apply(fault("host: chat\nwebSocket: {close: {after: 300ms, code: 1011}}\n"))
     t0 = time.monotonic()

@@ -138,6 +138,28 @@ def test_routes_by_header_and_records_the_socket_when_it_ends(mesh, echoes, line
         assert ws.response.headers["x-upstream"] == "echo-v1"
 
 
+def test_weighted_destinations_spread_sockets_over_both_versions(mesh, echoes):
+    mesh.apply(
+        textwrap.dedent("""\
+            apiVersion: networking.istio.io/v1
+            kind: VirtualService
+            metadata: {name: chat}
+            spec:
+              hosts: [chat]
+              http:
+              - route:
+                - {destination: {host: chat, subset: v1}, weight: 50}
+                - {destination: {host: chat, subset: v2}, weight: 50}
+            """)
+    )
+    names = []
+    for _ in range(12):
+        with open_ws(mesh) as ws:
+            names.append(ws.response.headers["x-upstream"])
+    assert set(names) == {"echo-v1", "echo-v2"}
+    assert len(echoes["v1"].handshakes) + len(echoes["v2"].handshakes) == 12
+
+
 def test_a_gateway_listener_routes_the_upgrade_by_authority(mesh, echoes, lines):
     mesh.apply(
         textwrap.dedent("""\

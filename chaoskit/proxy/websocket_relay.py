@@ -149,6 +149,7 @@ class WebSockets:
         faults = socket_faults(names, self.pipeline.services.mesh.upstream_faults)
         self.sockets[flow.id] = Socket(ex, flow.client_conn.id, faults, drop_at_start)
         flow.metadata[HANDED_OVER] = True
+        self.pipeline.stats.inc("http.downstream_cx_upgrades_total")  # Envoy's HCM counter
 
     # -- mitmproxy hooks ---------------------------------------------------------------------
 

@@ -124,6 +124,7 @@ def test_routes_by_header_and_records_the_socket_when_it_ends(mesh, echoes, line
     assert (record.bytes_received, record.bytes_sent) == (8, 8)
     assert (ws_record.closed_by, ws_record.close_code) == ("client", 1000)
     assert [(a.outcome, a.status) for a in record.attempts] == [("response", 101)]
+    assert mesh.stats["http.downstream_cx_upgrades_total"] == 1
     text = format_text(record)
     assert '"GET /room HTTP/1.1" 101 DC via_upstream' in text
     assert text.endswith("messages=2/2 close=1000,client")

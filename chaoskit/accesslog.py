@@ -11,6 +11,7 @@ bytes it carried: non-UTF-8 bytes and control characters are written as ``\\xNN`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -124,13 +125,30 @@ def format_text(record: Record) -> str:
         f"attempts={len(record.attempts)}",
         "faults=" + (",".join(_all_faults(record)) or "-"),
         "source=" + (record.source or "-"),
+        *_websocket_fields(record),
     ]
     return printable(" ".join(fields))
+
+
+def _websocket_fields(record: Record) -> list[str]:
+    """A WebSocket's line also says its messages each way (from the client / to it) and how it
+    closed: ``messages=3/3 close=1000,client``."""
+    ws = record.websocket
+    if ws is None:
+        return []
+    code = "-" if ws.close_code is None else str(ws.close_code)
+    return [
+        f"messages={ws.messages_from_client}/{ws.messages_to_client}",
+        f"close={code},{ws.closed_by or '-'}",
+    ]
 
 
 def format_json(record: Record) -> str:
     """Istio's JSON access-log keys, plus ``attempts``, ``faults`` and ``source_workload``."""
     p = printable if _needs_escaping(record) else _as_is  # one check for the usual case
+    websocket = (
+        {"websocket": dataclasses.asdict(record.websocket)} if record.websocket is not None else {}
+    )
     return json.dumps(
         {
             "start_time": _iso(record.start),
@@ -163,6 +181,7 @@ def format_json(record: Record) -> str:
                 for a in record.attempts
             ],
             "faults": _all_faults(record),
+            **websocket,
         },
         separators=(",", ":"),
     )

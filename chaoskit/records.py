@@ -188,6 +188,21 @@ class AttemptInFlight:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WebSocketSummary:
+    """What went through a WebSocket after its handshake (message payload bytes), and how it
+    ended: ``closed_by`` is ``client``, ``upstream`` or ``fault`` (an UpstreamFault closed or
+    dropped it); ``close_code`` is the code of the close frame the client got (``1006``: the
+    connection ended without one)."""
+
+    messages_from_client: int = 0
+    bytes_from_client: int = 0
+    messages_to_client: int = 0
+    bytes_to_client: int = 0
+    closed_by: str = ""
+    close_code: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
     """One downstream request and its final answer."""
 
@@ -218,6 +233,8 @@ class Record:
     gave_up: GaveUp | None = None
     #: the downstream protocol as Envoy's %PROTOCOL% prints it: HTTP/1.0, HTTP/1.1, HTTP/2
     protocol: str = "HTTP/1.1"
+    #: set on the record of a WebSocket (status 101), written when the socket ends
+    websocket: WebSocketSummary | None = None
 
     @property
     def retries(self) -> int:

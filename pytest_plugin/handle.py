@@ -205,6 +205,7 @@ class Chaos:
         slow_body: int | None = None,
         truncate_body: int | None = None,
         corrupt_body: int | None = None,
+        websocket: Mapping[str, Any] | None = None,
         window: Mapping[str, Any] | None = None,
         endpoint: str | None = None,
         endpoint_labels: Mapping[str, str] | None = None,
@@ -228,9 +229,9 @@ class Chaos:
         resource = build_upstream_fault(
             host, name=name, namespace=namespace, delay=delay, abort=abort, reset=reset,
             hang=hang, slow_body=slow_body, truncate_body=truncate_body,
-            corrupt_body=corrupt_body, percent=percent, first=first, nth=nth,
-            sequence=sequence, repeat=repeat, window=window, subset=subset, endpoint=endpoint,
-            endpoint_labels=endpoint_labels, match=match,
+            corrupt_body=corrupt_body, websocket=websocket, percent=percent, first=first,
+            nth=nth, sequence=sequence, repeat=repeat, window=window, subset=subset,
+            endpoint=endpoint, endpoint_labels=endpoint_labels, match=match,
         )  # fmt: skip
         validation = self.apply(resource)
         return _find(validation, UpstreamFault, namespace, name)

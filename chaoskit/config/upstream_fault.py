@@ -19,9 +19,9 @@ Without a sequence every configured action applies to a selected attempt, so the
 fit together: delay (always first) plus at most one other action.
 
 The actions themselves (``delay``, ``abort``, ``reset``, ``hang``, ``slowBody``, ``truncateBody``,
-``corruptBody``), each with its config type and parser, are in :mod:`chaoskit.faults.actions`;
-this module reads what is common to every fault (target, selection, window) and the rules
-between actions.
+``corruptBody``, ``webSocket``), each with its config type and parser, are in
+:mod:`chaoskit.faults.actions`; this module reads what is common to every fault (target,
+selection, window) and the rules between actions.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from chaoskit.faults.actions.delay import DISTRIBUTIONS, Distribution, FaultDela
 from chaoskit.faults.actions.reset import FaultReset, ResetPoint, parse_reset
 from chaoskit.faults.actions.slow_body import FaultSlowBody
 from chaoskit.faults.actions.truncate_body import FaultTruncateBody
+from chaoskit.faults.actions.websocket import FaultWebSocket, SocketClose
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -54,8 +55,10 @@ __all__ = [
     "FaultReset",
     "FaultSlowBody",
     "FaultTruncateBody",
+    "FaultWebSocket",
     "FaultWindow",
     "ResetPoint",
+    "SocketClose",
     "UpstreamFault",
     "parse_abort",
     "parse_delay",
@@ -112,6 +115,7 @@ class UpstreamFault(Resource):
     slow_body: FaultSlowBody | None = None
     truncate_body: FaultTruncateBody | None = None
     corrupt_body: FaultCorruptBody | None = None
+    websocket: FaultWebSocket | None = None
     percentage: float = 100.0
     first_n: int | None = None
     nth: int | None = None

@@ -34,6 +34,7 @@ from chaoskit.faults.actions.abort import AbortResponse
 from chaoskit.faults.actions.corrupt_body import corrupt
 from chaoskit.faults.actions.reset import FaultReset
 from chaoskit.faults.actions.truncate_body import truncate
+from chaoskit.faults.actions.websocket import is_websocket_upgrade
 from chaoskit.faults.selection import FaultStates, actions_for, select
 from chaoskit.faults.targeting import targets
 from chaoskit.loadbalancing.base import UpstreamHost
@@ -126,7 +127,8 @@ def plan_attempt(
             config = fault.config(action)
             if config is not None and draft.add(action, config, rng):
                 draft.named.append((f"{fault.ref}:{name}", action.stage))
-    return draft.build()
+    # A WebSocket's answer after its handshake is frames, not a body chaoskit holds.
+    return draft.build(upstream_body=not is_websocket_upgrade(request.headers))
 
 
 @dataclasses.dataclass(slots=True)
@@ -159,11 +161,12 @@ class PlanDraft:
         action.fold(self, config, rng)
         return True
 
-    def build(self) -> AttemptPlan:
+    def build(self, *, upstream_body: bool = True) -> AttemptPlan:
+        """The plan; ``upstream_body=False``: the attempt has no body to transform."""
         if not self.named:
             return NO_FAULT
         named = self.named
-        if not self.upstream_body:
+        if not self.upstream_body or not upstream_body:
             # No upstream body will be sent: body transforms have nothing to act on.
             self.slow_body_bps, self.truncate_after = None, None
             self.corrupt_bytes, self.corrupt_seed = 0, 0

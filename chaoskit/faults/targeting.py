@@ -12,6 +12,7 @@ import ipaddress
 
 from chaoskit.config import hosts
 from chaoskit.config.upstream_fault import Endpoint, UpstreamFault
+from chaoskit.faults.actions.websocket import is_websocket_upgrade
 from chaoskit.loadbalancing.base import UpstreamHost
 from chaoskit.routing.matcher import matches
 from chaoskit.routing.request import RequestInfo
@@ -36,7 +37,8 @@ def targets(
     - ``endpointLabels``: the endpoint carries every label with the same value;
     - ``endpoint``: the endpoint's address and port (IP addresses compared as addresses, so
       ``::1`` equals ``0:0::1``);
-    - ``match``: any entry matches ``request`` (none set: every request).
+    - ``match``: any entry matches ``request`` (none set: every request);
+    - ``webSocket``: a fault with this action targets WebSocket upgrades only.
     """
     if not hosts.matches(fault.fqdn, host_fqdn.lower().rstrip(".")):
         return False
@@ -46,6 +48,8 @@ def targets(
     if any(labels.get(k) != v for k, v in fault.endpoint_labels.items()):
         return False
     if fault.endpoint is not None and not same_endpoint(fault.endpoint, endpoint):
+        return False
+    if fault.websocket is not None and not is_websocket_upgrade(request.headers):
         return False
     return not fault.match or any(matches(m, request, GATEWAY) for m in fault.match)
 

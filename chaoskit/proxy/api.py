@@ -37,7 +37,7 @@ from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLim
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
 from chaoskit.proxy.state_dir import create_ca, default_state_dir, prepare_state_dir
-from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.proxy.websocket_handoff import HandoffClient
 from chaoskit.records import Record, RecordLog
 from chaoskit.rng import Seeds, new_seed
 from chaoskit.sources import to_results, validated
@@ -100,7 +100,7 @@ class Proxy(ConfigLayers):
         self.records_log = RecordLog(record_capacity)
         self.stats_counters = Stats()
         self.pipeline = Pipeline(
-            Seeds(self.seed), UpstreamClient(), records=self.records_log, stats=self.stats_counters
+            Seeds(self.seed), HandoffClient(), records=self.records_log, stats=self.stats_counters
         )
         self.pipeline.set_mesh(validation.mesh)
         #: the lean Master shows no flows; only the web UI needs them annotated
@@ -272,8 +272,10 @@ class Proxy(ConfigLayers):
 
     @property
     def in_flight(self) -> int:
-        """Requests the proxy is still working on (including ones whose client gave up)."""
-        return len(self.core.in_flight)
+        """Requests the proxy is still working on (including ones whose client gave up), and
+        WebSockets still open (their record is written when they end)."""
+        sockets = self.core.websockets.sockets if self.core.websockets is not None else ()
+        return len(self.core.in_flight) + len(sockets)
 
     @property
     def records(self) -> list[Record]:

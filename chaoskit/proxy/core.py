@@ -10,7 +10,10 @@ container; what it holds, in order:
    tunnels go, and that mitmproxy opens no other upstream connection;
 4. :class:`~chaoskit.proxy.enforcer.Enforcer` — answers every HTTP request through the
    :class:`~chaoskit.proxy.pipeline.Pipeline`;
-5. :class:`~chaoskit.proxy.annotate.FlowAnnotator` — what a UI shows (only when one does).
+5. :class:`~chaoskit.proxy.websocket_relay.WebSockets` — a WebSocket handshake the enforcer
+   routed and handed over: the socket's faults and its record (only when the pipeline's
+   upstream client can hand over, :class:`~chaoskit.proxy.websocket_handoff.HandoffClient`);
+6. :class:`~chaoskit.proxy.annotate.FlowAnnotator` — what a UI shows (only when one does).
 
 The patches of mitmproxy internals these rely on (codec guards, body budget) are applied by
 whoever starts mitmproxy (:mod:`chaoskit.proxy.patches`), not by constructing addons.
@@ -35,6 +38,8 @@ from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.tunnels import TunnelScope
 from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.proxy.websocket_handoff import HandoffClient
+from chaoskit.proxy.websocket_relay import WebSockets
 from chaoskit.records import Record
 from chaoskit.rng import Seeds, new_seed
 
@@ -43,7 +48,7 @@ class ChaosCore:
     """chaoskit's addons sharing one pipeline (see the module docstring)."""
 
     def __init__(self, pipeline: Pipeline | None = None, *, annotate: bool = True) -> None:
-        self.pipeline = pipeline or Pipeline(Seeds(new_seed()), UpstreamClient())
+        self.pipeline = pipeline or Pipeline(Seeds(new_seed()), HandoffClient())
         client = self.pipeline.client
         own = client.own_sockets if isinstance(client, UpstreamClient) else OwnSockets()
         self.listeners = ListenerTable()
@@ -52,9 +57,17 @@ class ChaosCore:
         self.identity = CallerIdentity()
         self.tunnels = TunnelScope(self.pipeline, self.identity, own)
         self.enforcer = Enforcer(self.pipeline, self.identity, self.listeners, own)
+        self.websockets: WebSockets | None = None
+        if isinstance(client, HandoffClient):
+            self.websockets = WebSockets(
+                self.pipeline, self.tunnels, self.enforcer.on_record, self.enforcer.on_flow_record
+            )
+            self.enforcer.websockets = self.websockets
         self.annotator: FlowAnnotator | None = None
         #: mitmproxy registers these after this container, in this order
         self.addons: list[Any] = [self.options, self.identity, self.tunnels, self.enforcer]
+        if self.websockets is not None:
+            self.addons.append(self.websockets)
         self.annotate = annotate
 
     @property

@@ -30,6 +30,7 @@ from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.replies import Reply
 from chaoskit.proxy.response_stream import StreamedReplies
+from chaoskit.proxy.websocket_relay import HandedOver, WebSockets, handed_over
 from chaoskit.records import Record
 from chaoskit.routing.request import RequestInfo, split_authority
 from chaoskit.routing.router import Listener
@@ -85,6 +86,8 @@ class Enforcer:
         self.streams = StreamedReplies(
             self.watch, lambda: self.pipeline.stats, self._finish_stream, self.in_flight
         )
+        #: WebSocket handshakes, when the proxy's upstream client can hand them over
+        self.websockets: WebSockets | None = None
 
     def running(self) -> None:
         """Bodies stream only where mitmproxy was patched to send them so; else replies are
@@ -108,7 +111,7 @@ class Enforcer:
         except Exception:
             logger.exception("chaoskit core error while answering %s", _safe_target(flow))
         finally:
-            if flow.response is None and flow.error is None:
+            if flow.response is None and flow.error is None and not handed_over(flow):
                 responses.fail_closed(flow)
 
     async def _request(self, flow: http.HTTPFlow) -> None:
@@ -127,6 +130,11 @@ class Enforcer:
                 reply = violation
             elif trusted and (listener.is_mesh or not ex.hops):
                 reply = self.pipeline.loops.from_self(ex)
+            elif self.websockets is not None and self.websockets.is_upgrade(flow):
+                outcome = await self.websockets.handshake(flow, ex, self._handle)
+                if isinstance(outcome, HandedOver):
+                    return  # mitmproxy connects and relays; recorded when the socket ends
+                reply = outcome
             else:
                 reply = await self._handle(flow, ex)
         except Exception as e:  # fail closed: never let the flow through untouched

@@ -9,8 +9,9 @@ the original destination under ``ALLOW_ANY``, nowhere under ``REGISTRY_ONLY`` (I
 ``BlackHoleCluster``). A tunnel into this proxy itself is refused as a loop.
 
 chaoskit forwards every HTTP request itself, so the only upstream connections mitmproxy may
-open are those tunnels (:meth:`TunnelScope.server_connect`): anything else is an HTTP request
-that escaped the enforcer, and is refused rather than forwarded.
+open are those tunnels and the WebSocket handshakes chaoskit routed and handed over
+(:meth:`TunnelScope.server_connect`): anything else is an HTTP request that escaped the
+enforcer, and is refused rather than forwarded.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class TunnelScope:
         self._targets: dict[str, tuple[str, int] | None] = {}
         #: client connections whose tunnel chaoskit passes through (mitmproxy connects those)
         self.passed_through: set[str] = set()
+        #: client connection id → the endpoint of the WebSocket handshake chaoskit routed and
+        #: handed over (mitmproxy connects that one: chaoskit.proxy.websocket_relay)
+        self.upgrades: dict[str, tuple[str, int]] = {}
+
+    def allow_upgrade(self, client_id: str, address: tuple[str, int]) -> None:
+        self.upgrades[client_id] = address
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """Admit or refuse a tunnel, and decide where it may go: refuses a tunnel into this
@@ -113,6 +120,9 @@ class TunnelScope:
         """mitmproxy is about to open an upstream connection itself: only for a tunnel chaoskit
         passes through, to the endpoint chosen at CONNECT, never into this proxy."""
         client_id = data.client.id
+        if self.upgrades.get(client_id) == tuple(data.server.address or ()):
+            del self.upgrades[client_id]
+            return  # routed, loop-checked and fault-checked as a request already
         if client_id not in self.passed_through:
             logger.error(
                 "chaoskit: refused an upstream connection mitmproxy tried to open to %s "
@@ -142,3 +152,4 @@ class TunnelScope:
     def client_disconnected(self, client: Any) -> None:
         self._targets.pop(client.id, None)
         self.passed_through.discard(client.id)
+        self.upgrades.pop(client.id, None)

@@ -82,3 +82,15 @@ def test_smoke_slice_writes_well_formed_results(tmp_path: Path) -> None:
     assert "## Targets" in text and "## 1. Throughput" in text and "## 2. Latency" in text
     # every process the run started is gone
     assert _processes_of_run(run["meta"]["run_dir"]) == []
+
+
+def test_websocket_bench_holds_its_sockets_and_answers(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.websocket", "--sockets", "5", "--rounds", "5", "--idle", "0",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["idle_sockets"]["opened"] == result["idle_sockets"]["answered_after_idle"] == 5
+    assert result["round_trip_chaoskit"]["p50_ms"] > 0

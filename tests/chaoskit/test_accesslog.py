@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from chaoskit.accesslog import format_json, format_text, printable
-from chaoskit.records import AttemptRecord, Record
+from chaoskit.records import AttemptRecord, Record, WebSocketSummary
 from chaoskit.testing import Upstream
 from tests.builders import service_entry
 from tests.soak.soak import ProxyProcess
@@ -39,6 +39,18 @@ def test_text_line_follows_istios_field_order():
         '[1970-01-01T00:00:00.000Z] "GET /r?x=1 HTTP/1.1" 503 UF,URX upstream_reset_before_response_started{connection failure} - "-" 0 0 12 - "-" "curl/8" "abc" "reviews:9080" "127.0.0.1:9081" outbound|9080||reviews.default.svc.cluster.local'
     )
     assert line.endswith("default attempts=1 faults=- source=productpage")
+
+
+def test_a_websocket_line_says_its_messages_and_how_it_closed():
+    summary = WebSocketSummary(3, 30, 2, 20, "fault", 1006)
+    ws = dataclasses.replace(RECORD, status=101, flags=("UC",), websocket=summary)
+    assert format_text(ws).endswith(" source=productpage messages=3/2 close=1006,fault")
+    assert json.loads(format_json(ws))["websocket"] == {
+        "messages_from_client": 3, "bytes_from_client": 30, "messages_to_client": 2,
+        "bytes_to_client": 20, "closed_by": "fault", "close_code": 1006,
+    }  # fmt: skip
+    assert format_text(RECORD).endswith(" source=productpage")  # only on WebSocket lines
+    assert "websocket" not in json.loads(format_json(RECORD))
 
 
 def test_json_line():

@@ -1,8 +1,9 @@
 """The UpstreamFault actions: one module each, one table (:data:`ACTIONS`) that everything reads.
 
 Each module (``delay``, ``abort``, ``reset``, ``hang``, ``slow_body``, ``truncate_body``,
-``corrupt_body``) holds the action's frozen config type, the parser of its YAML mapping and how
-it folds into the plan of one upstream attempt, in one :class:`~.base.Action` value. What reads
+``corrupt_body``, ``websocket``) holds the action's frozen config type, the parser of its YAML
+mapping and how it folds into the plan of one upstream attempt, in one :class:`~.base.Action`
+value. What reads
 this table instead of keeping its own list:
 
 - the YAML parser (:mod:`chaoskit.config.upstream_fault`): which fields are actions, their
@@ -33,6 +34,7 @@ from chaoskit.faults.actions import (
     reset,
     slow_body,
     truncate_body,
+    websocket,
 )
 from chaoskit.faults.actions.base import Action, ExampleBounds, Examples, Stage
 
@@ -46,6 +48,7 @@ ACTIONS: tuple[Action[Any], ...] = (
     slow_body.ACTION,
     truncate_body.ACTION,
     corrupt_body.ACTION,
+    websocket.ACTION,
 )
 #: The YAML names, in :data:`ACTIONS` order.
 ACTION_NAMES = tuple(a.name for a in ACTIONS)

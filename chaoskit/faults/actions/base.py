@@ -35,6 +35,8 @@ class Stage(enum.Enum):
     TERMINAL = "terminal"
     #: Transforms the upstream's body; dropped when the terminal action leaves no body to send.
     BODY = "body"
+    #: Acts on the WebSocket a handshake attempt opens, after the handshake (``webSocket``).
+    SOCKET = "socket"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

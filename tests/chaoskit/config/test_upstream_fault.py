@@ -232,7 +232,7 @@ def test_hang_false_is_no_action() -> None:
         (
             "spec",
             "an UpstreamFault needs at least one action: delay, "
-            "abort, reset, hang, slowBody, truncateBody, corruptBody",
+            "abort, reset, hang, slowBody, truncateBody, corruptBody, webSocket",
         )
     ]
 

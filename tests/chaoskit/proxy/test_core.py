@@ -13,13 +13,24 @@ from chaoskit.proxy.enforcer import Enforcer
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.proxy.options import ChaosOptions
+from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.tunnels import TunnelScope
+from chaoskit.proxy.upstream import UpstreamClient
+from chaoskit.proxy.websocket_relay import WebSockets
+from chaoskit.rng import Seeds
 
 
 def test_the_addons_run_in_order_identity_before_tunnels_before_the_enforcer() -> None:
     core = ChaosCore()
     kinds = [type(a) for a in core.addons]
-    assert kinds == [ChaosOptions, CallerIdentity, TunnelScope, Enforcer]
+    assert kinds == [ChaosOptions, CallerIdentity, TunnelScope, Enforcer, WebSockets]
+    assert core.enforcer.websockets is core.websockets
+
+
+def test_websockets_are_handed_over_only_by_a_client_that_can() -> None:
+    core = ChaosCore(Pipeline(Seeds(1), UpstreamClient()))
+    assert core.websockets is None and core.enforcer.websockets is None
+    assert WebSockets not in [type(a) for a in core.addons]
 
 
 def test_mitmproxy_registers_every_nested_addon_and_chaoskits_options() -> None:

@@ -22,3 +22,23 @@ def test_mitmproxy_may_open_upstream_connections_only_for_passed_through_tunnels
     data = ServerConnectionHookData(server=tunnel.server_conn, client=tunnel.client_conn)
     addon.server_connect(data)
     assert data.server.error is None
+
+
+def test_a_handed_over_websocket_handshake_may_connect_once_to_its_endpoint_only():
+    from mitmproxy.proxy.server_hooks import ServerConnectionHookData
+    from mitmproxy.test import tflow
+
+    addon = core.ChaosCore().tunnels
+    flow = tflow.tflow()
+    addon.allow_upgrade(flow.client_conn.id, ("127.0.0.1", 9081))
+
+    def connect(address: tuple[str, int]) -> str | None:
+        server = tflow.tserver_conn()
+        server.address = address
+        data = ServerConnectionHookData(server=server, client=flow.client_conn)
+        addon.server_connect(data)
+        return data.server.error
+
+    assert connect(("127.0.0.1", 9999)) is not None  # not the endpoint chaoskit chose
+    assert connect(("127.0.0.1", 9081)) is None
+    assert connect(("127.0.0.1", 9081)) is not None  # once

@@ -37,6 +37,7 @@ def test_one_module_per_action_in_the_table_in_apply_order() -> None:
     assert modules == sorted(["__init__", "base", *(a.attr for a in ACTIONS)])
     assert ACTION_NAMES == (
         "delay", "abort", "reset", "hang", "slowBody", "truncateBody", "corruptBody",
+        "webSocket",
     )  # fmt: skip
     assert [a.stage for a in ACTIONS][:1] == [Stage.DELAY]  # "delay first"
     assert {a.name: a for a in ACTIONS} == BY_NAME
@@ -83,6 +84,7 @@ KEYWORDS = {
     "slow_body": 10,
     "truncate_body": 0,
     "corrupt_body": 1,
+    "websocket": {"messageDelay": "1ms"},
 }
 
 

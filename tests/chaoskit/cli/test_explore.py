@@ -1,0 +1,44 @@
+"""``chaoskit explore`` end to end: the plans it ran, counted honestly, and a written experiment
+whose header replays the search and the found plan exactly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chaoskit.testing import Upstream
+from tests.chaoskit.cli.test_run import chaoskit
+from tests.chaoskit.experiment.test_explore import web_experiment
+
+pytestmark = pytest.mark.integration
+
+
+def test_max_examples_bounds_the_search_and_the_header_replays_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Upstream("web") as up:
+        (tmp_path / "my exps").mkdir()
+        (tmp_path / "found").mkdir()
+        web_experiment(tmp_path / "my exps" / "web.yaml", up.port)
+        args = ["my exps/web.yaml", "--seed", "3", "--max-examples", "6", "--max-shrinks", "8",
+                "--requests", "5", "--kinds", "abort,delay", "--out", "found/web.yaml"]  # fmt: skip
+        result = chaoskit("explore", *args)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    examples = re.findall(r"^  example (\d+): ", out, re.M)
+    shrinks = re.findall(r"^  shrink step (\d+): ", out, re.M)
+    assert 1 <= len(examples) <= 6 and len(shrinks) <= 8
+    assert examples == [str(i) for i in range(1, len(examples) + 1)]
+    assert f"tried {len(examples) + len(shrinks)} plans on web in " in out
+    assert (
+        f"{len(examples)} searching (--max-examples 6), {len(shrinks)} shrinking (--max-shrinks 8)"
+        in out
+    )
+    header = (tmp_path / "found" / "web.yaml").read_text().splitlines()[:3]
+    assert header == [
+        "# Found by: chaoskit explore 'my exps/web.yaml' --seed 3 --max-examples 6 "
+        "--max-shrinks 8 --time-budget 120s --requests 5 --kinds abort,delay --out found/web.yaml",
+        f"# Run in:   {Path.cwd()}",
+        "# Replay:   chaoskit run found/web.yaml --seed 3",
+    ]

@@ -237,7 +237,7 @@ def _flag_table(journal: Journal) -> str:
     names = [n for n in data.phase_names(journal) if any(n in r.counts for r in rows)]
     body = [
         [
-            f'<abbr title="{_e(r.long_name or r.meaning)}"><b>{_e(r.code)}</b></abbr>',
+            f'<abbr title="{_e(r.meaning)}"><b>{_e(r.code)}</b></abbr>',
             _e(r.long_name or "–"),
             _e(r.meaning),
             *(_num(str(r.counts.get(n, 0))) for n in names),

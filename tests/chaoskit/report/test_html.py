@@ -169,7 +169,7 @@ def test_response_flags_are_explained_from_the_one_flag_enum(deviated_journal: J
     section = page[page.index('<section id="statuses">') :]
     section = section[: section.index("</section>")]
     for flag in (ResponseFlag.UF, ResponseFlag.URX, ResponseFlag.DI):
-        assert f'<abbr title="{flag.long_name}"><b>{flag}</b></abbr>' in section
+        assert f'<abbr title="{html.escape(flag.meaning)}"><b>{flag}</b></abbr>' in section
         assert f"<td>{html.escape(flag.meaning)}</td>" in section
     assert "UpstreamRetryLimitExceeded" in section and "UH" not in section  # only flags seen
 

@@ -101,6 +101,15 @@ def flag_meanings(flags: set[str] | tuple[str, ...] | list[str]) -> list[Respons
     return [ResponseFlag(f) for f in order_flags(flags) if f in _RANK]
 
 
+def explain_flags(counts: dict[str, int]) -> list[str]:
+    """One line per known flag of ``counts`` (flag → requests), in Envoy's order, as the CLI
+    prints them, e.g. ``flag UF ×5: connecting to the upstream failed (503)
+    [UpstreamConnectionFailure]``."""
+    return [
+        f"flag {f} ×{counts[f]}: {f.meaning} [{f.long_name}]" for f in flag_meanings(list(counts))
+    ]
+
+
 class AttemptOutcome(enum.StrEnum):
     """How one upstream attempt ended: the one vocabulary of the retry state
     (:class:`chaoskit.resilience.retry.Outcome`), the attempt records, the access log and the

@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(f"  ✗ {check.name}: expected {check.expected}, observed {check.observed}")
             if check.detail:
                 print(f"    {check.detail}")
+    from chaoskit.records import explain_flags  # noqa: PLC0415
+
+    for line in explain_flags(result.flags):  # the flags the details name, explained
+        print(f"    {line}")
     path = Path(plan.file)
     out = Path(args.out) if args.out else path.with_name(f"{path.stem}.explored.yaml")
     try:

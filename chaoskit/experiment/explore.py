@@ -30,9 +30,9 @@ from chaoskit.config.experiment import Traffic
 from chaoskit.config.issues import Issues
 from chaoskit.config.loader import LoadResult
 from chaoskit.experiment.hypothesis import check_phase
-from chaoskit.experiment.journal import Check
+from chaoskit.experiment.journal import Check, summarize
 from chaoskit.experiment.runner import Plan, Runner
-from chaoskit.experiment.trials import Trials, drop_harmless
+from chaoskit.experiment.trials import Trials, drop_harmless, plan_key
 from chaoskit.strategies import fault_plans
 
 
@@ -52,6 +52,8 @@ class Exploration:
     #: why the search stopped early ("time budget", "shrink limit"), "" when it did not
     stopped: str = ""
     output: Path | None = None
+    #: the response flags the proxy recorded under the found plan, with their counts
+    flags: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def examples(self) -> int:
@@ -93,11 +95,12 @@ def explore(
         else None
     )
     start = time.monotonic()
+    flags: dict[str, dict[str, int]] = {}  # by plan key: the evidence of each plan run
 
     def judge(candidate: list[dict[str, Any]]) -> tuple[bool, list[Check]]:
         runner.proxy.apply(*candidate)
         runner.proxy.reset()
-        checks = _judge(runner, burst, hypothesis)
+        checks, flags[plan_key(candidate)] = _judge(runner, burst, hypothesis)
         return not all(c.ok for c in checks), checks
 
     def on_run(step: str, candidate: list[dict[str, Any]], broken: bool) -> None:
@@ -133,16 +136,21 @@ def explore(
         time.monotonic() - start,
         targets,
         trials.stopped,
+        flags=flags.get(plan_key(found), {}) if found is not None else {},
     )
 
 
-def _judge(runner: Runner, traffic: Traffic | None, hypothesis: Any) -> list[Check]:
+def _judge(
+    runner: Runner, traffic: Traffic | None, hypothesis: Any
+) -> tuple[list[Check], dict[str, int]]:
+    """One burst under the applied plan: the checks, and the flags its requests carried."""
     samples = []
     if traffic is not None:
         driver = runner.driver(traffic, runner.seeds.stream("explore"))
-        samples = driver.run(runner.t0, "explore", threading.Event())
+        samples = runner.joined(driver.run(runner.t0, "explore", threading.Event()))
     timeout = traffic.timeout if traffic else 30.0
-    return check_phase("explore", hypothesis, samples, runner.resolve_probe, timeout)
+    checks = check_phase("explore", hypothesis, samples, runner.resolve_probe, timeout)
+    return checks, summarize(samples)[1]
 
 
 def _describe(plan: list[dict[str, Any]]) -> str:

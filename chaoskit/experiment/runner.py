@@ -40,7 +40,7 @@ from chaoskit.experiment.journal import Journal, Phase, Sample
 from chaoskit.experiment.lessons import lessons
 from chaoskit.experiment.schedule import FaultSchedule, FaultState, Switch, Window, judged
 from chaoskit.experiment.traffic import Driver, Endpoint, Sleep, event_sleep
-from chaoskit.records import flag_meanings
+from chaoskit.records import explain_flags
 from chaoskit.redaction import redact_text
 from chaoskit.rng import Seeds, new_seed
 
@@ -361,12 +361,17 @@ class Runner:
         )
 
     def _join_records(self, samples: list[Sample]) -> list[Sample]:
+        out = self.joined(samples)
+        self.journal.samples.extend(out)
+        return out
+
+    def joined(self, samples: list[Sample]) -> list[Sample]:
+        """The samples with the flags and retries of the proxy's record of each request."""
         by_id = {r.request_id: r for r in self.proxy.records}
         out = []
         for s in samples:
             rec = by_id.get(s.request_id)
             out.append(dataclasses.replace(s, flags=rec.flags, retries=rec.retries) if rec else s)
-        self.journal.samples.extend(out)
         return out
 
     def _method(self) -> None:
@@ -450,8 +455,8 @@ class Runner:
                 line += f" — {redact_text(c.detail)}"
             self.say(line)
         if not phase.ok:  # the flags the failures name, explained (one source: ResponseFlag)
-            for flag in flag_meanings(list(phase.flags)):
-                self.say(f"    flag {flag} ×{phase.flags[flag]}: {flag.meaning} [{flag.long_name}]")
+            for line in explain_flags(phase.flags):
+                self.say(f"    {line}")
 
     def _collect_lessons(self) -> None:
         """Clients that gave up before the mesh's timeout and retries were spent

@@ -5,6 +5,7 @@ from chaoskit.records import (
     Record,
     RecordLog,
     ResponseFlag,
+    explain_flags,
     flag_meanings,
     format_flags,
     order_flags,
@@ -52,6 +53,10 @@ def test_every_flag_explains_itself():
 def test_flag_meanings_are_in_envoys_order_and_skip_unknown_codes():
     assert flag_meanings(["URX", "UF", "XX", "UF"]) == [ResponseFlag.UF, ResponseFlag.URX]
     assert flag_meanings(()) == []
+    assert explain_flags({"URX": 2, "XX": 1, "UF": 3}) == [
+        f"flag UF ×3: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
+        f"flag URX ×2: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
+    ]
 
 
 def test_ring_is_bounded_but_counts_everything():

@@ -103,10 +103,12 @@ def flag_meanings(flags: set[str] | tuple[str, ...] | list[str]) -> list[Respons
 
 def explain_flags(counts: dict[str, int]) -> list[str]:
     """One line per known flag of ``counts`` (flag → requests), in Envoy's order, as the CLI
-    prints them, e.g. ``flag UF ×5: connecting to the upstream failed (503)
+    prints them, e.g. ``flag UF on 5 requests: connecting to the upstream failed (503)
     [UpstreamConnectionFailure]``."""
     return [
-        f"flag {f} ×{counts[f]}: {f.meaning} [{f.long_name}]" for f in flag_meanings(list(counts))
+        f"flag {f} on {counts[f]} request{'' if counts[f] == 1 else 's'}: {f.meaning} "
+        f"[{f.long_name}]"
+        for f in flag_meanings(list(counts))
     ]
 
 

@@ -54,8 +54,8 @@ def test_flag_meanings_are_in_envoys_order_and_skip_unknown_codes():
     assert flag_meanings(["URX", "UF", "XX", "UF"]) == [ResponseFlag.UF, ResponseFlag.URX]
     assert flag_meanings(()) == []
     assert explain_flags({"URX": 2, "XX": 1, "UF": 3}) == [
-        f"flag UF ×3: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
-        f"flag URX ×2: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
+        f"flag UF on 3 requests: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
+        f"flag URX on 2 requests: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
     ]
 
 

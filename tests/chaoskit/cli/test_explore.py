@@ -42,7 +42,10 @@ def test_max_examples_bounds_the_search_and_the_header_replays_it(tmp_path, monk
     assert "    name: plan-web-abort\n" in out and "    firstN: 2\n" in out  # shrunk to the least
     # the evidence names the proxy's flags, explained: both attempts aborted, retries used up
     assert "    1 of 5 requests failed: 503 URX ×1\n" in out
-    assert f"    flag URX ×1: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]\n" in out
+    assert (
+        f"    flag URX on 1 request: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]\n"
+        in out
+    )
     header = (tmp_path / "found" / "web.yaml").read_text().splitlines()[:3]
     assert header == [
         "# Found by: chaoskit explore 'my exps/web.yaml' --seed 3 --max-examples 6 "

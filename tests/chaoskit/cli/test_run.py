@@ -91,7 +91,7 @@ def test_a_steady_state_not_met_before_any_fault_is_not_a_deviation(tmp_path):
     assert result.returncode == 4, result.stdout + result.stderr
     assert "5 of 5 requests failed: 503 UF ×5" in result.stdout
     assert (
-        "    flag UF ×5: connecting to the upstream failed (503) [UpstreamConnectionFailure]\n"
+        "    flag UF on 5 requests: connecting to the upstream failed (503) [UpstreamConnectionFailure]\n"
         in result.stdout
     )
     assert (

@@ -197,8 +197,8 @@ def test_the_flags_a_failed_phase_printed_are_explained_on_the_console():
     )  # fmt: skip
     Runner._report_phase(types.SimpleNamespace(say=said.append), phase)  # type: ignore[arg-type]
     assert said[1:] == [
-        f"    flag UF ×3: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
-        f"    flag URX ×3: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
+        f"    flag UF on 3 requests: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
+        f"    flag URX on 3 requests: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
     ]
     said.clear()
     phase.checks[0] = dataclasses.replace(phase.checks[0], ok=True, detail="")

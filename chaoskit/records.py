@@ -17,34 +17,69 @@ from collections.abc import Iterator
 class ResponseFlag(enum.StrEnum):
     """Envoy's response flags (``%RESPONSE_FLAGS%``, envoy/stream_info/stream_info.h), in the
     order Envoy prints them (envoy/source/common/stream_info/utility.cc). A ``str``: records,
-    the access log and JSON carry the two- to four-letter code."""
+    the access log and JSON carry the two- to four-letter code.
 
-    UH = "UH"  # no healthy upstream
-    UF = "UF"  # upstream connection failure
-    UO = "UO"  # upstream overflow (circuit breaker)
-    NR = "NR"  # no route
-    URX = "URX"  # upstream retry limit exceeded
-    NC = "NC"  # no cluster
-    DT = "DT"  # downstream request timeout
-    DC = "DC"  # downstream connection termination
-    LH = "LH"  # local health check failed
-    UT = "UT"  # upstream request timeout
-    LR = "LR"  # local reset
-    UR = "UR"  # upstream remote reset
-    UC = "UC"  # upstream connection termination
-    DI = "DI"  # delay injected
-    FI = "FI"  # fault injected (abort)
-    RL = "RL"  # rate limited
-    UAEX = "UAEX"  # unauthorized (external authorization)
-    RLSE = "RLSE"  # rate limit service error
-    IH = "IH"  # invalid Envoy request headers
-    SI = "SI"  # stream idle timeout
-    DPE = "DPE"  # downstream protocol error
-    UPE = "UPE"  # upstream protocol error
-    UMSDR = "UMSDR"  # upstream max stream duration reached
-    OM = "OM"  # overload manager
-    DF = "DF"  # DNS resolution failed
-    DO = "DO"  # dropped overload
+    Each flag also carries Envoy's long name and its meaning in words, the one source every
+    explanation of a flag is generated from (the HTML report's flag table, ``chaoskit run``'s
+    legend): Envoy's ``docs/root/configuration/observability/access_log/usage.rst``, with the
+    status chaoskit answers where it sets the flag itself.
+    """
+
+    _value_: str
+    #: Envoy's name of the flag, e.g. ``UpstreamRetryLimitExceeded`` (Envoy's JSON access log)
+    long_name: str
+    #: what happened, in words a reader of a report acts on
+    meaning: str
+
+    def __new__(cls, code: str, long_name: str = "", meaning: str = "") -> ResponseFlag:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.long_name = long_name
+        member.meaning = meaning
+        return member
+
+    UH = "UH", "NoHealthyUpstream", "no healthy upstream host to send to (503)"
+    UF = "UF", "UpstreamConnectionFailure", "connecting to the upstream failed (503)"
+    UO = (
+        "UO",
+        "UpstreamOverflow",
+        "a circuit breaker refused it: too many connections, pending requests or retries (503)",
+    )
+    NR = "NR", "NoRouteFound", "no route matched the request (404)"
+    URX = (
+        "URX",
+        "UpstreamRetryLimitExceeded",
+        "the retries were used up; the last attempt's answer was returned",
+    )
+    NC = "NC", "NoClusterFound", "the route's destination (or subset) does not exist (503)"
+    DT = "DT", "DurationTimeout", "the request outlived its maximum stream duration"
+    DC = "DC", "DownstreamConnectionTermination", "the client went away before the answer"
+    LH = "LH", "FailedLocalHealthCheck", "the local service failed its health check (503)"
+    UT = "UT", "UpstreamRequestTimeout", "the route or per-try timeout fired (504)"
+    LR = "LR", "LocalReset", "the proxy reset the stream itself (503)"
+    UR = "UR", "UpstreamRemoteReset", "the upstream reset the stream (503)"
+    UC = "UC", "UpstreamConnectionTermination", "the upstream closed the connection (503)"
+    DI = "DI", "DelayInjected", "a fault delay was injected (VirtualService fault)"
+    FI = "FI", "FaultInjected", "a fault abort was injected (VirtualService fault)"
+    RL = "RL", "RateLimited", "refused by a rate limit (429)"
+    UAEX = "UAEX", "UnauthorizedExternalService", "denied by external authorization (403)"
+    RLSE = "RLSE", "RateLimitServiceError", "the rate-limit service failed"
+    IH = "IH", "InvalidEnvoyRequestHeaders", "an invalid x-envoy-* request header (400)"
+    SI = "SI", "StreamIdleTimeout", "the stream was idle too long (408)"
+    DPE = "DPE", "DownstreamProtocolError", "the client broke the HTTP protocol (400)"
+    UPE = "UPE", "UpstreamProtocolError", "the upstream broke the HTTP protocol (503)"
+    UMSDR = (
+        "UMSDR",
+        "UpstreamMaxStreamDurationReached",
+        "the upstream request reached its maximum duration (408)",
+    )
+    OM = (
+        "OM",
+        "OverloadManagerTerminated",
+        "shed under overload: the proxy's buffered-body budget was full (503)",
+    )
+    DF = "DF", "DnsResolutionFailed", "resolving the upstream's DNS name failed (503)"
+    DO = "DO", "DropOverload", "dropped by the cluster's drop-overload setting (503)"
 
 
 FLAG_ORDER = tuple(ResponseFlag)
@@ -58,6 +93,23 @@ def order_flags(flags: set[str] | tuple[str, ...] | list[str]) -> tuple[str, ...
 
 def format_flags(flags: tuple[str, ...]) -> str:
     return ",".join(flags) if flags else "-"
+
+
+def flag_meanings(flags: set[str] | tuple[str, ...] | list[str]) -> list[ResponseFlag]:
+    """The known flags among ``flags``, de-duplicated, in Envoy's order: what a legend lists
+    (each with its :attr:`~ResponseFlag.long_name` and :attr:`~ResponseFlag.meaning`)."""
+    return [ResponseFlag(f) for f in order_flags(flags) if f in _RANK]
+
+
+def explain_flags(counts: dict[str, int]) -> list[str]:
+    """One line per known flag of ``counts`` (flag → requests), in Envoy's order, as the CLI
+    prints them, e.g. ``flag UF on 5 requests: connecting to the upstream failed (503)
+    [UpstreamConnectionFailure]``."""
+    return [
+        f"flag {f} on {counts[f]} request{'' if counts[f] == 1 else 's'}: {f.meaning} "
+        f"[{f.long_name}]"
+        for f in flag_meanings(list(counts))
+    ]
 
 
 class AttemptOutcome(enum.StrEnum):

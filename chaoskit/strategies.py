@@ -23,6 +23,7 @@ still breaks the code under test:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,7 +130,9 @@ def fault_plans(
     namespace: str = "default",
     name_prefix: str = "plan",
 ) -> st.SearchStrategy[list[dict[str, Any]]]:
-    """Lists of ``min_faults``..``max_faults`` UpstreamFault dicts named ``plan-1``, ``plan-2``…
+    """Lists of ``min_faults``..``max_faults`` UpstreamFault dicts named by what they do,
+    ``plan-<host>-<action>`` (``-2``, ``-3``… when one plan has more of the same; see
+    :func:`fault_name`).
 
     See the module docstring for how plans shrink. Arguments are as for
     :func:`upstream_faults`; ``kinds`` may name any of :data:`KINDS`.
@@ -145,12 +148,33 @@ def fault_plans(
     )  # fmt: skip
 
     def named(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            {**fault, "metadata": {**fault["metadata"], "name": f"{name_prefix}-{i}"}}
-            for i, fault in enumerate(plan, start=1)
-        ]
+        taken: dict[str, int] = {}
+        out = []
+        for fault in plan:
+            base = fault_name(name_prefix, fault["spec"])
+            taken[base] = taken.get(base, 0) + 1
+            name = base if taken[base] == 1 else f"{base}-{taken[base]}"
+            out.append({**fault, "metadata": {**fault["metadata"], "name": name}})
+        return out
 
     return st.lists(one, min_size=min_faults, max_size=max_faults).map(named)
 
 
-__all__ = ["KINDS", "SELECTIONS", "fault_plans", "upstream_faults"]
+def fault_name(prefix: str, spec: dict[str, Any]) -> str:
+    """``<prefix>-<host>-<action>``: a fault's name says what it does, and never depends on the
+    faults beside it in the plan.
+
+    Why it matters: a fault's random draws (``percentage``, delay distributions) come from a
+    stream seeded by its name. Named by position (``plan-1``, ``plan-2``), deleting the first
+    fault renamed the second and changed its draws, so shrinking could not drop a harmless
+    fault (a 1 ms delay) without changing whether the rest broke the system — and kept it.
+    Named by what it does, a fault keeps its draws when another is deleted, and lowering its
+    ``percentage`` hits a subset of the same attempts (shrinking is monotone).
+    """
+    kind = re.sub(r"(?<=[a-z])(?=[A-Z])", "-", next(k for k in KINDS if k in spec)).lower()
+    host = "".join(c if c.isascii() and c.isalnum() else "-" for c in str(spec["host"]).lower())
+    # one DNS-1123 label (at most 63 characters), as every resource name must be
+    return f"{prefix}-{host.strip('-')}"[: 62 - len(kind)].rstrip("-") + f"-{kind}"
+
+
+__all__ = ["KINDS", "SELECTIONS", "fault_name", "fault_plans", "upstream_faults"]

@@ -14,5 +14,8 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     #: The run itself failed (an app did not start), or chaoskit hit a bug; the message says which.
     INTERNAL_ERROR = 3
+    #: ``run``: the steady state was not met before any fault was injected, so the method was
+    #: skipped; not a deviation (the system or the hypothesis needs fixing first).
+    NOT_STEADY = 4
     #: Stopped by Ctrl-C.
     INTERRUPTED = 130

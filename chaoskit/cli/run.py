@@ -1,7 +1,8 @@
 """``chaoskit run EXPERIMENT.yaml``: steady state, inject, check during, roll back, check after.
 
 Exit codes: 0 the hypothesis held, 1 it deviated, 2 bad input, 3 the run failed (e.g. an app did
-not start), 130 interrupted (the mesh configuration was rolled back first).
+not start), 4 the steady state was not met before any fault was injected (not a deviation),
+130 interrupted (the mesh configuration was rolled back first).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def register(sub: Any) -> None:
         "run",
         help="run an Experiment: steady state, faults, checks during and after, rollback",
         description="Run a chaoskit Experiment. Exit 0 when the hypothesis held, 1 when it "
-        "deviated, 2 for bad input, 3 when the run itself failed, 130 when interrupted.",
+        "deviated, 2 for bad input, 3 when the run itself failed, 4 when the steady state was not "
+        "met before any fault was injected, 130 when interrupted.",
     )
     p.add_argument("experiment", metavar="EXPERIMENT.yaml")
     p.add_argument(
@@ -98,6 +100,12 @@ def verdict_line(journal: Any) -> str:
         )
         where = ", ".join(phases)
         return f"verdict: DEVIATED — {len(failed)} of {len(journal.checks)} checks failed ({where})"
+    if journal.status == "not-steady":
+        return (
+            f"verdict: NOT STEADY — steady state not met before injection: {len(failed)} of "
+            f"{len(journal.checks)} checks failed (steady-state-before); no fault was injected, "
+            "so this is not a deviation"
+        )
     if journal.status == "interrupted":
         return "verdict: INTERRUPTED — the mesh configuration was rolled back"
     return f"verdict: ERROR — {journal.error}"
@@ -136,6 +144,5 @@ def run(args: argparse.Namespace) -> ExitCode:
         for problem in unwritten:
             print(f"chaoskit run: not written: {problem}", file=sys.stderr)
         return ExitCode.BAD_INPUT
-    return (
-        ExitCode(journal.exit_code) if journal.exit_code in (0, 1, 130) else ExitCode.INTERNAL_ERROR
-    )
+    known = (ExitCode.OK, ExitCode.FAILED, ExitCode.NOT_STEADY, ExitCode.INTERRUPTED)
+    return ExitCode(journal.exit_code) if journal.exit_code in known else ExitCode.INTERNAL_ERROR

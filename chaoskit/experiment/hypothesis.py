@@ -30,6 +30,13 @@ def _fmt_rate(x: float) -> str:
     return f"{x * 100:.4g}%"
 
 
+def _outcome(sample: Sample) -> str:
+    """How a failed request ended, with the proxy's response flags when it recorded any
+    (``503 UF,URX``): the flags say *why* (explained where they are printed)."""
+    what = str(sample.status) if sample.status else (sample.error or "error")
+    return f"{what} {','.join(sample.flags)}" if sample.flags else what
+
+
 def check_samples(phase: str, hypothesis: Hypothesis, samples: list[Sample]) -> list[Check]:
     checks: list[Check] = []
     if hypothesis.success_rate is not None:
@@ -49,11 +56,7 @@ def check_samples(phase: str, hypothesis: Hypothesis, samples: list[Sample]) -> 
         else:
             good = sum(s.status in allowed for s in samples)
             rate = good / len(samples)
-            bad = Counter(
-                str(s.status) if s.status else (s.error or "error")
-                for s in samples
-                if s.status not in allowed
-            )
+            bad = Counter(_outcome(s) for s in samples if s.status not in allowed)
             detail = (
                 ""
                 if rate >= hypothesis.success_rate

@@ -24,6 +24,10 @@ AFTER = "steady-state-after"
 
 HELD = "held"
 DEVIATED = "deviated"
+#: The steady state did not hold before any fault was injected: the method was skipped, so
+#: nothing is known about the faults — not a deviation (Chaos Toolkit ends such a run
+#: ``failed`` with ``deviated: false``, chaostoolkit-lib chaoslib/run.py run_gate_hypothesis).
+NOT_STEADY = "not-steady"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 

@@ -40,10 +40,15 @@ from chaoskit.experiment.journal import Journal, Phase, Sample
 from chaoskit.experiment.lessons import lessons
 from chaoskit.experiment.schedule import FaultSchedule, FaultState, Switch, Window, judged
 from chaoskit.experiment.traffic import Driver, Endpoint, Sleep, event_sleep
+from chaoskit.records import explain_flags
 from chaoskit.redaction import redact_text
 from chaoskit.rng import Seeds, new_seed
 
 _PLACEHOLDER = re.compile(r"\$\{(proxy|gateway:(\d{1,5}))\}")
+
+#: A run's exit code by its verdict (any other verdict: 3, the run failed); the CLI's
+#: :class:`~chaoskit.cli.exit_codes.ExitCode` has the same numbers.
+EXIT_CODES = {J.HELD: 0, J.DEVIATED: 1, J.NOT_STEADY: 4, J.INTERRUPTED: 130}
 
 #: The name of the thread that switches faults on schedule during the method.
 SCHEDULER_THREAD = "chaoskit-faults"
@@ -283,20 +288,25 @@ class Runner:
             with self.system():
                 before = self._phase(J.BEFORE, self.exp.hypothesis)
                 if not before.ok:
-                    j.status = J.DEVIATED
-                    self.say("steady state does not hold before any fault: the method is skipped")
+                    # Nothing was injected, so nothing is known about the faults: not a
+                    # deviation, a system (or hypothesis) to fix before experimenting.
+                    j.status = J.NOT_STEADY
+                    self.say(
+                        "steady state not met before injection: no fault was injected, "
+                        "the method and the after phase are skipped"
+                    )
                 else:
                     self._method()
                     self._rollback()
                     self._phase(J.AFTER, self.exp.hypothesis)
-                j.status = J.HELD if all(p.ok for p in j.phases) else J.DEVIATED
+                    j.status = J.HELD if all(p.ok for p in j.phases) else J.DEVIATED
         except KeyboardInterrupt:
             j.status = J.INTERRUPTED
             j.error = "interrupted"
         except (ChaosKitError, OSError) as e:
             j.status, j.error = J.ERROR, str(e)
         j.duration = self._since_start()
-        j.exit_code = {J.HELD: 0, J.DEVIATED: 1, J.INTERRUPTED: 130}.get(j.status, 3)
+        j.exit_code = EXIT_CODES.get(j.status, 3)
         return j
 
     def _since_start(self) -> float:
@@ -351,12 +361,17 @@ class Runner:
         )
 
     def _join_records(self, samples: list[Sample]) -> list[Sample]:
+        out = self.joined(samples)
+        self.journal.samples.extend(out)
+        return out
+
+    def joined(self, samples: list[Sample]) -> list[Sample]:
+        """The samples with the flags and retries of the proxy's record of each request."""
         by_id = {r.request_id: r for r in self.proxy.records}
         out = []
         for s in samples:
             rec = by_id.get(s.request_id)
             out.append(dataclasses.replace(s, flags=rec.flags, retries=rec.retries) if rec else s)
-        self.journal.samples.extend(out)
         return out
 
     def _method(self) -> None:
@@ -439,6 +454,9 @@ class Runner:
             if not c.ok and c.detail:  # a probe's error may name its URL, token and all
                 line += f" — {redact_text(c.detail)}"
             self.say(line)
+        if not phase.ok:  # the flags the failures name, explained (one source: ResponseFlag)
+            for line in explain_flags(phase.flags):
+                self.say(f"    {line}")
 
     def _collect_lessons(self) -> None:
         """Clients that gave up before the mesh's timeout and retries were spent

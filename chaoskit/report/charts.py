@@ -17,12 +17,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.text import Text
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from chaoskit.experiment.journal import Journal, summarize
+from chaoskit.experiment.journal import Journal
 from chaoskit.report import data
+from chaoskit.report.layout import stagger
 
 #: Dots drawn at most in the latency scatter; 10,000 dots would be ~1 MB of SVG on their own.
 SCATTER_LIMIT = 3000
@@ -104,7 +107,9 @@ def _floor(latency: float) -> float:
 def latency_over_time(journal: Journal) -> tuple[str, int] | None:
     """Scatter of every request (or a deterministic subset) by outcome, faults shaded.
 
-    Returns the SVG and how many dots it shows, or ``None`` when there is no traffic.
+    Returns the SVG and how many dots it shows, or ``None`` when there is no traffic. Phase
+    names sit at the bottom and fault names at the top, each at the time it starts, in rows
+    (:func:`chaoskit.report.layout.stagger`) so that no two overprint.
     """
     if not journal.samples:
         return None
@@ -112,32 +117,15 @@ def latency_over_time(journal: Journal) -> tuple[str, int] | None:
     log = _log_scale([s.latency for s in journal.samples])
     with _figure("latency-time", 3.8) as fig:
         ax = fig.add_subplot()
-        for i, fault in enumerate(journal.faults):
+        fault_labels = []
+        for fault in journal.faults:
             start, end = data.fault_span(journal, fault)
             ax.axvspan(start, end, color=_FAULT_COLOUR, alpha=0.12, linewidth=0)
-            # Staggered, so windows that start close together keep readable names.
-            ax.text(
-                start,
-                0.99 - 0.07 * (i % 4),
-                f" {fault.name}",
-                va="top",
-                ha="left",
-                transform=ax.get_xaxis_transform(),
-                fontsize=8,
-                color=_FAULT_COLOUR,
-            )
+            fault_labels.append(_time_label(ax, start, fault.name, 8, _FAULT_COLOUR, top=True))
+        phase_labels = []
         for phase in journal.phases:
             ax.axvline(phase.start, color="#777777", linestyle=":", linewidth=0.8)
-            ax.text(
-                phase.start,
-                0.01,
-                f" {phase.name}",
-                transform=ax.get_xaxis_transform(),
-                va="bottom",
-                ha="left",
-                fontsize=7,
-                color="#555555",
-            )
+            phase_labels.append(_time_label(ax, phase.start, phase.name, 7, "#555555", top=False))
         totals: dict[str, int] = {}
         for s in journal.samples:
             cls = data.status_class(s.status)
@@ -162,8 +150,47 @@ def latency_over_time(journal: Journal) -> tuple[str, int] | None:
             ax.set_ylim(low, high * (4 if log else 1.25))
         ax.set_xlabel("time since the run started (s)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="outcome")
+        fig.draw_without_rendering()  # lays the figure out, so label extents can be measured
+        _stagger_labels(ax, phase_labels, top=False)
+        _stagger_labels(ax, fault_labels, top=True)
         text = _svg(fig, "latency-time", "Latency of each request over time, faults shaded")
     return text, len(shown)
+
+
+#: Pixels kept between two labels on one row, and between a label and the axes' edge.
+_LABEL_GAP = 4.0
+
+
+def _time_label(ax: Axes, t: float, name: str, size: float, colour: str, top: bool) -> Text:
+    """A name at time ``t`` (x in data, y in axes units), placed in its row later; its artist
+    label says which kind it is (never drawn, unlike a ``gid``, which would become an SVG id
+    repeated once per label; the leading ``_`` keeps it out of the legend)."""
+    return ax.text(
+        t, 0.99 if top else 0.01, f" {name}", transform=ax.get_xaxis_transform(),
+        va="top" if top else "bottom", ha="left", fontsize=size, color=colour,
+        label="_fault-label" if top else "_phase-label",
+    )  # fmt: skip
+
+
+def _stagger_labels(ax: Axes, labels: list[Text], top: bool) -> None:
+    """Move labels into rows so none overlaps another; a label that would run past the right
+    edge of the plot ends at its time instead of starting there."""
+    if not labels:
+        return
+    frame = ax.get_window_extent()
+    boxes = [label.get_window_extent() for label in labels]
+    spans = []
+    for label, box in zip(labels, boxes, strict=True):
+        if box.x1 > frame.x1 - _LABEL_GAP:
+            label.set_horizontalalignment("right")
+            label.set_text(label.get_text().strip() + " ")  # the space on the line's side
+            spans.append((box.x0 - box.width, box.x0))
+        else:
+            spans.append((box.x0, box.x1))
+    rows = stagger(spans, gap=_LABEL_GAP)
+    height = (max(b.height for b in boxes) + 1.0) / max(frame.height, 1.0)
+    for label, row in zip(labels, rows, strict=True):
+        label.set_y(0.99 - row * height if top else 0.01 + row * height)
 
 
 def latency_distribution(journal: Journal) -> str | None:
@@ -221,19 +248,6 @@ def latency_distribution(journal: Journal) -> str | None:
         return _svg(fig, "latency-dist", "Latency distribution per phase")
 
 
-def _phase_counts(journal: Journal) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """Status and flag counts per phase: the journal's own, else counted from its samples."""
-    by_phase = data.samples_by_phase(journal)
-    statuses: dict[str, dict[str, int]] = {}
-    flags: dict[str, dict[str, int]] = {}
-    for name in data.phase_names(journal):
-        phase = journal.phase(name)
-        counted = summarize(by_phase.get(name, []))
-        statuses[name] = dict(phase.statuses) if phase and phase.statuses else counted[0]
-        flags[name] = dict(phase.flags) if phase and phase.flags else counted[1]
-    return statuses, flags
-
-
 def _bars(
     ax: Axes,
     table: Mapping[str, Mapping[str, float]],
@@ -283,7 +297,7 @@ def statuses_and_flags(journal: Journal) -> str | None:
     """What the client saw (status codes) beside what the proxy did (Envoy response flags)."""
     if not journal.phases and not journal.samples:
         return None
-    statuses, flags = _phase_counts(journal)
+    statuses, flags = data.phase_counts(journal)
     colours = phase_colours(journal)
     with _figure("status-flags", 3.2) as fig:
         left, right = fig.subplots(1, 2)
@@ -294,12 +308,23 @@ def statuses_and_flags(journal: Journal) -> str | None:
             keys = _nonzero_keys(table)
             if keys:
                 _bars(ax, table, keys, colours)
-                ax.legend(title="phase", loc="upper right")
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5 requests
             else:
                 _empty(ax, empty)
+        # One legend for both, outside the plots: inside, it sat on the tallest bars.
+        handles: dict[str, Artist] = {}
+        for ax in (left, right):
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, handle)
+        if handles:
+            ordered = [n for n in colours if n in handles]
+            fig.legend(
+                [handles[n] for n in ordered], ordered, title="phase", loc="outside right upper"
+            )
         left.set_title("status codes (error: no HTTP answer)")
         left.set_ylabel("requests")
         right.set_title("Envoy response flags")
+        right.set_ylabel("requests")
         return _svg(fig, "status-flags", "Status codes and response flags per phase")
 
 
@@ -319,6 +344,7 @@ def resilience_counters(journal: Journal) -> str | None:
     with _figure("counters", 0.9 + 0.25 * len(rows) * max(1, drawn)) as fig:
         ax = fig.add_subplot()
         _bars(ax, by_phase, rows, phase_colours(journal), horizontal=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("count (counter deltas summed over clusters)")
         ax.legend(title="phase", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _svg(fig, "counters", "Retries, timeouts, overflows and ejections per phase")

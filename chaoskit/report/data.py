@@ -12,7 +12,16 @@ import math
 import re
 import shlex
 
-from chaoskit.experiment.journal import AFTER, BEFORE, METHOD, FaultWindow, Journal, Sample
+from chaoskit.experiment.journal import (
+    AFTER,
+    BEFORE,
+    METHOD,
+    FaultWindow,
+    Journal,
+    Sample,
+    summarize,
+)
+from chaoskit.records import flag_meanings, order_flags
 
 #: The counters a reader scans for "did the mesh's resilience fire?", in display order.
 #: Matched on the last part of the name, so ``cluster.<any.dotted.name>.upstream_rq_retry``
@@ -122,6 +131,55 @@ def phase_figures(journal: Journal) -> list[PhaseFigures]:
             )
         )
     return rows
+
+
+def phase_counts(journal: Journal) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Status and flag counts per phase: the journal's own, else counted from its samples."""
+    by_phase = samples_by_phase(journal)
+    statuses: dict[str, dict[str, int]] = {}
+    flags: dict[str, dict[str, int]] = {}
+    for name in phase_names(journal):
+        phase = journal.phase(name)
+        counted = summarize(by_phase.get(name, []))
+        statuses[name] = dict(phase.statuses) if phase and phase.statuses else counted[0]
+        flags[name] = dict(phase.flags) if phase and phase.flags else counted[1]
+    return statuses, flags
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlagRow:
+    """One response flag the run saw: its code, Envoy's name, its meaning, counts per phase."""
+
+    code: str
+    long_name: str
+    meaning: str
+    counts: dict[str, int]
+
+
+def flag_legend(journal: Journal) -> list[FlagRow]:
+    """Every response flag the run recorded, in Envoy's order, explained from
+    :class:`chaoskit.records.ResponseFlag` (the one place flags are described)."""
+    _, flags = phase_counts(journal)
+    seen = {f for per in flags.values() for f, n in per.items() if n}
+    known = {f.value: f for f in flag_meanings(seen)}
+    rows = []
+    for code in order_flags(seen):
+        flag = known.get(code)
+        counts = {phase: per[code] for phase, per in flags.items() if per.get(code)}
+        if flag is None:
+            rows.append(FlagRow(code, "", "not an Envoy response flag chaoskit knows", counts))
+        else:
+            rows.append(FlagRow(code, flag.long_name, flag.meaning, counts))
+    return rows
+
+
+def stopped_in(journal: Journal) -> str:
+    """Where a run that broke or was interrupted stopped, in words: in or after a phase, or
+    before the first one (while the proxy and the apps were starting)."""
+    if not journal.phases:
+        return "before the first phase, while the proxy and the apps were starting"
+    last = journal.phases[-1]
+    return f"after {last.name}" if last.end else f"during {last.name}"
 
 
 def samples_by_phase(journal: Journal) -> dict[str, list[Sample]]:

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import html
 
-from chaoskit.experiment.journal import DEVIATED, ERROR, HELD, INTERRUPTED, Journal
+from chaoskit.experiment.journal import DEVIATED, ERROR, HELD, INTERRUPTED, NOT_STEADY, Journal
 from chaoskit.report import charts, data
 
 _VERDICTS = {
     HELD: ("HELD", "The steady-state hypothesis held."),
     DEVIATED: ("DEVIATED", "The system deviated from its steady-state hypothesis."),
+    NOT_STEADY: (
+        "NOT STEADY",
+        "The steady state was not met before injection: no fault was injected and the method "
+        "was skipped, so this is not a deviation. Make the system hold its hypothesis without "
+        "faults first.",
+    ),
     ERROR: ("ERROR", "The run failed before it could reach a verdict."),
     INTERRUPTED: ("INTERRUPTED", "The run was interrupted before it finished."),
 }
@@ -31,7 +37,8 @@ h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;margin:2rem 0 .5rem;
 border-bottom:1px solid #ddd;padding-bottom:.2rem}
 .verdict{border-radius:8px;padding:1rem 1.25rem;color:#fff}
 .v-held{background:#1e7b4f}.v-deviated{background:#b3261e}.v-error{background:#6b1d1d}
-.v-interrupted{background:#5f6368}
+.v-interrupted{background:#5f6368}.v-not-steady{background:#8a4b00}
+.verdict ul.failed{margin:.2rem 0 .6rem;padding-left:1.2rem}
 .word{font-size:1.9rem;font-weight:700;letter-spacing:.06em;margin:0}
 .verdict dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;margin:.6rem 0}
 .verdict dt{opacity:.85}.verdict dd{margin:0}
@@ -105,9 +112,33 @@ def _banner(journal: Journal) -> str:
     return (
         f'<header class="verdict {css}" id="verdict">\n'
         f'<p class="word">{_e(word)}</p>\n<h1>{_e(journal.title or journal.experiment)}</h1>\n'
-        f"<p>{_e(sentence)}</p>\n<dl>{dl}</dl>\n"
+        f"<p>{_e(sentence)}</p>\n{_what_failed(journal)}<dl>{dl}</dl>\n"
         f"<p>Reproduce: <code>{_e(data.reproduce_command(journal))}</code></p>\n</header>\n"
     )
+
+
+#: Failed checks named in the banner; the rest are counted there and listed under "Checks".
+_BANNER_FAILURES = 5
+
+
+def _what_failed(journal: Journal) -> str:
+    """The first thing a reader asks: which check failed, in which phase (and, for a run that
+    broke or was stopped, where it stopped)."""
+    out = []
+    if journal.status in (ERROR, INTERRUPTED):
+        out.append(f"<p>Stopped {_e(data.stopped_in(journal))}.</p>")
+    failed = [c for c in journal.checks if not c.ok]
+    if failed:
+        items = [
+            f"<li><b>{_e(c.phase)}</b>: {_e(c.name)} — expected {_e(c.expected)}, "
+            f"observed {_e(c.observed)}</li>"
+            for c in failed[:_BANNER_FAILURES]
+        ]
+        if len(failed) > _BANNER_FAILURES:
+            more = len(failed) - _BANNER_FAILURES
+            items.append(f'<li><a href="#checks">{more} more failed</a></li>')
+        out.append(f'<p>Failed:</p><ul class="failed">{"".join(items)}</ul>')
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _lessons(journal: Journal) -> str:
@@ -187,13 +218,33 @@ def _charts(journal: Journal) -> str:
     out.append(_section("distribution", "Latency distribution per phase", body))
     bars = charts.statuses_and_flags(journal)
     body = (
-        _figure(bars, "Left: what the client got. Right: what the proxy recorded (UF, UT, UO…).")
+        _figure(bars, "Left: what the client got. Right: what the proxy recorded, Envoy's "
+                "response flags (explained below).") + _flag_table(journal)
         if bars
         else '<p class="muted">No phase ran.</p>'
-    )
+    )  # fmt: skip
     out.append(_section("statuses", "Status codes and response flags per phase", body))
     out.append(_counters(journal))
     return "".join(out)
+
+
+def _flag_table(journal: Journal) -> str:
+    """What each flag in the chart means (:class:`chaoskit.records.ResponseFlag`), with its
+    count per phase; each code also explains itself on hover."""
+    rows = data.flag_legend(journal)
+    if not rows:
+        return ""
+    names = [n for n in data.phase_names(journal) if any(n in r.counts for r in rows)]
+    body = [
+        [
+            f'<abbr title="{_e(r.meaning)}"><b>{_e(r.code)}</b></abbr>',
+            _e(r.long_name or "–"),
+            _e(r.meaning),
+            *(_num(str(r.counts.get(n, 0))) for n in names),
+        ]
+        for r in rows
+    ]
+    return _table(["flag", "Envoy name", "meaning", *names], body)
 
 
 def _counters(journal: Journal) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from chaoskit.experiment.journal import ERROR, INTERRUPTED, Journal
+from chaoskit.experiment.journal import ERROR, INTERRUPTED, METHOD, NOT_STEADY, Journal
 from chaoskit.report import data
 
 
@@ -45,17 +45,23 @@ def render_junit(journal: Journal) -> str:
     ]:
         _set(ET.SubElement(props, "property"), name=name, value=value)
 
-    tests = failures = errors = 0
+    # A steady state not met before injection is not a resilience failure: its failed checks
+    # are errors (the system was not ready to experiment on), and the method shows as skipped.
+    not_steady = journal.status == NOT_STEADY
+    tests = failures = errors = skipped = 0
     for check in journal.checks:
         tests += 1
         case = _case(suite, f"{journal.experiment}.{check.phase}", check.name)
         if check.ok:
             continue
-        failures += 1
+        if not_steady:
+            errors += 1
+        else:
+            failures += 1
         failure = _set(
-            ET.SubElement(case, "failure"),
+            ET.SubElement(case, "error" if not_steady else "failure"),
             message=f"expected {check.expected}, observed {check.observed}",
-            type=check.kind,
+            type="steady-state-not-met" if not_steady else check.kind,
         )
         lines = [f"expected: {check.expected}", f"observed: {check.observed}"]
         if check.detail:
@@ -70,6 +76,15 @@ def render_junit(journal: Journal) -> str:
             failure = _set(ET.SubElement(case, "failure"), message=step.detail or "failed",
                            type="rollback")  # fmt: skip
             failure.text = data.printable(step.detail)
+
+    if not_steady:
+        tests += 1
+        skipped += 1
+        case = _case(suite, f"{journal.experiment}.{METHOD}", "faults")
+        _set(
+            ET.SubElement(case, "skipped"),
+            message="steady state not met before injection: no fault was injected",
+        )
 
     if journal.status in (ERROR, INTERRUPTED):
         tests += 1
@@ -91,6 +106,6 @@ def render_junit(journal: Journal) -> str:
         "time": f"{journal.duration:.3f}",
     }
     _set(root, name="chaoskit", **counts)
-    _set(suite, name=journal.experiment, skipped=0, timestamp=journal.started_at, **counts)
+    _set(suite, name=journal.experiment, skipped=skipped, timestamp=journal.started_at, **counts)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,6 +1,15 @@
 import threading
 
-from chaoskit.records import AttemptRecord, Record, RecordLog, format_flags, order_flags
+from chaoskit.records import (
+    AttemptRecord,
+    Record,
+    RecordLog,
+    ResponseFlag,
+    explain_flags,
+    flag_meanings,
+    format_flags,
+    order_flags,
+)
 
 
 def rec(seq: int) -> Record:
@@ -27,6 +36,27 @@ def test_flags_in_envoys_order():
     assert order_flags({"URX", "UF"}) == ("UF", "URX")
     assert order_flags(["FI", "DI"]) == ("DI", "FI")
     assert format_flags(()) == "-" and format_flags(("UF", "URX")) == "UF,URX"
+
+
+def test_every_flag_explains_itself():
+    """The one source of every flag explanation (report legend, ``chaoskit run``): each flag
+    has Envoy's long name and a meaning, and is still the plain two- to four-letter code."""
+    for flag in ResponseFlag:
+        assert flag.long_name[:1].isupper() and " " not in flag.long_name, flag
+        assert len(flag.meaning) > 10, flag
+        assert flag == flag.value and ResponseFlag(flag.value) is flag and f"{flag}" == flag.value
+    assert ResponseFlag.URX.long_name == "UpstreamRetryLimitExceeded"
+    assert ResponseFlag.UO.meaning.startswith("a circuit breaker refused it")
+    assert len({f.long_name for f in ResponseFlag}) == len(ResponseFlag)
+
+
+def test_flag_meanings_are_in_envoys_order_and_skip_unknown_codes():
+    assert flag_meanings(["URX", "UF", "XX", "UF"]) == [ResponseFlag.UF, ResponseFlag.URX]
+    assert flag_meanings(()) == []
+    assert explain_flags({"URX": 2, "XX": 1, "UF": 3}) == [
+        f"flag UF on 3 requests: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
+        f"flag URX on 2 requests: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
+    ]
 
 
 def test_ring_is_bounded_but_counts_everything():

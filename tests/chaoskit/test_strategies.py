@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from chaoskit.sources import validated
-from chaoskit.strategies import KINDS, SELECTIONS, fault_plans, upstream_faults
+from chaoskit.strategies import KINDS, SELECTIONS, fault_name, fault_plans, upstream_faults
 
 HOSTS = ["payments", "ratings"]
 #: ``find`` draws fresh random examples on every run unless told otherwise (and replays the
@@ -43,7 +45,10 @@ def test_every_plan_validates_without_issues(plan):
 @given(fault_plans(HOSTS, kinds=("delay", "hang"), min_faults=1, max_faults=2, max_count=3))
 def test_plans_respect_their_bounds(plan):
     assert 1 <= len(plan) <= 2
-    assert [f["metadata"]["name"] for f in plan] == [f"plan-{i}" for i in range(1, len(plan) + 1)]
+    names = [f["metadata"]["name"] for f in plan]
+    assert len(set(names)) == len(names)
+    for fault, name in zip(plan, names, strict=True):
+        assert name.removesuffix("-2") == fault_name("plan", fault["spec"])
     for fault in plan:
         spec = fault["spec"]
         assert spec["host"] in HOSTS
@@ -73,7 +78,7 @@ def test_shrinking_finds_the_single_mildest_fault():
         {
             "apiVersion": "chaoskit.dev/v1alpha1",
             "kind": "UpstreamFault",
-            "metadata": {"name": "plan-1", "namespace": "default"},
+            "metadata": {"name": "plan-payments-abort", "namespace": "default"},
             "spec": {"host": "payments", "abort": {"httpStatus": 503}, "firstN": 1},
         }
     ]
@@ -87,6 +92,28 @@ def test_shrinking_a_plan_that_breaks_by_repetition():
 
     (fault,) = find(fault_plans(HOSTS), breaks, settings=FIND)
     assert fault["spec"] == {"host": "ratings", "delay": {"fixedDelay": "1ms"}, "firstN": 3}
+
+
+def test_a_fault_keeps_its_name_when_another_is_deleted():
+    """A fault's random draws come from a stream seeded by its name (``percentage``): named by
+    position, deleting a harmless fault in front renamed the one that mattered, changed its
+    draws, and shrinking kept the harmless one. The proxy's per-fault stream, modelled: an
+    abort fires when its name's first draw is under its percentage."""
+
+    def fires(fault: dict[str, object]) -> bool:
+        spec = fault["spec"]
+        assert isinstance(spec, dict)
+        draw = random.Random(f"upstreamfault/{fault['metadata']['name']}").random() * 100  # type: ignore[index]
+        return "abort" in spec and draw < spec.get("percentage", {"value": 100})["value"]
+
+    for seed in range(20):
+        plan = find(
+            fault_plans(HOSTS, kinds=("delay", "abort"), selections=["percentage"]),
+            lambda p: any(fires(f) for f in p),
+            settings=settings(database=None, max_examples=200),
+            random=random.Random(seed),
+        )
+        assert len(plan) == 1, plan  # nothing harmless left beside the abort
 
 
 def test_shrinking_prefers_rare_selections():

@@ -165,7 +165,7 @@ def test_journals_reports_and_junit_never_hold_credentials(tmp_path, upstreams):
          "--junit", str(out / "j.xml")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert result.returncode in (0, 1, 4), result.stdout + result.stderr  # 4: not steady
     for name in ("j.json", "r.html", "j.xml"):
         text = (out / name).read_text()
         assert no_secret(text), (name, [line for line in text.splitlines() if "SECRET" in line])

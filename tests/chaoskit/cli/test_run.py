@@ -1,9 +1,11 @@
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -76,6 +78,30 @@ def test_exit_codes_and_journal(tmp_path):
         and "spec.traffic" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_a_steady_state_not_met_before_any_fault_is_not_a_deviation(tmp_path):
+    """The service is down before anything is injected (connection refused): exit 4, its own
+    verdict, the flags on the console explained, and CI sees errors with the method skipped."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once closed: refused
+    junit = tmp_path / "junit.xml"
+    result = chaoskit("run", experiment(tmp_path, port, True), "--seed", "1", "--junit", str(junit))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "5 of 5 requests failed: 503 UF ×5" in result.stdout
+    assert (
+        "    flag UF on 5 requests: connecting to the upstream failed (503) [UpstreamConnectionFailure]\n"
+        in result.stdout
+    )
+    assert (
+        "verdict: NOT STEADY — steady state not met before injection: 1 of 1 checks failed "
+        "(steady-state-before); no fault was injected, so this is not a deviation" in result.stdout
+    )
+    assert "fault on" not in result.stdout and "Traceback" not in result.stderr
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert [suite.get(k) for k in ("failures", "errors", "skipped")] == ["0", "1", "1"]
 
 
 def test_outputs_replace_symlinks_and_the_journal_and_junit_are_owner_only(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -10,42 +11,34 @@ from chaoskit.experiment import journal as J
 from chaoskit.experiment.explore import explore, write_experiment
 from chaoskit.experiment.runner import Runner, load_plan
 from chaoskit.testing import Upstream
+from tests.builders import route_to, service_entry
 
 pytestmark = pytest.mark.integration
 
 
-def test_finds_and_shrinks_the_plan_that_beats_the_retries(tmp_path):
-    with Upstream("web") as up:
-        path = tmp_path / "web.yaml"
-        path.write_text(
-            textwrap.dedent(f"""\
-            apiVersion: networking.istio.io/v1
-            kind: ServiceEntry
-            metadata: {{name: web}}
-            spec:
-              hosts: [web]
-              ports: [{{number: 80, name: http, protocol: HTTP}}]
-              resolution: STATIC
-              endpoints: [{{address: 127.0.0.1, ports: {{http: {up.port}}}}}]
-            ---
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {{name: web}}
-            spec:
-              hosts: [web]
-              http:
-              - route: [{{destination: {{host: web}}}}]
-                retries: {{attempts: 1, retryOn: 5xx}}
+def web_experiment(path: Path, port: int) -> Path:
+    """``web`` behind one retry on 5xx, and a hypothesis that every request succeeds: a plan
+    breaks it when some request fails on both of its attempts."""
+    path.write_text(
+        service_entry("web", port)
+        + "---\n"
+        + route_to("web", "retries: {attempts: 1, retryOn: 5xx}\n")
+        + textwrap.dedent("""\
             ---
             apiVersion: chaoskit.dev/v1alpha1
             kind: Experiment
-            metadata: {{name: web}}
+            metadata: {name: web}
             spec:
-              traffic: {{requests: 5, targets: [{{url: "http://web/"}}]}}
-              hypothesis: {{successRate: 1}}
+              traffic: {requests: 5, targets: [{url: "http://web/"}]}
+              hypothesis: {successRate: 1}
             """)
-        )
-        plan = load_plan(path)
+    )
+    return path
+
+
+def test_finds_and_shrinks_the_plan_that_beats_the_retries(tmp_path):
+    with Upstream("web") as up:
+        plan = load_plan(web_experiment(tmp_path / "web.yaml", up.port))
         result = explore(
             plan, seed=3, max_examples=25, time_budget=60, requests=5, kinds=("abort",)
         )

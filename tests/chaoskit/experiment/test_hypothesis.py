@@ -36,3 +36,16 @@ def test_latency_only_counts_answered_requests():
 def test_no_traffic_cannot_pass():
     (check,) = check_samples("method", Hypothesis(success_rate=0.5), [])
     assert not check.ok and check.observed == "no requests"
+
+
+def test_failures_name_the_proxys_response_flags():
+    """``503 UF,URX`` says why a request failed (connect failures, retries used up); the
+    run output explains each flag it prints."""
+    samples = [sample(200)] * 6 + [
+        Sample(0.0, "method", "GET /", 503, 0.1, flags=("UF", "URX")),
+        Sample(0.0, "method", "GET /", 503, 0.1, flags=("UF", "URX")),
+        Sample(0.0, "method", "GET /", 504, 0.1, flags=("UT",)),
+        sample(503),
+    ]
+    (check,) = check_samples("method", Hypothesis(success_rate=0.95), samples)
+    assert check.detail == "4 of 10 requests failed: 503 UF,URX ×2, 504 UT ×1, 503 ×1"

@@ -3,6 +3,7 @@ runner's timing on a fake clock with a fake proxy and network, in milliseconds."
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import socket
 import textwrap
@@ -19,7 +20,7 @@ from chaoskit.config.resource import Resource
 from chaoskit.experiment import journal as J
 from chaoskit.experiment.runner import SCHEDULER_THREAD, BadInput, Runner, load_plan
 from chaoskit.experiment.traffic import Driver, Endpoint
-from chaoskit.records import GaveUp, Record
+from chaoskit.records import GaveUp, Record, ResponseFlag
 from chaoskit.testing import Upstream
 from chaoskit.testing.clock import FakeClock, FakeThreadSleep
 
@@ -187,6 +188,24 @@ def test_a_failed_checks_detail_is_redacted_on_the_console():
     assert said and "SECRET-123" not in said[0] and "access_token=" in said[0]
 
 
+def test_the_flags_a_failed_phase_printed_are_explained_on_the_console():
+    said: list[str] = []
+    phase = J.Phase(J.METHOD, 0.0, flags={"URX": 3, "UF": 3})
+    phase.checks.append(
+        J.Check(J.METHOD, "success rate", "success_rate", ">= 99%", "70% of 10", False,
+                "3 of 10 requests failed: 503 UF,URX ×3"),
+    )  # fmt: skip
+    Runner._report_phase(types.SimpleNamespace(say=said.append), phase)  # type: ignore[arg-type]
+    assert said[1:] == [
+        f"    flag UF on 3 requests: {ResponseFlag.UF.meaning} [UpstreamConnectionFailure]",
+        f"    flag URX on 3 requests: {ResponseFlag.URX.meaning} [UpstreamRetryLimitExceeded]",
+    ]
+    said.clear()
+    phase.checks[0] = dataclasses.replace(phase.checks[0], ok=True, detail="")
+    Runner._report_phase(types.SimpleNamespace(say=said.append), phase)  # type: ignore[arg-type]
+    assert len(said) == 1  # a phase that held: no flag is printed, none explained
+
+
 # -- the runner's timing on a fake clock --------------------------------------------------------
 
 
@@ -346,3 +365,24 @@ def test_the_lessons_come_from_the_records(tmp_path):
         "client productpage gave up after 2.0s waiting for reviews; the route allows 3 × 1s "
         "attempts within a 3s timeout — retries here are wasted (2 requests)"
     ]
+
+
+def test_a_steady_state_not_met_before_injection_is_not_a_deviation(tmp_path):
+    """Nothing was injected, so nothing is known about the faults: a distinct verdict and exit
+    code, the method and the after phase skipped, the mesh still restored."""
+    runner = fake_runner(tmp_path)
+
+    def down(endpoint: Endpoint, headers: Mapping[str, str]) -> tuple[int, str]:
+        runner.fake.sleeper.advance(0.5)
+        return 503, ""
+
+    runner.fake.send = down  # type: ignore[method-assign]
+    journal = runner.run()
+    assert journal.status == J.NOT_STEADY and journal.exit_code == 4
+    assert [p.name for p in journal.phases] == [J.BEFORE] and not journal.phases[0].ok
+    assert runner.fake.applied == [(5.0, ())]  # only the rollback: no fault was ever applied
+    assert journal.faults == [] and journal.rollbacks[0].ok
+    assert (
+        "steady state not met before injection: no fault was injected, the method and "
+        "the after phase are skipped\n" in runner.said
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
 import os
 import re
@@ -15,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from chaoskit.experiment.journal import INTERRUPTED, METHOD, Journal, Sample
+from chaoskit.experiment.journal import (
+    BEFORE,
+    INTERRUPTED,
+    METHOD,
+    NOT_STEADY,
+    Journal,
+    Phase,
+    Sample,
+)
+from chaoskit.records import ResponseFlag
 from chaoskit.report import data, render_html
 
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
@@ -117,6 +128,50 @@ def test_deviated_report_has_every_section(deviated_journal: Journal) -> None:
     assert "consecutive_5xx" in page
     assert "description: &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "mitmproxy" in page and "12.1.1" in page
+
+
+def _banner(page: str) -> str:
+    return page[page.index('<header class="verdict') : page.index("</header>")]
+
+
+def test_the_banner_names_each_failed_check_and_its_phase(deviated_journal: Journal) -> None:
+    banner = _banner(render_html(deviated_journal))
+    assert "<li><b>method</b>: success rate — expected &gt;= 99%, observed 71.2%</li>" in banner
+    assert "<li><b>method</b>: latency p95 — expected p95 &lt; 1s, observed 2s</li>" in banner
+    assert "steady-state-before" not in banner  # it passed
+
+
+def test_the_banner_says_where_a_broken_run_stopped(error_journal: Journal) -> None:
+    banner = _banner(render_html(error_journal))
+    assert "Stopped before the first phase, while the proxy and the apps were starting." in banner
+    error_journal.status = INTERRUPTED
+    error_journal.phases = [Phase(BEFORE, 0.0, 5.0), Phase(METHOD, 5.0)]
+    assert "Stopped during method." in _banner(render_html(error_journal))
+
+
+def test_a_steady_state_not_met_before_injection_is_not_a_deviation(
+    deviated_journal: Journal,
+) -> None:
+    deviated_journal.status, deviated_journal.exit_code = NOT_STEADY, 4
+    before = deviated_journal.phases[0]
+    before.checks = [dataclasses.replace(c, phase=before.name) for c in deviated_journal.checks]
+    deviated_journal.phases[1:] = []
+    page = render_html(deviated_journal)
+    _check(page)
+    banner = _banner(page)
+    assert ">NOT STEADY<" in banner and "v-not-steady" in banner and "DEVIATED" not in page
+    assert "not a deviation" in banner and "<dt>exit code</dt><dd>4</dd>" in banner
+    assert page.count("<li><b>steady-state-before</b>") == 2  # the failed checks
+
+
+def test_response_flags_are_explained_from_the_one_flag_enum(deviated_journal: Journal) -> None:
+    page = render_html(deviated_journal)
+    section = page[page.index('<section id="statuses">') :]
+    section = section[: section.index("</section>")]
+    for flag in (ResponseFlag.UF, ResponseFlag.URX, ResponseFlag.DI):
+        assert f'<abbr title="{html.escape(flag.meaning)}"><b>{flag}</b></abbr>' in section
+        assert f"<td>{html.escape(flag.meaning)}</td>" in section
+    assert "UpstreamRetryLimitExceeded" in section and "UH" not in section  # only flags seen
 
 
 def test_ids_are_unique_across_inline_charts(deviated_journal: Journal) -> None:

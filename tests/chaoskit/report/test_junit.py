@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 
-from chaoskit.experiment.journal import INTERRUPTED, Journal
+from chaoskit.experiment.journal import INTERRUPTED, NOT_STEADY, Journal
 from chaoskit.report import render_junit
 
 
@@ -98,3 +99,25 @@ def test_interrupted_run_without_message(error_journal: Journal) -> None:
 
 def test_deterministic(deviated_journal: Journal) -> None:
     assert render_junit(deviated_journal) == render_junit(deviated_journal)
+
+
+def test_a_steady_state_not_met_before_injection_is_an_error_not_a_failure(
+    deviated_journal: Journal,
+) -> None:
+    """CI shows "the system was not ready" (errors, the method skipped), not "the faults broke
+    it" (failures): nothing was injected."""
+    deviated_journal.status, deviated_journal.exit_code = NOT_STEADY, 4
+    before = deviated_journal.phases[0]
+    before.checks = [dataclasses.replace(c, phase=before.name) for c in deviated_journal.checks]
+    deviated_journal.phases[1:] = []
+    deviated_journal.rollbacks = deviated_journal.rollbacks[:1]
+    root, suite = _suite(deviated_journal)
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("6", "0", "2")
+    assert suite.get("skipped") == "1" and root.get("errors") == "2"
+    cases = suite.findall("testcase")
+    errors = [c.find("error") for c in cases if c.find("error") is not None]
+    assert [e.get("type") for e in errors] == ["steady-state-not-met"] * 2  # type: ignore[union-attr]
+    (skipped,) = [c for c in cases if c.find("skipped") is not None]
+    assert skipped.get("classname") == "checkout.method"
+    assert "no fault was injected" in (skipped.find("skipped").get("message") or "")  # type: ignore[union-attr]
+    assert _props(suite)["status"] == "not-steady"

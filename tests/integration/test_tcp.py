@@ -306,3 +306,27 @@ def test_tcp_ports_are_checked_before_the_proxy_starts(echoes, tmp_path) -> None
         Proxy(mesh_yaml(echoes), state_dir=tmp_path, tcp_ports={"redis": 0})
     with pytest.raises(ProxyError, match="workload 'canry' is not declared"):
         Proxy(mesh_yaml(echoes), state_dir=tmp_path, tcp_ports={"canry@redis:6379": 0})
+
+
+def test_a_subset_without_endpoints_is_uh(tcp: Proxy) -> None:
+    empty = textwrap.dedent("""\
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: redis}
+        spec:
+          host: redis
+          subsets: [{name: v1, labels: {version: v1}}, {name: v9, labels: {version: v9}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: redis}
+        spec:
+          hosts: [redis]
+          tcp: [{route: [{destination: {host: redis, subset: v9}}]}]
+        """)
+    tcp.apply(empty)  # valid: a subset that selects no endpoint is only a warning
+    with connect(tcp) as sock:
+        assert read_all(sock) == b""
+    (record,) = tcp_records(tcp)
+    assert (record.flags, record.cluster) == (("UH",), f"outbound|6379|v9|{REDIS}")
+    assert tcp.stats[f"cluster.outbound|6379|v9|{REDIS}.upstream_cx_none_healthy"] == 1

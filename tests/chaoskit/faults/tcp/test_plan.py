@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from chaoskit.config.upstream_fault import UpstreamFault
-from chaoskit.faults.plan import NO_FAULT, plan_attempt
+from chaoskit.faults.plan import plan_attempt
 from chaoskit.faults.selection import FaultStates
 from chaoskit.faults.tcp.plan import NO_TCP_FAULT, ConnectionPlan, DirectionPlan, plan_connection
 from chaoskit.faults.tcp.shaping import TcpSlicer
@@ -100,18 +100,22 @@ def test_a_sequence_step_applies_only_its_action() -> None:
     ]  # fmt: skip
 
 
-def test_http_and_tcp_faults_never_use_each_other_up() -> None:
-    run = Run(H + "abort: {httpStatus: 503}\nfirstN: 1", H + "resetPeer: {}\nfirstN: 1")
-    # A connection neither fires nor counts the HTTP fault...
-    assert run.connect().faults == (f"{REF}f1:resetPeer",)
-    # ... and an HTTP attempt neither fires nor counts the TCP one.
-    attempt = plan_attempt(
+def _attempt(run: Run) -> tuple[str, ...]:
+    plan = plan_attempt(
         run.faults, run.states, host_fqdn=PAYMENTS, subset=None, endpoint=host(),
         request=request(), now=1.0, rng_for=run.seeds.stream,
     )  # fmt: skip
-    assert attempt.faults == (f"{REF}f0:abort",)
-    assert run.connect() is NO_TCP_FAULT
-    assert plan_attempt(
-        run.faults, run.states, host_fqdn=PAYMENTS, subset=None, endpoint=host(),
-        request=request(), now=1.0, rng_for=run.seeds.stream,
-    ) is NO_FAULT  # fmt: skip
+    return plan.faults
+
+
+def test_http_and_tcp_faults_never_use_each_other_up() -> None:
+    specs = (H + "abort: {httpStatus: 503}\nfirstN: 1", H + "resetPeer: {}\nfirstN: 1")
+    # A connection first: it neither fires nor counts the HTTP fault...
+    run = Run(*specs)
+    assert run.connect().faults == (f"{REF}f1:resetPeer",)
+    assert _attempt(run) == (f"{REF}f0:abort",)
+    # ... and an HTTP attempt first neither fires nor counts the TCP one.
+    run = Run(*specs)
+    assert _attempt(run) == (f"{REF}f0:abort",)
+    assert run.connect().faults == (f"{REF}f1:resetPeer",)
+    assert run.connect() is NO_TCP_FAULT and _attempt(run) == ()

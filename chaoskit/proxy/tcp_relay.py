@@ -55,6 +55,10 @@ class End(enum.Enum):
     CLOSED = "closed"
     #: A socket error on either side.
     ERROR = "error"
+    #: ``connectionPool.tcp.idleTimeout``: no byte either way for that long; closed cleanly.
+    IDLE = "idle"
+    #: ``connectionPool.tcp.maxConnectionDuration``: the connection is that old; closed cleanly.
+    MAX_DURATION = "max-duration"
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +71,8 @@ class Counts:
     to_client: int = 0
     to_upstream: int = 0
     from_upstream: int = 0
+    #: Monotonic time a byte last moved, either way (what the idle timeout measures from).
+    last_active: float = 0.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -220,6 +226,14 @@ async def _timer(seconds: float, end: End, sleep: Sleep) -> End:
     return end
 
 
+async def _idle(counts: Counts, seconds: float, sleep: Sleep, now: Callable[[], float]) -> End:
+    """Ends once no byte has moved either way for ``seconds`` (Envoy's TCP proxy idle timer,
+    reset by every read and write)."""
+    while (wait := counts.last_active + seconds - now()) > 0:
+        await sleep(wait)
+    return End.IDLE
+
+
 async def relay(
     client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
@@ -228,14 +242,22 @@ async def relay(
     *,
     sleep: Sleep = asyncio.sleep,
     now: Callable[[], float],
+    idle_timeout: float | None = None,
+    max_duration: float | None = None,
 ) -> End:
     """Relay until the connection ends, then close both sides (the client with a RST when the
-    plan resets it). Returns how it ended: :attr:`End.EOF` when both sides closed."""
+    plan resets it). Returns how it ended: :attr:`End.EOF` when both sides closed.
+
+    ``idle_timeout`` and ``max_duration`` (seconds, ``None``: none) close the connection cleanly
+    when nothing moved for that long, or when it is that old (DestinationRule
+    ``connectionPool.tcp.idleTimeout`` and ``maxConnectionDuration``, which Istio writes into
+    Envoy's TCP proxy as ``idle_timeout`` and ``max_downstream_connection_duration``)."""
     (c_reader, c_writer), (u_reader, u_writer) = client, upstream
 
     def add(field: str) -> Callable[[int], None]:
         def inc(n: int) -> None:
             setattr(counts, field, getattr(counts, field) + n)
+            counts.last_active = now()
 
         return inc
 
@@ -263,6 +285,11 @@ async def relay(
         start(_pump(down), "upstream")
     if plan.reset_after is not None:
         start(_timer(plan.reset_after, End.RESET, sleep), "timer")
+    counts.last_active = now()
+    if idle_timeout is not None:
+        start(_idle(counts, idle_timeout, sleep, now), "idle")
+    if max_duration is not None:
+        start(_timer(max_duration, End.MAX_DURATION, sleep), "age")
     ended = await _first_ending(named, blackhole=plan.blackhole)
     if ended is End.RESET:
         reset(c_writer)

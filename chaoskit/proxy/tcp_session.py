@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chaoskit.clusters import Cluster
+from chaoskit.config.destination_rule import TCPSettings
 from chaoskit.faults.tcp.plan import NO_TCP_FAULT, ConnectionPlan, plan_connection
 from chaoskit.loadbalancing import hash_key_for
 from chaoskit.loadbalancing.base import UpstreamHost
@@ -287,8 +288,11 @@ class TcpProxy:
             return
         conn.upstream_local = _address(upstream[1], "sockname")
         try:
-            ended = await relay(client, upstream, plan, conn.counts, sleep=s.sleep,
-                                now=s.clock.monotonic)  # fmt: skip
+            tcp = _tcp_settings(cluster)
+            ended = await relay(
+                client, upstream, plan, conn.counts, sleep=s.sleep, now=s.clock.monotonic,
+                idle_timeout=tcp.effective_idle_timeout, max_duration=tcp.max_connection_duration,
+            )  # fmt: skip
         except BaseException:
             upstream[1].transport.abort()
             attempt(AttemptOutcome.CONNECTED)
@@ -297,6 +301,8 @@ class TcpProxy:
         note = _ENDINGS.get(ended)
         if note is not None:
             conn.notes.append(note)
+        if ended in _STATS:
+            s.stats.inc(_STATS[ended])
         counts = conn.counts
         s.stats.cluster_inc(stat, "upstream_cx_tx_bytes_total", counts.to_upstream)
         s.stats.cluster_inc(stat, "upstream_cx_rx_bytes_total", counts.from_upstream)
@@ -332,9 +338,22 @@ class TcpProxy:
             logger.exception("chaoskit could not record a TCP connection to %s", conn.target)
 
 
-#: What a record's notes say when a fault ended the relay.
+def _tcp_settings(cluster: Cluster | None) -> TCPSettings:
+    """The cluster's ``connectionPool.tcp`` (defaults for ``PassthroughCluster``)."""
+    pool = cluster.policy.connection_pool if cluster is not None else None
+    return pool.effective_tcp if pool is not None else TCPSettings()
+
+
+#: What a record's notes say when a fault or a DestinationRule limit ended the relay.
 _ENDINGS = {
     End.LIMIT: "limitData closed the connection (UpstreamFault)",
     End.RESET: "resetPeer reset the client's connection (UpstreamFault)",
     End.CLOSED: "timeout closed the connection (UpstreamFault)",
+    End.IDLE: "connectionPool.tcp.idleTimeout closed the idle connection",
+    End.MAX_DURATION: "connectionPool.tcp.maxConnectionDuration closed the connection",
+}
+#: Envoy's TCP proxy counters for the limits (``tcp.<stat_prefix>.idle_timeout``, ...).
+_STATS = {
+    End.IDLE: "tcp.idle_timeout",
+    End.MAX_DURATION: "tcp.max_downstream_connection_duration",
 }

@@ -330,3 +330,23 @@ def test_a_subset_without_endpoints_is_uh(tcp: Proxy) -> None:
     (record,) = tcp_records(tcp)
     assert (record.flags, record.cluster) == (("UH",), f"outbound|6379|v9|{REDIS}")
     assert tcp.stats[f"cluster.outbound|6379|v9|{REDIS}.upstream_cx_none_healthy"] == 1
+
+
+def test_destination_rule_idle_timeout_closes_an_idle_connection(tcp: Proxy) -> None:
+    idle = textwrap.dedent("""\
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: redis}
+        spec:
+          host: redis
+          trafficPolicy: {connectionPool: {tcp: {idleTimeout: 300ms}}}
+          subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+        """)
+    tcp.apply(TO_V1, idle)
+    start = time.monotonic()
+    with connect(tcp) as sock:
+        assert read_all(sock) == b"v1\n"  # the greeting, then nothing: closed when idle
+    assert time.monotonic() - start >= 0.3
+    (record,) = tcp_records(tcp)
+    assert "connectionPool.tcp.idleTimeout closed the idle connection" in record.notes
+    assert tcp.stats["tcp.idle_timeout"] == 1

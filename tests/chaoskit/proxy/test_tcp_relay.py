@@ -28,6 +28,7 @@ def run(
     test: Callable[[Streams, Streams, asyncio.Task[End], Counts], Awaitable[None]],
     plan: ConnectionPlan = NO_TCP_FAULT,
     rcvbuf: int | None = None,
+    **limits: float,
 ) -> None:
     """Relay between a client pair and an upstream pair; ``test`` drives the peers."""
 
@@ -36,7 +37,7 @@ def run(
         proxy_upstream, upstream = await pair(rcvbuf)
         counts = Counts()
         task = asyncio.ensure_future(
-            relay(proxy_client, proxy_upstream, plan, counts, now=time.monotonic)
+            relay(proxy_client, proxy_upstream, plan, counts, now=time.monotonic, **limits)
         )
         try:
             await asyncio.wait_for(test(client, upstream, task, counts), 10)
@@ -125,3 +126,30 @@ def test_a_blackhole_relays_nothing_and_closes_on_its_timer() -> None:
         assert (c.from_client, c.to_upstream, c.from_upstream, c.to_client) == (4, 0, 4, 0)
 
     run(test, plan)
+
+
+def test_the_idle_timeout_counts_from_the_last_byte_either_way() -> None:
+    async def test(client: Streams, upstream: Streams, task: asyncio.Task[End], c: Counts) -> None:
+        start = time.monotonic()
+        for _ in range(3):  # traffic every 0.1 s keeps a 0.2 s idle timeout from firing
+            await asyncio.sleep(0.1)
+            client[1].write(b".")
+            assert await upstream[0].readexactly(1) == b"."
+        assert not task.done()
+        assert await task is End.IDLE
+        assert time.monotonic() - start >= 0.5
+        assert await client[0].read() == b""  # closed cleanly
+
+    run(test, idle_timeout=0.2)
+
+
+def test_max_duration_closes_a_busy_connection() -> None:
+    async def test(client: Streams, upstream: Streams, task: asyncio.Task[End], c: Counts) -> None:
+        start = time.monotonic()
+        while not task.done():
+            client[1].write(b".")
+            await asyncio.sleep(0.02)
+        assert task.result() is End.MAX_DURATION
+        assert 0.3 <= time.monotonic() - start < 1.0
+
+    run(test, max_duration=0.3)

@@ -77,6 +77,7 @@ class TcpListeners:
         address = server.sockets[0].getsockname()
         self._servers[target] = server
         self.bound[target] = (str(address[0]), int(address[1]))
+        self.proxy.own.add(self.bound[target])
         return self.bound[target]
 
     async def close(self) -> None:
@@ -84,6 +85,7 @@ class TcpListeners:
         servers = list(self._servers.values())
         self._servers.clear()
         self.bound.clear()
+        self.proxy.own.clear()
         for server in servers:
             server.close()
         await self.proxy.close()

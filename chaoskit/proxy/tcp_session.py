@@ -35,6 +35,7 @@ from chaoskit.config.destination_rule import TCPSettings
 from chaoskit.faults.tcp.plan import NO_TCP_FAULT, ConnectionPlan, plan_connection
 from chaoskit.loadbalancing import hash_key_for
 from chaoskit.loadbalancing.base import UpstreamHost
+from chaoskit.proxy.addresses import reaches
 from chaoskit.proxy.identity import workload
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.tcp_relay import Counts, End, relay
@@ -117,6 +118,8 @@ class TcpProxy:
         #: called with each finished record (the access log, the same list as HTTP's)
         self.on_record = on_record
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Where the TCP listeners listen (kept by :class:`~.tcp_listeners.TcpListeners`).
+        self.own: set[tuple[str, int]] = set()
 
     @property
     def active(self) -> int:
@@ -271,6 +274,13 @@ class TcpProxy:
             duration = s.clock.monotonic() - t0
             conn.attempts.append(AttemptRecord(1, host.key, outcome, None, duration, plan.faults))
 
+        loop = self._own_listener(host)
+        if loop is not None:
+            s.stats.inc("tcp.downstream_cx_loop")
+            conn.notes.append(f"{host.key} is this proxy's own {loop} listener: connection "
+                              "closed (it would loop)")  # fmt: skip
+            attempt(AttemptOutcome.LOOP)
+            return
         s.stats.cluster_inc(stat, "upstream_cx_total")
         try:
             upstream = await asyncio.wait_for(
@@ -306,6 +316,15 @@ class TcpProxy:
         counts = conn.counts
         s.stats.cluster_inc(stat, "upstream_cx_tx_bytes_total", counts.to_upstream)
         s.stats.cluster_inc(stat, "upstream_cx_rx_bytes_total", counts.from_upstream)
+
+    def _own_listener(self, host: UpstreamHost) -> str | None:
+        """What kind of this proxy's own listener ``host`` is, if it is one: a TCP listener
+        (an endpoint port mapped onto itself, ``--tcp redis:6379=6379`` with redis down) or
+        one of the HTTP ones (:mod:`chaoskit.proxy.loops`)."""
+        if any(port == host.port and reaches(host.address, bound) for bound, port in self.own):
+            return "TCP"
+        kind = self.pipeline.loops.own_listener(host.address, host.port)
+        return kind.described if kind is not None else None
 
     # -- the record -----------------------------------------------------------------------------
 

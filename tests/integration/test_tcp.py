@@ -350,3 +350,28 @@ def test_destination_rule_idle_timeout_closes_an_idle_connection(tcp: Proxy) -> 
     (record,) = tcp_records(tcp)
     assert "connectionPool.tcp.idleTimeout closed the idle connection" in record.notes
     assert tcp.stats["tcp.idle_timeout"] == 1
+
+
+def loopy(port: int) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: loopy}}
+        spec:
+          hosts: [loopy]
+          ports: [{{number: 7000, name: tcp}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{tcp: {port}}}}}]
+        """)
+
+
+@pytest.mark.parametrize("own", ["tcp", "forward-proxy"])
+def test_an_endpoint_that_is_the_proxy_itself_is_refused_not_looped(tcp: Proxy, own: str) -> None:
+    tcp.apply(loopy(1))
+    listener = tcp.tcp_address("loopy", 7000)
+    tcp.apply(loopy(listener[1] if own == "tcp" else tcp.port))
+    with socket.create_connection(listener, timeout=5) as sock:
+        assert read_all(sock) == b""
+    (record,) = tcp_records(tcp)
+    assert [a.outcome for a in record.attempts] == ["loop"]
+    assert tcp.stats["tcp.downstream_cx_loop"] == 1

@@ -153,26 +153,26 @@ async def _direct(d: _Direction) -> End:
 
 async def _delayed(d: _Direction) -> End:
     """A direction with latency: chunks are written ``latency`` after they were read, in order,
-    while the next ones are read (a long path, not a slow sender)."""
+    while the next ones are read (a long path, not a slow sender). A broken connection ends
+    the direction at once, not after the bytes still in the delay."""
     queue: asyncio.Queue[tuple[float, bytes, End | None]] = asyncio.Queue(QUEUE_CHUNKS)
 
-    async def read_side() -> None:
+    async def read_side() -> End | None:
         try:
             while True:
                 chunk = await d.read()
                 due = d.now() + d.plan.latency
                 if not chunk:
                     await queue.put((due, b"", End.EOF))
-                    return
+                    return None
                 chunk, end = d.take(chunk)
                 await queue.put((due, chunk, end))
                 if end is not None:
-                    return
-        except (ConnectionError, OSError):  # the writing side ends the direction with it
-            await queue.put((d.now(), b"", End.ERROR))
+                    return None
+        except (ConnectionError, OSError):
+            return End.ERROR
 
-    reading = asyncio.ensure_future(read_side())
-    try:
+    async def write_side() -> End:
         while True:
             due, chunk, end = await queue.get()
             wait = due - d.now()
@@ -183,9 +183,18 @@ async def _delayed(d: _Direction) -> End:
                 return d.eof()
             if end is not None:
                 return end
+
+    reading = asyncio.ensure_future(read_side())
+    writing = asyncio.ensure_future(write_side())
+    try:
+        done, _ = await asyncio.wait({reading, writing}, return_when=asyncio.FIRST_COMPLETED)
+        if writing in done:
+            return writing.result()
+        return reading.result() or await writing
     finally:
         reading.cancel()
-        await asyncio.wait({reading})
+        writing.cancel()
+        await asyncio.wait({reading, writing})
 
 
 async def _pump(d: _Direction) -> End:

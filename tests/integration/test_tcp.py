@@ -4,6 +4,7 @@ connection limits, TCP UpstreamFaults, records and access-log lines."""
 from __future__ import annotations
 
 import socket
+import struct
 import textwrap
 import threading
 import time
@@ -375,3 +376,20 @@ def test_an_endpoint_that_is_the_proxy_itself_is_refused_not_looped(tcp: Proxy, 
     (record,) = tcp_records(tcp)
     assert [a.outcome for a in record.attempts] == ["loop"]
     assert tcp.stats["tcp.downstream_cx_loop"] == 1
+
+
+def test_a_client_that_resets_mid_delay_ends_its_connection(tcp: Proxy, echoes) -> None:
+    tcp.apply(TO_V1, fault("host: redis\nlatency: {fixedDelay: 2s, stream: both}\n"))
+    sock = connect(tcp)
+    sock.sendall(b"lost")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    start = time.monotonic()
+    sock.close()  # a RST while the bytes wait in the delay
+    (record,) = tcp_records(tcp)
+    assert time.monotonic() - start < 1.5  # ended at the reset, not after the 2 s delay
+    assert [a.outcome for a in record.attempts] == ["connected"]
+    assert record.bytes_sent == 0  # the greeting was still in the delay (the RST may also beat
+    # the 4 bytes to the proxy's read: the kernel drops them, so bytes_received is 0 or 4)
+    assert tcp.tcp.active == 0
+    tcp.apply(TO_V1)
+    assert talk(tcp, b"next") == b"v1\nnext"  # and the proxy carries on

@@ -8,6 +8,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from chaoskit.faults.tcp.plan import NO_TCP_FAULT, ConnectionPlan, DirectionPlan
 from chaoskit.proxy.tcp_relay import Counts, End, relay
 
@@ -68,9 +70,11 @@ def test_a_half_close_is_passed_on_and_the_answer_still_comes_back() -> None:
     run(test)
 
 
-def test_a_slow_reader_holds_the_sender_back() -> None:
+@pytest.mark.parametrize("latency", [0.0, 0.05])
+def test_a_slow_reader_holds_the_sender_back(latency: float) -> None:
     """The client reads nothing: the relay stops reading the upstream once the client side's
-    buffers are full, so what it took from the upstream stays bounded."""
+    buffers are full (with latency, once its queue of delayed chunks is full too), so what it
+    took from the upstream stays bounded."""
     sent = 8 * 1024 * 1024
 
     async def test(client: Streams, upstream: Streams, task: asyncio.Task[End], c: Counts) -> None:
@@ -81,7 +85,7 @@ def test_a_slow_reader_holds_the_sender_back() -> None:
         assert c.from_upstream < 2 * 1024 * 1024
         assert await client[0].readexactly(1000) == b"x" * 1000  # it still flows when read
 
-    run(test, rcvbuf=64 * 1024)
+    run(test, ConnectionPlan(downstream=DirectionPlan(latency=latency)), rcvbuf=64 * 1024)
 
 
 def test_latency_is_a_long_path_not_a_slow_sender() -> None:

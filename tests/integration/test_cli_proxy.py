@@ -501,7 +501,7 @@ def test_an_empty_mesh_passes_through_and_emptying_the_folder_reloads(tmp_path):
 
 def test_chaoskit_proxy_tcp_listener(tmp_path):
     """``--tcp HOST:PORT=0``: the ready line names the listener, a connection through it is
-    relayed and logged as a sidecar's TCP proxy logs one; an HTTP port is refused."""
+    relayed and logged as a sidecar's TCP proxy logs one; a port the service lacks is refused."""
     with TcpEcho(b"+PONG\r\n") as echo:
         (tmp_path / "redis.yaml").write_text(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: redis}\n"

@@ -97,11 +97,20 @@ def _all_faults(record: Record) -> list[str]:
     return out
 
 
+def _request_line(record: Record) -> str:
+    """``"METHOD PATH PROTOCOL"``; ``"- - -"`` for a TCP connection, as Envoy's TCP proxy logs
+    one (no request: every HTTP operator prints ``-``)."""
+    if record.is_tcp:
+        return '"- - -"'
+    return f'"{record.method} {_path(record)} {record.protocol}"'
+
+
 def format_text(record: Record) -> str:
-    """``[START] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS ...`` (Istio's default format)."""
+    """``[START] "METHOD PATH PROTOCOL" CODE FLAGS DETAILS ...`` (Istio's default format; a
+    TCP connection's line reads like a sidecar's TCP proxy line)."""
     fields = [
         f"[{_iso(record.start)}]",
-        f'"{record.method} {_path(record)} {record.protocol}"',
+        _request_line(record),
         str(record.status),
         format_flags(record.flags),
         record.details or "-",
@@ -114,12 +123,12 @@ def format_text(record: Record) -> str:
         _q(""),  # x-forwarded-for
         _q(record.user_agent),
         _q(record.request_id),
-        _q(record.authority),
+        _q("" if record.is_tcp else record.authority),  # a connection has no :authority
         _q(record.upstream_host),
         record.cluster or "-",
-        "-",  # upstream local address
-        "-",  # downstream local address
-        "-",  # downstream remote address
+        record.upstream_local_address or "-",
+        record.downstream_local_address or "-",
+        record.downstream_remote_address or "-",
         "-",  # requested server name
         record.route_name or "-",
         f"attempts={len(record.attempts)}",
@@ -152,8 +161,8 @@ def format_json(record: Record) -> str:
     return json.dumps(
         {
             "start_time": _iso(record.start),
-            "method": p(record.method),
-            "path": _path(record),
+            "method": p(record.method) or None,
+            "path": _path(record) or None,
             "protocol": record.protocol,
             "response_code": record.status,
             "response_flags": format_flags(record.flags),
@@ -169,6 +178,9 @@ def format_json(record: Record) -> str:
             "upstream_cluster": p(record.cluster) or None,
             "route_name": p(record.route_name) or None,
             "listener": p(record.listener),
+            "upstream_local_address": record.upstream_local_address or None,
+            "downstream_local_address": record.downstream_local_address or None,
+            "downstream_remote_address": record.downstream_remote_address or None,
             "source_workload": p(record.source) or None,
             "attempts": [
                 {

@@ -83,6 +83,8 @@ class ResponseFlag(enum.StrEnum):
 
 
 FLAG_ORDER = tuple(ResponseFlag)
+#: :attr:`Record.protocol` of a TCP connection's record.
+TCP = "TCP"
 _RANK: dict[str, int] = {f: i for i, f in enumerate(FLAG_ORDER)}
 
 
@@ -125,6 +127,9 @@ class AttemptOutcome(enum.StrEnum):
     #: ``response_payload_too_large``).
     RESPONSE_TOO_LARGE = "response-too-large"
     CONNECT_FAILURE = "connect-failure"
+    #: A TCP connection reached the endpoint and was relayed until it ended (a TCP listener's
+    #: one attempt: Envoy's TCP proxy never retries a connection once it is established).
+    CONNECTED = "connected"
     #: The connection ended or broke the protocol before a whole response arrived.
     RESET = "reset"
     PER_TRY_TIMEOUT = "per-try-timeout"
@@ -283,10 +288,22 @@ class Record:
     user_agent: str = ""
     #: set when the client went away before the answer (flag ``DC``)
     gave_up: GaveUp | None = None
-    #: the downstream protocol as Envoy's %PROTOCOL% prints it: HTTP/1.0, HTTP/1.1, HTTP/2
+    #: the downstream protocol as Envoy's %PROTOCOL% prints it: HTTP/1.0, HTTP/1.1, HTTP/2;
+    #: ``TCP`` for a connection through a TCP listener (:data:`TCP`), whose record has no
+    #: method, path or status (0) and whose duration is the connection's
     protocol: str = "HTTP/1.1"
     #: set on the record of a WebSocket (status 101), written when the socket ends
     websocket: WebSocketSummary | None = None
+    #: ``address:port`` of the sockets, when known (``%DOWNSTREAM_LOCAL_ADDRESS%``,
+    #: ``%DOWNSTREAM_REMOTE_ADDRESS%``, ``%UPSTREAM_LOCAL_ADDRESS%``)
+    downstream_local_address: str = ""
+    downstream_remote_address: str = ""
+    upstream_local_address: str = ""
+
+    @property
+    def is_tcp(self) -> bool:
+        """A TCP connection's record (not an HTTP request's)."""
+        return self.protocol == TCP
 
     @property
     def retries(self) -> int:

@@ -303,6 +303,13 @@ class Chaos:
         """Where the Gateway server declared on ``port`` listens."""
         return self.proxy.gateway_url(port)
 
+    def tcp_address(self, host: str, port: int, workload: str | None = None) -> tuple[str, int]:
+        """``(host, port)`` a database or cache client connects to, to reach the TCP service
+        ``host:port`` through the proxy (as ``workload``, if given): tcp routes, connection
+        limits and TCP UpstreamFaults apply. The listener is opened on first use and kept for
+        the session; a connection's record is written when it closes."""
+        return self.proxy.tcp_address(host, port, workload)
+
     @property
     def ca_path(self) -> Path:
         return self.proxy.ca_path

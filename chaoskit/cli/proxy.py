@@ -92,6 +92,18 @@ def register(sub: Any) -> None:
         "name in the proxy URL, as each pod's sidecar knows its pod; repeatable",
     )
     p.add_argument(
+        "--tcp",
+        dest="tcp_ports",
+        action="append",
+        type=_tcp_port_arg,
+        default=[],
+        metavar="[WORKLOAD@]HOST:PORT=LOCAL",
+        help="open a TCP listener on LOCAL (0: any free port, printed when ready) for the TCP "
+        "port PORT of service HOST (e.g. redis:6379=16379): point a database or cache client "
+        "at it and its connections follow the VirtualService tcp routes, DestinationRule and "
+        "TCP UpstreamFaults; WORKLOAD@ makes them come from that workload; repeatable",
+    )
+    p.add_argument(
         "--gateway-port-offset",
         type=int,
         default=0,
@@ -162,6 +174,15 @@ def _workload_port_arg(text: str) -> tuple[str, int]:
     if sep and name and port.isdigit() and int(port) <= 65535:
         return name, int(port)
     raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PORT (e.g. productpage=15002)")
+
+
+def _tcp_port_arg(text: str) -> tuple[str, int]:
+    target, sep, local = text.rpartition("=")
+    if sep and ":" in target and local.isdigit() and int(local) <= 65535:
+        return target, int(local)
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not [WORKLOAD@]HOST:PORT=LOCAL (e.g. redis:6379=16379, or redis:6379=0)"
+    )
 
 
 GATEWAY_PORT_HINT = (
@@ -332,7 +353,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             workload_ports=dict(args.workload_ports),
             max_connections=args.max_connections,
             request_headers_timeout=args.request_headers_timeout,
-            body_budget=args.max_buffered_bytes,
+            body_budget=args.max_buffered_bytes, tcp_ports=dict(args.tcp_ports),
         )  # fmt: skip
     except ConfigError as e:
         print(f"chaoskit proxy: configuration rejected\n{e}", file=sys.stderr)
@@ -377,6 +398,9 @@ def run(args: argparse.Namespace) -> ExitCode:
         named = sorted((name, port) for port, name in proxy.core.workload_ports.items())
         if named:
             web = " workloads=" + ",".join(f"{n}={p}" for n, p in named) + web
+        tcp = sorted(f"{t}={h}:{p}" for t, (h, p) in proxy.tcp_listeners.bound.items())
+        if tcp:
+            web = " tcp=" + ",".join(tcp) + web
         print(
             f"chaoskit proxy ready: listen={proxy.url} admin={proxy.admin_url} gateways={gateways} "
             f"seed={proxy.seed} ca={proxy.ca_path}{web}",

@@ -21,6 +21,7 @@ from chaoskit.config.lint import lint_virtual_service
 from chaoskit.config.mesh import Mesh, labels_match
 from chaoskit.config.resource import Resource
 from chaoskit.config.service_entry import ServiceEntry
+from chaoskit.config.upstream_fault import check_protocol
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.config.yamlsource import Location
 
@@ -308,6 +309,7 @@ def _check_upstream_faults(mesh: Mesh, issues: Issues) -> None:
                 f"host {uf.host!r} ({uf.fqdn}) is not in the registry: the fault could never fire",
             )
             continue
+        check_protocol(uf, svc.entry, issues)
         subsets = mesh.subsets_for(uf.fqdn)
         if uf.subset is not None and uf.subset not in subsets:
             issues.error(

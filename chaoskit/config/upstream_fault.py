@@ -22,6 +22,12 @@ The actions themselves (``delay``, ``abort``, ``reset``, ``hang``, ``slowBody``,
 ``corruptBody``, ``webSocket``), each with its config type and parser, are in
 :mod:`chaoskit.faults.actions`; this module reads what is common to every fault (target,
 selection, window) and the rules between actions.
+
+A fault may instead hold TCP actions (``latency``, ``bandwidth``, ``slicer``, ``limitData``,
+``resetPeer``, ``timeout``: :mod:`chaoskit.faults.tcp`), which act on each TCP *connection* to the
+host through a TCP listener: selection then counts connections, shaping actions combine and at
+most one ending applies. HTTP and TCP actions never share a fault, and a TCP fault has no
+``match`` (:func:`check_protocol` checks the host's ports can carry its actions).
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ from typing import Any, TypeVar, cast
 
 from chaoskit.config.fields import Fields, did_you_mean, type_name
 from chaoskit.config.hosts import check_host, expand, is_dns1123_label, is_ip
+from chaoskit.config.issues import Issues
 from chaoskit.config.match import HTTPMatchRequest, parse_match_request
 from chaoskit.config.resource import Metadata, Resource
+from chaoskit.config.service_entry import ServiceEntry
+from chaoskit.config.tcp_ports import carries_http, carries_tcp, describe
 from chaoskit.config.yamlsource import Location
 from chaoskit.faults.actions import ACTION_NAMES, ACTIONS, Action, Stage
 from chaoskit.faults.actions.abort import FaultAbort, parse_abort
@@ -43,6 +52,10 @@ from chaoskit.faults.actions.reset import FaultReset, ResetPoint, parse_reset
 from chaoskit.faults.actions.slow_body import FaultSlowBody
 from chaoskit.faults.actions.truncate_body import FaultTruncateBody
 from chaoskit.faults.actions.websocket import FaultWebSocket, SocketClose
+from chaoskit.faults.tcp.actions import TCP_ACTION_NAMES, TCP_ACTIONS
+from chaoskit.faults.tcp.base import TcpAction
+from chaoskit.faults.tcp.endings import TcpLimitData, TcpResetPeer, TcpTimeout
+from chaoskit.faults.tcp.shaping import TcpBandwidth, TcpLatency, TcpSlicer
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -66,8 +79,10 @@ __all__ = [
     "parse_upstream_fault",
 ]
 
+#: Every action a fault may hold: the HTTP ones, then the TCP ones.
+_ALL_ACTIONS: tuple[Action[Any] | TcpAction[Any], ...] = (*ACTIONS, *TCP_ACTIONS)
 #: What a ``sequence`` step may name.
-SEQUENCE_STEPS = (*ACTION_NAMES, "pass")
+SEQUENCE_STEPS = (*ACTION_NAMES, *TCP_ACTION_NAMES, "pass")
 _SELECTORS = ("firstN", "nth", "sequence")
 #: The general rule for two actions that cannot hit the same attempt (see ``Action.conflicts``).
 _ONLY_DELAY = "only delay combines with others"
@@ -116,6 +131,13 @@ class UpstreamFault(Resource):
     truncate_body: FaultTruncateBody | None = None
     corrupt_body: FaultCorruptBody | None = None
     websocket: FaultWebSocket | None = None
+    # One field per TCP action of chaoskit.faults.tcp.actions.TCP_ACTIONS (by its ``attr``).
+    latency: TcpLatency | None = None
+    bandwidth: TcpBandwidth | None = None
+    slicer: TcpSlicer | None = None
+    limit_data: TcpLimitData | None = None
+    reset_peer: TcpResetPeer | None = None
+    timeout: TcpTimeout | None = None
     percentage: float = 100.0
     first_n: int | None = None
     nth: int | None = None
@@ -123,15 +145,22 @@ class UpstreamFault(Resource):
     repeat: bool = False
     window: FaultWindow | None = None
 
-    def config(self, action: Action[C]) -> C | None:
+    def config(self, action: Action[C] | TcpAction[C]) -> C | None:
         """The config of ``action`` in this fault, ``None`` when it is not configured."""
         value = getattr(self, action.attr)
         return None if value is None or value is False else cast(C, value)
 
     @property
     def actions(self) -> tuple[str, ...]:
-        """Configured actions by their YAML names, in the order they apply."""
-        return tuple(a.name for a in ACTIONS if self.config(a) is not None)
+        """Configured actions by their YAML names, in the order they apply (HTTP actions, or
+        TCP actions: a fault never holds both)."""
+        return tuple(a.name for a in _ALL_ACTIONS if self.config(a) is not None)
+
+    @property
+    def is_tcp(self) -> bool:
+        """Whether this fault acts on TCP connections (its actions are TCP actions) rather
+        than on HTTP attempts."""
+        return any(self.config(a) is not None for a in TCP_ACTIONS)
 
     @property
     def selection(self) -> str:
@@ -216,13 +245,21 @@ def _check_selection(spec: Fields, sequence: tuple[str, ...], present: set[str])
     if sequence and all(step == "pass" for step in sequence):
         spec.warn("sequence", "every step is pass: this fault never fires")
     elif sequence:
-        for name in (a for a in ACTION_NAMES if a in present and a not in sequence):
+        names = (*ACTION_NAMES, *TCP_ACTION_NAMES)
+        for name in (a for a in names if a in present and a not in sequence):
             spec.warn(name, f"{name} is configured but no sequence step names it: it never applies")
 
 
 def _check_actions(spec: Fields, present: set[str]) -> None:
     if not present:
-        spec.error(None, f"an UpstreamFault needs at least one action: {', '.join(ACTION_NAMES)}")
+        spec.error(
+            None,
+            f"an UpstreamFault needs at least one action: {', '.join(ACTION_NAMES)} (HTTP) "
+            f"or {', '.join(TCP_ACTION_NAMES)} (TCP)",
+        )
+        return
+    if present & set(TCP_ACTION_NAMES):
+        _check_tcp_actions(spec, present)
         return
     if spec.has("sequence"):
         return  # each step applies only the action it names
@@ -233,6 +270,34 @@ def _check_actions(spec: Fields, present: set[str]) -> None:
         spec.error(
             action.name,
             f"{action.name} cannot be combined with {first.name}: {why} "
+            "(use sequence to alternate them)",
+        )
+
+
+def _check_tcp_actions(spec: Fields, present: set[str]) -> None:
+    """A TCP fault: no HTTP action, no ``match`` (a connection has no request to match), and
+    without a sequence at most one ending (the shaping actions combine with anything)."""
+    http = [name for name in ACTION_NAMES if name in present]
+    tcp = [name for name in TCP_ACTION_NAMES if name in present]
+    for name in http:
+        spec.error(
+            name,
+            f"{name} is an HTTP action and {tcp[0]} a TCP one: a fault acts on HTTP requests or "
+            "on TCP connections, not both (write two UpstreamFaults)",
+        )
+    if spec.has("match"):
+        spec.error(
+            "match",
+            f"match selects HTTP requests; {tcp[0]} acts on whole TCP connections "
+            "(target them with host, subset, endpointLabels or endpoint)",
+        )
+    if spec.has("sequence"):
+        return
+    endings = [a.name for a in TCP_ACTIONS if a.ending and a.name in present]
+    for name in endings[1:]:
+        spec.error(
+            name,
+            f"{name} cannot be combined with {endings[0]}: a connection ends only once "
             "(use sequence to alternate them)",
         )
 
@@ -272,11 +337,13 @@ def parse_upstream_fault(
 
     # Each action reads its own field, in ACTIONS order; a wrong one is reported and left out.
     configs: dict[str, Any] = {}
-    for action in ACTIONS:
+    for action in _ALL_ACTIONS:
         config = action.parse(spec)
         if config is not None:
             configs[action.attr] = config
-    present = {a for a in ACTION_NAMES if spec.has(a) and spec.data[a] is not False}
+    present = {
+        a for a in (*ACTION_NAMES, *TCP_ACTION_NAMES) if spec.has(a) and spec.data[a] is not False
+    }
 
     percentage = spec.percent("percentage") if spec.has("percentage") else 100.0
     spec.accept("percentage")
@@ -309,3 +376,25 @@ def parse_upstream_fault(
         window=window,
         **configs,
     )
+
+
+def check_protocol(fault: UpstreamFault, entry: ServiceEntry, issues: Issues) -> None:
+    """A fault's actions must be able to act on some port of its host: TCP actions need a port
+    a TCP listener serves, HTTP actions a port HTTP requests reach (a sniffed port, with no
+    protocol, serves both)."""
+    if not fault.actions or not entry.ports:
+        return
+    tcp = fault.is_tcp
+    if any(carries_tcp(p) if tcp else carries_http(p) for p in entry.ports):
+        return
+    ports = ", ".join(describe(p) for p in entry.ports)
+    if tcp:
+        hint = "use delay, abort, reset, hang, slowBody, truncateBody or corruptBody"
+        message = f"{fault.host} has no TCP port ({ports}): TCP actions never apply to it; {hint}"
+    else:
+        hint = f"use {', '.join(TCP_ACTION_NAMES)}"
+        message = (
+            f"{fault.host} has only non-HTTP ports ({ports}): HTTP actions never apply to its "
+            f"connections; {hint}"
+        )
+    issues.error(fault.location, fault.ref, f"spec.{fault.actions[0]}", message)

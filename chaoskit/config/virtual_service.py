@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Mapping
 
 from chaoskit.config.fields import UINT32_MAX, Fields
 from chaoskit.config.hosts import (
@@ -34,14 +35,33 @@ class RouteDestination:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class L4Match:
+    """One ``match[]`` entry of a ``tcp[]`` rule (istio/api ``L4MatchAttributes``).
+
+    All its fields are selectors Istio evaluates when it builds a proxy's listeners (istio/istio
+    ``pilot/pkg/networking/core/tls.go``, ``matchTCP``), except ``destination_subnets``, which
+    Envoy matches on the destination IP of each connection. ``gateways`` is normalised to
+    ``namespace/name`` or ``mesh``.
+    """
+
+    port: int | None = None
+    source_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    source_namespace: str | None = None
+    gateways: tuple[str, ...] = ()
+    destination_subnets: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class L4Route:
-    """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS."""
+    """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS, ``matches`` only
+    for TCP (chaoskit routes TCP connections, TLS rules are validated only)."""
 
     index: int
     location: Location
     route: tuple[RouteDestination, ...]
     ports: tuple[int, ...] = ()
     sni_hosts: tuple[str, ...] = ()
+    matches: tuple[L4Match, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,13 +134,48 @@ def _check_sni_host(mf: Fields, sni: str, hosts: tuple[str, ...], *, gateway: bo
         )
 
 
+def _is_subnet(text: str) -> bool:
+    """An IP address or a CIDR block (istio/istio ``ValidateIPSubnet``)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _l4_match(
+    mf: Fields, port: int | None, normalize: Callable[[Fields, str, str], str | None]
+) -> L4Match:
+    """The selectors of one ``tcp[].match[]`` entry; subnets validated as Istio's
+    ``ValidateIPSubnet`` does (an address or a CIDR)."""
+    subnets = mf.str_list("destinationSubnets")
+    for subnet in subnets:
+        if not _is_subnet(subnet):
+            mf.error("destinationSubnets", f"{subnet!r} is not an IP address or a CIDR block")
+    gateways = tuple(
+        g for g in (normalize(mf, "gateways", g) for g in mf.str_list("gateways")) if g
+    )
+    return L4Match(
+        port=port,
+        source_labels=mf.str_map("sourceLabels"),
+        source_namespace=mf.str("sourceNamespace"),
+        gateways=gateways,
+        destination_subnets=subnets,
+    )
+
+
 def _l4_routes(
-    spec: Fields, key: str, hosts: tuple[str, ...], gateway: bool
+    spec: Fields,
+    key: str,
+    hosts: tuple[str, ...],
+    gateway: bool,
+    normalize: Callable[[Fields, str, str], str | None],
 ) -> tuple[L4Route, ...]:
     out = []
     for i, rf in enumerate(spec.objs(key)):
         ports: list[int] = []
         sni: list[str] = []
+        matches: list[L4Match] = []
         for mf in rf.objs("match"):
             if (p := mf.int("port", minimum=1, maximum=65535)) is not None:
                 ports.append(p)
@@ -129,6 +184,8 @@ def _l4_routes(
                 for name in names:
                     _check_sni_host(mf, name, hosts, gateway=gateway)
                 sni.extend(names)
+            else:
+                matches.append(_l4_match(mf, p, normalize))
             mf.accept(
                 "destinationSubnets", "sourceLabels", "gateways", "sourceNamespace", "sniHosts"
             )
@@ -146,7 +203,7 @@ def _l4_routes(
         if len(rf.data.get("route") or ()) > 1 and not any(d.weight for d in dests):
             rf.error("route", "total destination weight = 0")  # validateRouteDestinations
         rf.done()
-        out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni)))
+        out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni), tuple(matches)))
     return tuple(out)
 
 
@@ -206,8 +263,8 @@ def parse_virtual_service(
                 spec.error("hosts", f"duplicate hosts in virtual service: {a} & {b}")
 
     http = tuple(parse_http_route(rf, i, normalize) for i, rf in enumerate(spec.objs("http")))
-    tcp = _l4_routes(spec, "tcp", hosts, on_gateway)
-    tls = _l4_routes(spec, "tls", hosts, not gateways_raw or on_gateway)
+    tcp = _l4_routes(spec, "tcp", hosts, on_gateway, normalize)
+    tls = _l4_routes(spec, "tls", hosts, not gateways_raw or on_gateway, normalize)
     export_to = check_export_to(spec)
     if not on_gateway:
         _check_jwt_claim_routes(spec, http)

@@ -116,6 +116,8 @@ def plan_attempt(
     """
     draft = PlanDraft()
     for fault in faults:
+        if fault.is_tcp:  # acts on TCP connections (chaoskit.faults.tcp), never counted here
+            continue
         if not targets(
             fault, host_fqdn=host_fqdn, subset=subset, endpoint=endpoint, request=request
         ):

@@ -11,11 +11,13 @@ the snapshot they started with. ``apply()`` with no arguments returns to the bas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +39,8 @@ from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLim
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
 from chaoskit.proxy.state_dir import create_ca, default_state_dir, prepare_state_dir
+from chaoskit.proxy.tcp_listeners import TcpListeners, check_target
+from chaoskit.proxy.tcp_session import TcpProxy, TcpTarget
 from chaoskit.proxy.websocket_handoff import HandoffClient
 from chaoskit.records import Record, RecordLog
 from chaoskit.rng import Seeds, new_seed
@@ -71,6 +75,7 @@ class Proxy(ConfigLayers):
         max_connections: int | None = None,
         request_headers_timeout: float = DEFAULT_REQUEST_HEADERS_TIMEOUT,
         body_budget: int = DEFAULT_BODY_BUDGET,
+        tcp_ports: Mapping[str, int] | None = None,
     ) -> None:
         """``config``: paths, YAML text, dicts or resources (see :mod:`chaoskit.sources`).
 
@@ -87,6 +92,10 @@ class Proxy(ConfigLayers):
         request head (``0``: no limit). See :mod:`chaoskit.proxy.limits`. ``body_budget``:
         bytes of request and response bodies held at once by all requests together; past it a
         request is answered 503 ``OM`` (``0``: no global budget; :mod:`chaoskit.proxy.budget`).
+
+        ``tcp_ports`` maps a service's TCP port, ``"redis:6379"`` (or ``"productpage@redis:6379"``
+        for a named caller), to the local port of its TCP listener (0 = any free port; see
+        :meth:`tcp_address` and :mod:`chaoskit.proxy.tcp_listeners`).
         """
         self._base: list[LoadResult] = to_results(config) if config else []
         #: resources applied over the admin API, layered over the base (kept across reloads)
@@ -126,6 +135,9 @@ class Proxy(ConfigLayers):
             workload_ports=workload_ports, admin_spec=self._admin_spec,
         )  # fmt: skip
         self._plan.check_workloads(validation.mesh)
+        self.tcp = TcpProxy(self.pipeline, self.core.on_record)
+        self.tcp_listeners = TcpListeners(self.tcp, host)
+        self._tcp_ports = self._tcp_targets(tcp_ports or {}, validation)
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runtime: ProxyRuntime | None = None
@@ -166,7 +178,29 @@ class Proxy(ConfigLayers):
         )
         self.runtime.start(timeout)
         self._map_listeners(listeners)
+        for target, port in self._tcp_ports.items():
+            try:
+                self.runtime.run_coro(self.tcp_listeners.open(target, port))
+            except OSError as e:
+                self.stop()
+                raise ProxyError(
+                    f"cannot listen on {self.host}:{port} for TCP service {target}: {e.strerror}"
+                ) from None
         return self
+
+    @staticmethod
+    def _tcp_targets(ports: Mapping[str, int], validation: Validation) -> dict[TcpTarget, int]:
+        out: dict[TcpTarget, int] = {}
+        for text, port in ports.items():
+            try:
+                target = TcpTarget.parse(text)
+            except ValueError as e:
+                raise ProxyError(f"tcp_ports: {e}") from None
+            problem = check_target(validation.mesh, target)
+            if problem is not None:
+                raise ProxyError(f"TCP listener {target}: {problem}")
+            out[target] = port
+        return out
 
     def _map_listeners(self, listeners: Listeners) -> None:
         bound = self._require().bound
@@ -179,6 +213,8 @@ class Proxy(ConfigLayers):
 
     def stop(self) -> None:
         if self.runtime is not None:
+            with contextlib.suppress(Exception):  # stopping anyway: the loop may be gone
+                self.runtime.run_coro(self.tcp_listeners.close())
             self.runtime.stop()
             self.runtime = None
 
@@ -243,6 +279,21 @@ class Proxy(ConfigLayers):
             if port == config_port:
                 return f"http://{self.host}:{bound}"
         raise KeyError(f"no Gateway HTTP server on port {config_port}")
+
+    def tcp_address(self, host: str, port: int, workload: str | None = None) -> tuple[str, int]:
+        """Where a client connects to reach the TCP service ``host:port`` (as ``workload``, if
+        given): the listener given in ``tcp_ports``, or one opened now on a free port.
+        :class:`~chaoskit.errors.ProxyError` when the service port is not a TCP port of the
+        configuration."""
+        target = TcpTarget(host.lower(), port, workload or "")
+        bound = self.tcp_listeners.bound.get(target)
+        if bound is not None:
+            return bound
+        runtime = self._require()
+        problem = check_target(self.pipeline.snapshot.mesh, target)
+        if problem is not None:
+            raise ProxyError(f"TCP listener {target}: {problem}")
+        return runtime.run_coro(self.tcp_listeners.open(target, 0))
 
     @property
     def ca_path(self) -> Path:

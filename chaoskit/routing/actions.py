@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from chaoskit.config.http_route import (
     DEFAULT_RETRY_ON,
     HTTPMirrorPolicy,
     HTTPRetry,
     HTTPRoute,
-    HTTPRouteDestination,
 )
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.mesh_config import MeshDefaults
@@ -67,9 +67,20 @@ def effective_retry(retries: HTTPRetry | None, defaults: MeshDefaults) -> HTTPRe
     return retries
 
 
-def pick(destinations: Sequence[HTTPRouteDestination], rng: random.Random) -> HTTPRouteDestination:
-    """Envoy's weighted-cluster pick: one destination takes all traffic; otherwise weight-0
-    destinations are dropped and a random value walks the cumulative weights."""
+class Weighted(Protocol):
+    """A weighted destination: an HTTP route's, or a TCP rule's."""
+
+    @property
+    def weight(self) -> int: ...
+
+
+W = TypeVar("W", bound=Weighted)
+
+
+def pick(destinations: Sequence[W], rng: random.Random) -> W:
+    """Envoy's weighted-cluster pick (HTTP routes and TCP proxies alike): one destination takes
+    all traffic; otherwise weight-0 destinations are dropped and a random value walks the
+    cumulative weights."""
     if len(destinations) == 1:
         return destinations[0]
     live = [d for d in destinations if d.weight > 0] or list(destinations)

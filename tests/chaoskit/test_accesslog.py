@@ -68,6 +68,33 @@ def test_json_line():
     assert data["source_workload"] == "productpage"
 
 
+TCP_RECORD = dataclasses.replace(
+    RECORD, request_id="", method="", scheme="tcp", authority="redis:6379", path="", status=0,
+    flags=(), details="", route_name="", protocol="TCP", duration=1.5,
+    host="redis.default.svc.cluster.local", cluster="outbound|6379||redis.default.svc.cluster.local",
+    upstream_host="127.0.0.1:7001", bytes_received=14, bytes_sent=7, user_agent="",
+    attempts=(AttemptRecord(1, "127.0.0.1:7001", "connected", None, 1.4, ("UpstreamFault/default/slow:latency",)),),
+    upstream_local_address="127.0.0.1:50002", downstream_local_address="127.0.0.1:16379",
+    downstream_remote_address="127.0.0.1:50001",
+)  # fmt: skip
+
+
+def test_a_tcp_connection_reads_like_a_sidecar_tcp_proxy_line():
+    """Istio's default format for a TCP proxy: no request, so "- - -" and code 0; the socket
+    addresses Envoy knows for a connection."""
+    assert format_text(TCP_RECORD) == (
+        '[1970-01-01T00:00:00.000Z] "- - -" 0 - - - "-" 14 7 1500 - "-" "-" "-" "-" '
+        '"127.0.0.1:7001" outbound|6379||redis.default.svc.cluster.local 127.0.0.1:50002 '
+        "127.0.0.1:16379 127.0.0.1:50001 - - attempts=1 "
+        "faults=UpstreamFault/default/slow:latency source=productpage"
+    )
+    data = json.loads(format_json(TCP_RECORD))
+    assert (data["method"], data["path"], data["protocol"], data["response_code"]) == (
+        None, None, "TCP", 0,
+    )  # fmt: skip
+    assert data["downstream_remote_address"] == "127.0.0.1:50001"
+
+
 # -- one line per request, whatever bytes it carried --------------------------------------------
 
 #: What mitmproxy hands chaoskit for a header or path byte that is not UTF-8 (surrogateescape).

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from chaoskit.proxy import webui
-from chaoskit.testing import Upstream
+from chaoskit.testing import TcpEcho, Upstream
 from chaoskit.testing.upstream import free_port
 from tests.builders import service_entry
 
@@ -497,3 +497,39 @@ def test_an_empty_mesh_passes_through_and_emptying_the_folder_reloads(tmp_path):
         finally:
             stop(proc)
         assert proc.returncode == 0
+
+
+def test_chaoskit_proxy_tcp_listener(tmp_path):
+    """``--tcp HOST:PORT=0``: the ready line names the listener, a connection through it is
+    relayed and logged as a sidecar's TCP proxy logs one; a port the service lacks is refused."""
+    with TcpEcho(b"+PONG\r\n") as echo:
+        (tmp_path / "redis.yaml").write_text(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: redis}\n"
+            "spec:\n  hosts: [redis]\n  ports: [{number: 6379, name: tcp-redis, protocol: TCP}]\n"
+            "  resolution: STATIC\n"
+            f"  endpoints: [{{address: 127.0.0.1, ports: {{tcp-redis: {echo.port}}}}}]\n"
+        )
+        args = [str(BIN / "chaoskit"), "proxy", str(tmp_path / "redis.yaml"), "--listen",
+                f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{free_port()}"]  # fmt: skip
+        proc, out, err = start([*args, "--tcp", "redis:6379=0"], tmp_path)
+        try:
+            ready = out.wait_for("chaoskit proxy ready")
+            port = int(re.search(r" tcp=redis:6379=127\.0\.0\.1:(\d+)", ready)[1])  # type: ignore[index]
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"PING\r\n")
+                sock.shutdown(socket.SHUT_WR)
+                received = b""
+                while chunk := sock.recv(100):
+                    received += chunk
+            assert received == b"+PONG\r\nPING\r\n"
+            line = out.wait_for('"- - -" 0 - - - "-" 6 13 ')
+            assert f'"127.0.0.1:{echo.port}" outbound|6379||redis.default.svc.cluster.local' in line
+        finally:
+            stop(proc)
+        assert proc.returncode == 0 and "Traceback" not in "\n".join(err.seen)
+        refused = subprocess.run(
+            [*args, "--tcp", "redis:6380=0"], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CHAOSKIT_HOME": str(tmp_path)}, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 2, refused.stderr
+        assert "TCP listener redis:6380: redis has no port 6380 (ports: 6379/TCP)" in refused.stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -13,7 +15,8 @@ from chaoskit_pytest.handle import Chaos, ChaosConfigWarning
 from chaoskit.config.upstream_fault import UpstreamFault
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.errors import ConfigError
-from chaoskit.testing import Upstream
+from chaoskit.testing import TcpEcho, Upstream
+from tests.builders import fault as fault_yaml
 from tests.builders import service_entry
 
 from .conftest import virtual_service
@@ -302,3 +305,29 @@ def test_upstream_fault_end_to_end(mesh: Chaos, payments: Upstream):
     mesh.fault("payments", delay="300ms")
     mesh.session().get("http://payments/")
     mesh.assert_timed_out("payments")
+
+
+# -- TCP services ------------------------------------------------------------------------------
+
+
+def test_tcp_address_opens_a_listener_and_tcp_faults_are_evidence(chaos: Chaos) -> None:
+    with TcpEcho(b"hello\n") as echo:
+        chaos.apply(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: redis}\n"
+            "spec:\n  hosts: [redis]\n  ports: [{number: 6379, name: tcp-redis, protocol: TCP}]\n"
+            f"  resolution: STATIC\n  endpoints: [{{address: 127.0.0.1, ports: {{tcp-redis: "
+            f"{echo.port}}}}}]\n",
+            fault_yaml("host: redis\nlimitData: {bytes: 4}\n", "cut-redis"),
+        )
+        address = chaos.tcp_address("redis", 6379)
+        assert chaos.tcp_address("redis", 6379) == address  # opened once
+        with socket.create_connection(address, timeout=5) as sock:
+            received = b""
+            while chunk := sock.recv(100):
+                received += chunk
+        assert received == b"hell"
+        deadline = time.monotonic() + 5
+        while not chaos.proxy.records and time.monotonic() < deadline:
+            threading.Event().wait(0.01)  # a connection's record is written as it closes
+        chaos.assert_fired("cut-redis")
+        assert chaos.stats("redis")["upstream_cx_total"] == 1

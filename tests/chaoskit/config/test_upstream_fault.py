@@ -18,6 +18,7 @@ from chaoskit.config.upstream_fault import (
     FaultWindow,
     UpstreamFault,
 )
+from tests.chaoskit.config import helpers
 
 HEAD = """\
 apiVersion: chaoskit.dev/v1alpha1
@@ -232,7 +233,8 @@ def test_hang_false_is_no_action() -> None:
         (
             "spec",
             "an UpstreamFault needs at least one action: delay, "
-            "abort, reset, hang, slowBody, truncateBody, corruptBody, webSocket",
+            "abort, reset, hang, slowBody, truncateBody, corruptBody, webSocket (HTTP) or latency, "
+            "bandwidth, slicer, limitData, resetPeer, timeout (TCP)",
         )
     ]
 
@@ -473,3 +475,46 @@ def test_error_points_at_the_line() -> None:
     (issue,) = result.issues.errors
     assert (issue.location.line, issue.path) == (7, "spec.abort.httpStatus")
     assert str(issue).startswith("<string>:7: error: UpstreamFault/default/flaky-payments: ")
+
+
+# -- TCP actions: the host's ports must carry them (config/checks.py → check_protocol) ----------
+
+_REDIS = helpers.doc(
+    "ServiceEntry",
+    "redis",
+    """
+    hosts: [redis]
+    ports: [{number: 6379, name: tcp-redis, protocol: REDIS}]
+    resolution: STATIC
+    endpoints: [{address: 127.0.0.1}]
+    """,
+)
+
+
+def _fault_doc(name: str, spec: str) -> str:
+    return helpers.doc("UpstreamFault", name, spec, api="chaoskit.dev/v1alpha1")
+
+
+@pytest.mark.parametrize(
+    ("host", "action", "message"),
+    [
+        ("reviews", "latency: {fixedDelay: 1ms}",
+         "reviews has no TCP port (9080/HTTP): TCP actions never apply to it; use delay, abort, "
+         "reset, hang, slowBody, truncateBody or corruptBody"),
+        ("redis", "abort: {httpStatus: 503}",
+         "redis has only non-HTTP ports (6379/REDIS): HTTP actions never apply to its "
+         "connections; use latency, bandwidth, slicer, limitData, resetPeer, timeout"),
+    ],
+)  # fmt: skip
+def test_actions_must_fit_the_host_ports(host: str, action: str, message: str) -> None:
+    v = helpers.check(_REDIS, _fault_doc("f", f"host: {host}\n{action}\n"))
+    assert (f"spec.{action.split(':', maxsplit=1)[0]}", message) in helpers.messages(v)
+
+
+def test_tcp_and_http_actions_fit_their_hosts() -> None:
+    v = helpers.check(
+        _REDIS,
+        _fault_doc("f", "host: redis\nresetPeer: {}\n"),
+        _fault_doc("g", "host: reviews\nabort: {httpStatus: 503}\n"),
+    )
+    assert not helpers.messages(v), helpers.messages(v)

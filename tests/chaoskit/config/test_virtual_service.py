@@ -401,3 +401,34 @@ def test_zero_percentage_warns_that_it_never_fires():
         )
     )
     assert [w.message for w in result.issues.warnings] == ["abort percentage is 0%: it never fires"]
+
+
+def test_tcp_match_entries_keep_their_selectors() -> None:
+    """Each ``tcp[].match[]`` entry is kept whole (the TCP router applies ``matchTCP`` per entry),
+    its ``gateways`` normalised like an HTTP match's."""
+    r = load_one(
+        vs("""
+        hosts: [redis]
+        gateways: [mesh, edge]
+        tcp:
+        - match:
+          - {port: 6379, sourceLabels: {app: web}, sourceNamespace: prod, gateways: [edge]}
+          - {destinationSubnets: [10.0.0.0/8, 192.168.0.1]}
+          route: [{destination: {host: redis}}]
+        """)
+    )
+    first, second = r.tcp[0].matches
+    assert (first.port, dict(first.source_labels), first.source_namespace, first.gateways) == (
+        6379, {"app": "web"}, "prod", ("default/edge",),
+    )  # fmt: skip
+    assert second.destination_subnets == ("10.0.0.0/8", "192.168.0.1")
+    assert r.tcp[0].ports == (6379,)
+
+
+def test_tcp_destination_subnets_must_be_addresses_or_cidrs() -> None:
+    result = load_text(vs("hosts: [redis]\ntcp:\n- match: [{destinationSubnets: [10.0.0.0/33]}]\n"
+                          "  route: [{destination: {host: redis}}]"))  # fmt: skip
+    assert [(i.path, i.message) for i in result.issues.errors] == [
+        ("spec.tcp[0].match[0].destinationSubnets",
+         "'10.0.0.0/33' is not an IP address or a CIDR block"),
+    ]  # fmt: skip

@@ -19,6 +19,7 @@ from chaoskit.config.loader import load_text
 from chaoskit.config.upstream_fault import SEQUENCE_STEPS, UpstreamFault
 from chaoskit.faults import actions as registry
 from chaoskit.faults.actions import ACTION_NAMES, ACTIONS, BY_NAME, Stage, docs_table
+from chaoskit.faults.tcp.actions import TCP_ACTION_NAMES
 from chaoskit.strategies import KINDS
 
 DOCS = Path(__file__).resolve().parents[4] / "docs"
@@ -72,7 +73,7 @@ def test_pytest_md_and_chaos_fault_take_every_action_keyword() -> None:
 def test_upstream_fault_has_one_field_per_action() -> None:
     fields = {f.name for f in dataclasses.fields(UpstreamFault)}
     assert {a.attr for a in ACTIONS} <= fields
-    assert (*ACTION_NAMES, "pass") == SEQUENCE_STEPS
+    assert (*ACTION_NAMES, *TCP_ACTION_NAMES, "pass") == SEQUENCE_STEPS
 
 
 #: A ``chaos.fault(...)`` keyword value per action: a new action needs one here.

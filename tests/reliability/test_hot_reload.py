@@ -165,7 +165,7 @@ def test_file_edits_under_the_cli_watcher_lose_nothing(upstreams, bad, dead_port
             for subset in ("v2", "v1", "v2"):
                 with over.open("w") as f:
                     f.write(reviews_to(subset))
-                proxy.stderr.wait_for("reloaded", timeout=10)
+                proxy.stderr.wait_for("reloaded", timeout=30)
 
             # a half-written file: the watcher sees it, rejects it, v2 keeps serving
             text = reviews_to("v1")
@@ -173,7 +173,7 @@ def test_file_edits_under_the_cli_watcher_lose_nothing(upstreams, bad, dead_port
             with over.open("w") as f:
                 f.write(text[:cut])
                 f.flush()
-                rejected = proxy.stderr.wait_for("change rejected", timeout=10)
+                rejected = proxy.stderr.wait_for("change rejected", timeout=30)
                 assert "keeping the last good configuration" in rejected
                 reason = proxy.stderr.wait_for("over.yaml", timeout=5)
                 assert "error" in reason
@@ -182,19 +182,19 @@ def test_file_edits_under_the_cli_watcher_lose_nothing(upstreams, bad, dead_port
                 during = results[mark:]
                 assert {who for _, _, who in during} == {"v2"}
                 f.write(text[cut:])
-            proxy.stderr.wait_for("reloaded", timeout=10)
+            proxy.stderr.wait_for("reloaded", timeout=30)
 
             # an invalid but complete file: the same, with the validator's message (an undefined
             # subset would not do: Istio accepts it and answers 503 NC, and so does chaoskit)
             over.write_text(reviews_to("v2", "timeout: 0s\n"))
-            proxy.stderr.wait_for("change rejected", timeout=10)
+            proxy.stderr.wait_for("change rejected", timeout=30)
             why = proxy.stderr.wait_for("over.yaml", timeout=5)
             assert "spec.http[0].timeout" in why
             mark = len(results)
             assert wait_for(lambda: len(results) - mark >= 10, 10)
             assert {who for _, _, who in results[mark:]} == {"v1"}
             over.write_text(reviews_to("v2"))
-            proxy.stderr.wait_for("reloaded", timeout=10)
+            proxy.stderr.wait_for("reloaded", timeout=30)
             mark = len(results)
             assert wait_for(lambda: len(results) - mark >= 10, 10)  # traffic after the reload
         finally:
@@ -219,10 +219,10 @@ def test_a_deleted_file_is_a_reload_and_a_restored_one_too(upstreams, bad, dead_
         with session(proxy.url) as s:
             assert s.get("http://extra:9080/", timeout=10).json()["upstream"] == "v2"
             extra.unlink()
-            proxy.stderr.wait_for("reloaded", timeout=10)
+            proxy.stderr.wait_for("reloaded", timeout=30)
             with session() as direct:  # the admin is never reachable through the proxy
                 dump = direct.get(f"{proxy.admin_url}/config_dump", timeout=10).json()
             assert "extra" not in {r["metadata"]["name"] for r in dump["resources"]}
             Path(extra).write_text(service("extra", upstreams["v1"].port))
-            proxy.stderr.wait_for("reloaded", timeout=10)
+            proxy.stderr.wait_for("reloaded", timeout=30)
             assert s.get("http://extra:9080/", timeout=10).json()["upstream"] == "v1"

@@ -39,8 +39,9 @@ from chaoskit.proxy.limits import DEFAULT_REQUEST_HEADERS_TIMEOUT, DownstreamLim
 from chaoskit.proxy.pipeline import Pipeline
 from chaoskit.proxy.runtime import ProxyRuntime, regular_mode, reverse_mode
 from chaoskit.proxy.state_dir import create_ca, default_state_dir, prepare_state_dir
-from chaoskit.proxy.tcp_listeners import TcpListeners, check_target
-from chaoskit.proxy.tcp_session import TcpProxy, TcpTarget
+from chaoskit.proxy.tcp_connection import TcpTarget
+from chaoskit.proxy.tcp_listeners import TcpListeners, check_target, tcp_targets
+from chaoskit.proxy.tcp_session import TcpProxy
 from chaoskit.proxy.websocket_handoff import HandoffClient
 from chaoskit.records import Record, RecordLog
 from chaoskit.rng import Seeds, new_seed
@@ -137,7 +138,7 @@ class Proxy(ConfigLayers):
         self._plan.check_workloads(validation.mesh)
         self.tcp = TcpProxy(self.pipeline, self.core.on_record)
         self.tcp_listeners = TcpListeners(self.tcp, host)
-        self._tcp_ports = self._tcp_targets(tcp_ports or {}, validation)
+        self._tcp_ports = tcp_targets(tcp_ports or {}, validation.mesh)
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runtime: ProxyRuntime | None = None
@@ -187,20 +188,6 @@ class Proxy(ConfigLayers):
                     f"cannot listen on {self.host}:{port} for TCP service {target}: {e.strerror}"
                 ) from None
         return self
-
-    @staticmethod
-    def _tcp_targets(ports: Mapping[str, int], validation: Validation) -> dict[TcpTarget, int]:
-        out: dict[TcpTarget, int] = {}
-        for text, port in ports.items():
-            try:
-                target = TcpTarget.parse(text)
-            except ValueError as e:
-                raise ProxyError(f"tcp_ports: {e}") from None
-            problem = check_target(validation.mesh, target)
-            if problem is not None:
-                raise ProxyError(f"TCP listener {target}: {problem}")
-            out[target] = port
-        return out
 
     def _map_listeners(self, listeners: Listeners) -> None:
         bound = self._require().bound

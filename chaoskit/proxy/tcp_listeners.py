@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 from chaoskit.config.fields import did_you_mean
 from chaoskit.config.mesh import Mesh
 from chaoskit.config.tcp_ports import carries_tcp, describe
-from chaoskit.proxy.tcp_session import TcpProxy, TcpTarget
+from chaoskit.errors import ProxyError
+from chaoskit.proxy.tcp_connection import TcpTarget
+from chaoskit.proxy.tcp_session import TcpProxy
 from chaoskit.routing.scope import host_candidates
 
 
@@ -52,6 +55,22 @@ def check_target(mesh: Mesh, target: TcpTarget) -> str | None:
             "MYSQL, REDIS, THRIFT or unset protocols"
         )
     return None
+
+
+def tcp_targets(ports: Mapping[str, int], mesh: Mesh) -> dict[TcpTarget, int]:
+    """``Proxy(tcp_ports=...)`` read and checked: each ``[WORKLOAD@]HOST:PORT`` a TCP port of
+    the configuration, else :class:`~chaoskit.errors.ProxyError`."""
+    out: dict[TcpTarget, int] = {}
+    for text, port in ports.items():
+        try:
+            target = TcpTarget.parse(text)
+        except ValueError as e:
+            raise ProxyError(f"tcp_ports: {e}") from None
+        problem = check_target(mesh, target)
+        if problem is not None:
+            raise ProxyError(f"TCP listener {target}: {problem}")
+        out[target] = port
+    return out
 
 
 class TcpListeners:

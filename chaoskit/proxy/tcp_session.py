@@ -25,7 +25,6 @@ are Envoy's (``cluster.<name>.upstream_cx_*``, ``tcp.downstream_cx_*``).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -38,10 +37,18 @@ from chaoskit.loadbalancing.base import UpstreamHost
 from chaoskit.proxy.addresses import reaches
 from chaoskit.proxy.identity import workload
 from chaoskit.proxy.pipeline import Pipeline
-from chaoskit.proxy.tcp_relay import Counts, End, relay
-from chaoskit.records import TCP, AttemptOutcome, AttemptRecord, Record, ResponseFlag, order_flags
+from chaoskit.proxy.tcp_connection import (
+    ENDINGS,
+    STATS,
+    TcpConnection,
+    TcpTarget,
+    socket_address,
+    to_record,
+)
+from chaoskit.proxy.tcp_relay import relay
+from chaoskit.records import AttemptOutcome, AttemptRecord, Record, ResponseFlag
 from chaoskit.routing.decision import ClusterKey
-from chaoskit.routing.request import RequestInfo, Workload
+from chaoskit.routing.request import RequestInfo
 from chaoskit.routing.tcp import (
     TcpBlackHole,
     TcpClusterNotFound,
@@ -54,60 +61,6 @@ from chaoskit.routing.tcp import (
 logger = logging.getLogger("chaoskit")
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TcpTarget:
-    """What a TCP listener stands for: a service port, as one workload's sidecar reaches it
-    (``workload`` empty: the anonymous caller)."""
-
-    host: str
-    port: int
-    workload: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> TcpTarget:
-        """``redis:6379`` or ``productpage@redis:6379``; :class:`ValueError` otherwise."""
-        name, at, rest = text.rpartition("@")
-        host, sep, port = rest.rpartition(":")
-        valid_port = port.isdigit() and 0 < int(port) <= 65535
-        if not (sep and host and valid_port) or (at and not name):
-            raise ValueError(
-                f"{text!r} is not [WORKLOAD@]HOST:PORT (e.g. redis:6379 or productpage@redis:6379)"
-            )
-        return cls(host.lower(), int(port), name)
-
-    def __str__(self) -> str:
-        who = f"{self.workload}@" if self.workload else ""
-        return f"{who}{self.host}:{self.port}"
-
-
-def _address(writer: asyncio.StreamWriter, which: str) -> str:
-    peer = writer.get_extra_info(which)
-    if not isinstance(peer, tuple) or len(peer) < 2:
-        return ""
-    host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
-    return f"{host}:{peer[1]}"
-
-
-@dataclasses.dataclass(slots=True)
-class _Connection:
-    """One connection in flight: what its record will say."""
-
-    target: TcpTarget
-    source: Workload
-    start_wall: float
-    t0: float
-    downstream_local: str
-    downstream_remote: str
-    flags: set[str] = dataclasses.field(default_factory=set)
-    host: str = ""
-    cluster: str = ""
-    upstream_host: str = ""
-    upstream_local: str = ""
-    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-    counts: Counts = dataclasses.field(default_factory=Counts)
 
 
 class TcpProxy:
@@ -134,9 +87,9 @@ class TcpProxy:
         assert task is not None
         self._tasks.add(task)
         s = self.pipeline.services
-        conn = _Connection(
+        conn = TcpConnection(
             target, workload(s.mesh, target.workload), s.clock.wall(), s.clock.monotonic(),
-            _address(writer, "sockname"), _address(writer, "peername"),
+            socket_address(writer, "sockname"), socket_address(writer, "peername"),
         )  # fmt: skip
         try:
             await self._serve(conn, (reader, writer))
@@ -164,7 +117,7 @@ class TcpProxy:
 
     # -- the steps ----------------------------------------------------------------------------
 
-    async def _serve(self, conn: _Connection, client: Stream) -> None:
+    async def _serve(self, conn: TcpConnection, client: Stream) -> None:
         s = self.pipeline.services
         decision = tcp_route(
             s.mesh, conn.target.host, conn.target.port, conn.source, s.stream("tcp-route")
@@ -188,12 +141,12 @@ class TcpProxy:
                 self._refuse(conn, ResponseFlag.NR, f"no TCP service {conn.target.host}:"
                              f"{conn.target.port} in the configuration")  # fmt: skip
 
-    def _refuse(self, conn: _Connection, flag: ResponseFlag, note: str) -> None:
+    def _refuse(self, conn: TcpConnection, flag: ResponseFlag, note: str) -> None:
         """Close the client without an upstream (the caller closes the socket)."""
         conn.flags.add(flag)
         conn.notes.append(note)
 
-    async def _forward(self, conn: _Connection, client: Stream, key: ClusterKey) -> None:
+    async def _forward(self, conn: TcpConnection, client: Stream, key: ClusterKey) -> None:
         s = self.pipeline.services
         conn.host, conn.cluster = key.host, key.name
         cluster = s.clusters.get(key, conn.source.name)
@@ -234,7 +187,7 @@ class TcpProxy:
             s.stats.cluster_gauge(cluster.name, "upstream_cx_active", cluster.active_requests)
 
     @staticmethod
-    def _request(conn: _Connection) -> RequestInfo:
+    def _request(conn: TcpConnection) -> RequestInfo:
         """The connection as fault targeting and hashing see it: its caller, service port and
         client address (no method, path or headers)."""
         t = conn.target
@@ -245,7 +198,7 @@ class TcpProxy:
         )  # fmt: skip
 
     def _choose(
-        self, cluster: Cluster, conn: _Connection, request: RequestInfo
+        self, cluster: Cluster, conn: TcpConnection, request: RequestInfo
     ) -> UpstreamHost | None:
         if cluster.original_destination:
             return UpstreamHost(conn.target.host, conn.target.port)
@@ -258,7 +211,7 @@ class TcpProxy:
 
     async def _connect_and_relay(
         self,
-        conn: _Connection,
+        conn: TcpConnection,
         client: Stream,
         host: UpstreamHost,
         timeout: float,
@@ -296,7 +249,7 @@ class TcpProxy:
             conn.flags.add(ResponseFlag.UF)
             attempt(AttemptOutcome.CONNECT_FAILURE)
             return
-        conn.upstream_local = _address(upstream[1], "sockname")
+        conn.upstream_local = socket_address(upstream[1], "sockname")
         try:
             tcp = _tcp_settings(cluster)
             ended = await relay(
@@ -308,11 +261,11 @@ class TcpProxy:
             attempt(AttemptOutcome.CONNECTED)
             raise
         attempt(AttemptOutcome.CONNECTED)
-        note = _ENDINGS.get(ended)
+        note = ENDINGS.get(ended)
         if note is not None:
             conn.notes.append(note)
-        if ended in _STATS:
-            s.stats.inc(_STATS[ended])
+        if ended in STATS:
+            s.stats.inc(STATS[ended])
         counts = conn.counts
         s.stats.cluster_inc(stat, "upstream_cx_tx_bytes_total", counts.to_upstream)
         s.stats.cluster_inc(stat, "upstream_cx_rx_bytes_total", counts.from_upstream)
@@ -328,25 +281,12 @@ class TcpProxy:
 
     # -- the record -----------------------------------------------------------------------------
 
-    def _finish(self, conn: _Connection) -> None:
+    def _finish(self, conn: TcpConnection) -> None:
         """Write the connection's record and counters; a failure here is logged only."""
         try:
             s = self.pipeline.services
             log = self.pipeline.records
-            t = conn.target
-            record = Record(
-                seq=log.next_seq(), request_id="", start=conn.start_wall,
-                duration=s.clock.monotonic() - conn.t0, listener="mesh",
-                source=conn.source.name, method="", scheme="tcp",
-                authority=f"{t.host}:{t.port}", path="", status=0,
-                flags=order_flags(conn.flags), host=conn.host, cluster=conn.cluster,
-                upstream_host=conn.upstream_host, attempts=tuple(conn.attempts),
-                notes=tuple(conn.notes), bytes_received=conn.counts.from_client,
-                bytes_sent=conn.counts.to_client, protocol=TCP,
-                downstream_local_address=conn.downstream_local,
-                downstream_remote_address=conn.downstream_remote,
-                upstream_local_address=conn.upstream_local,
-            )  # fmt: skip
+            record = to_record(conn, log.next_seq(), s.clock.monotonic())
             log.append(record)
             s.stats.inc("tcp.downstream_cx_total")
             s.stats.inc("tcp.downstream_cx_rx_bytes_total", record.bytes_received)
@@ -361,18 +301,3 @@ def _tcp_settings(cluster: Cluster | None) -> TCPSettings:
     """The cluster's ``connectionPool.tcp`` (defaults for ``PassthroughCluster``)."""
     pool = cluster.policy.connection_pool if cluster is not None else None
     return pool.effective_tcp if pool is not None else TCPSettings()
-
-
-#: What a record's notes say when a fault or a DestinationRule limit ended the relay.
-_ENDINGS = {
-    End.LIMIT: "limitData closed the connection (UpstreamFault)",
-    End.RESET: "resetPeer reset the client's connection (UpstreamFault)",
-    End.CLOSED: "timeout closed the connection (UpstreamFault)",
-    End.IDLE: "connectionPool.tcp.idleTimeout closed the idle connection",
-    End.MAX_DURATION: "connectionPool.tcp.maxConnectionDuration closed the connection",
-}
-#: Envoy's TCP proxy counters for the limits (``tcp.<stat_prefix>.idle_timeout``, ...).
-_STATS = {
-    End.IDLE: "tcp.idle_timeout",
-    End.MAX_DURATION: "tcp.max_downstream_connection_duration",
-}

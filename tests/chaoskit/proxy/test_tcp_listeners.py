@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chaoskit.proxy.tcp_connection import TcpTarget
 from chaoskit.proxy.tcp_listeners import check_target
-from chaoskit.proxy.tcp_session import TcpTarget
 from tests.chaoskit.routing.helpers import build, doc
 
 MESH = build(

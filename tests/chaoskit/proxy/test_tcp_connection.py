@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaoskit.proxy.tcp_session import TcpTarget
+from chaoskit.proxy.tcp_connection import TcpTarget
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,20 @@ def test_a_slow_reader_holds_back_the_upstream(up: Http2Upstream) -> None:
     run(main)
 
 
+def test_body_chunks_are_read_as_they_arrive(up: Http2Upstream) -> None:
+    """Nothing waits for the end of the body: streamed responses stream (SSE, downloads)."""
+
+    async def main(pool: Http2Pool) -> None:
+        stream = await open_stream(pool, up)
+        async with stream:
+            await stream.send_headers("GET", "http", up.address, "/chunks/3/500", [], True)
+            assert (await stream.response_headers())[0] == 200
+            reads = [await stream.read() for _ in range(4)]
+        assert reads == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n", b""]
+
+    run(main)
+
+
 def test_trailers_arrive_after_the_body(up: Http2Upstream) -> None:
     async def main(pool: Http2Pool) -> None:
         status, _, body, stream = await fetch(pool, up, "/trailers")

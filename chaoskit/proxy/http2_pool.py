@@ -19,7 +19,6 @@ closed (with a GOAWAY) after :data:`IDLE_TIMEOUT`, as the HTTP/1.1 pool's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from chaoskit.proxy.dialer import ConnectFailed, Dialer
@@ -54,9 +53,7 @@ class Http2Pool:
         tasks = [t for t in (sweeper, *self._connecting.values()) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         for conns in list(self._conns.values()):
             for conn in list(conns):
                 conn.close()

@@ -14,6 +14,17 @@ SETTINGS arrived (its limits are known then), within the connect timeout; a peer
 with something that is not HTTP/2 is a protocol error (Envoy's ``UPE``). Sockets are opened by
 :class:`~chaoskit.proxy.dialer.Dialer`, so loop detection knows them. Idle connections are
 closed (with a GOAWAY) after :data:`IDLE_TIMEOUT`, as the HTTP/1.1 pool's.
+
+One exchange, streamed both ways::
+
+    stream = await pool.open_stream(("http", "10.0.0.7", 50051), connect_timeout)
+    async with stream:  # resets the stream if it is left before its end
+        await stream.send_headers("POST", "http", "svc:50051", "/pkg.Svc/Call", headers, False)
+        await stream.send_data(body, end_stream=True)
+        status, response_headers = await stream.response_headers()
+        while chunk := await stream.read():
+            ...
+    grpc_status = dict(stream.trailers or ()).get("grpc-status")
 """
 
 from __future__ import annotations

@@ -103,6 +103,32 @@ def test_a_1mb_body_goes_both_ways_within_the_flow_control_windows(up: Http2Upst
     run(main)
 
 
+def test_a_body_larger_than_every_window_streams_both_ways_at_once(up: Http2Upstream) -> None:
+    # what a gRPC bidirectional stream does: sending and reading together, neither side
+    # buffering the whole body, so 4 stream windows pass through without a deadlock
+    body = pattern(4 * STREAM_WINDOW)
+
+    async def main(pool: Http2Pool) -> None:
+        stream = await open_stream(pool, up)
+        async with stream:
+            await stream.send_headers("POST", "http", up.address, "/echo", [], end_stream=False)
+
+            async def send() -> None:
+                for start in range(0, len(body), 100_000):
+                    await stream.send_data(body[start : start + 100_000], end_stream=False)
+                await stream.send_data(b"", end_stream=True)
+
+            sender = asyncio.create_task(send())
+            assert (await stream.response_headers())[0] == 200
+            echoed = bytearray()
+            while chunk := await stream.read():
+                echoed += chunk
+            await sender
+        assert echoed == body
+
+    run(main)
+
+
 def test_sending_waits_for_the_peers_window(up: Http2Upstream) -> None:
     async def main(pool: Http2Pool) -> None:
         stream = await open_stream(pool, up)

@@ -154,6 +154,7 @@ class Http2Connection(asyncio.Protocol):
         self.reserved = 0
         self._on_change = on_change
         self._ready = asyncio.Event()
+        self._goaway: str | None = None
         self._preface: bytearray | None = bytearray()
         self._settled = False
         self._paused = False
@@ -248,7 +249,10 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        why = f"connection closed: {exc}" if exc else "connection closed by the upstream"
+        if self._goaway is not None:  # the peer said why before it closed
+            why = f"connection closed after {self._goaway}"
+        else:
+            why = f"connection closed: {exc}" if exc else "connection closed by the upstream"
         self._fail(UpstreamFailure(TERMINATION, "UC", detail=why[:300]))
         self._wake(self._drain)
         self._changed()
@@ -294,12 +298,12 @@ class Http2Connection(asyncio.Protocol):
                 self._ready.set()
             self._changed()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            self._goaway(event.error_code, event.last_stream_id)
+            self._goaway_received(event.error_code, event.last_stream_id)
 
-    def _goaway(self, code: int | None, last_stream_id: int | None) -> None:
+    def _goaway_received(self, code: int | None, last_stream_id: int | None) -> None:
         self.going_away = True
         last = last_stream_id if last_stream_id is not None else 0
-        detail = f"GOAWAY {error_name(code)}, last stream {last}"
+        detail = self._goaway = f"GOAWAY {error_name(code)}, last stream {last}"
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last:
                 why = f"{detail}: stream {stream_id} never processed"

@@ -325,3 +325,22 @@ def test_a_connection_lost_mid_stream_is_a_connection_termination() -> None:
         assert pool.connections == 0
 
     run(main)
+
+
+def test_a_connection_closed_after_goaway_says_so() -> None:
+    async def main(pool: Http2Pool) -> None:
+        up = Http2Upstream().start()
+        stream = await open_stream(pool, up)
+        await stream.send_headers("GET", "http", up.address, "/hang", [], True)
+        await asyncio.to_thread(up.goaway, None, 2)  # covers the stream, which hangs on
+        while not stream.connection.going_away:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(up.stop)
+        with pytest.raises(UpstreamFailure) as e:
+            await stream.response_headers()
+        assert (e.value.kind, e.value.flag) == (TERMINATION, "UC")
+        assert (
+            e.value.detail == "connection closed after GOAWAY INTERNAL_ERROR (0x2), last stream 1"
+        )
+
+    run(main)

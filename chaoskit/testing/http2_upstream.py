@@ -11,8 +11,10 @@ it, and responses are sent only as the client's windows allow.
 - ``/bytes/<n>`` — ``n`` bytes of body; ``/chunks/<count>/<ms>`` — ``count`` chunks
   (``chunk <i>\\n``), ``ms`` apart; ``/delay/<ms>`` — 200 after ``ms``; ``/status/<code>``;
 - ``/trailers`` — body ``ok``, then trailers ``x-trailer: done``;
-- ``/grpc/<code>`` — gRPC: echoes each length-prefixed message, then trailers
-  ``grpc-status: <code>`` (and ``grpc-message`` when not 0);
+- ``/grpc/<code>[/<ms>]`` — gRPC: echoes each length-prefixed message (after ``ms``), then
+  trailers ``grpc-status: <code>`` (and ``grpc-message`` when not 0);
+  ``/grpc-stream/<count>/<ms>`` — gRPC server streaming: ``count`` messages
+  (``message <i>``), ``ms`` apart, then ``grpc-status: 0``;
 - ``/reset/<n>/<code>`` — headers, ``n`` body bytes, then RST_STREAM ``code``;
   ``/rst/<code>`` — RST_STREAM ``code`` before any response (7 is ``REFUSED_STREAM``);
 - ``/goaway`` — GOAWAY naming this stream as the last, then 200; the connection closes once
@@ -21,7 +23,10 @@ it, and responses are sent only as the client's windows allow.
 - ``/hang`` — never reads the body, never answers;
 - anything else — 200 with JSON ``{"upstream", "method", "path", "headers", "body_length"}``.
 
-Every request received in full is kept in :attr:`Http2Upstream.requests`.
+``fail_first=N`` answers the first N requests with ``fail_status``, or for gRPC requests
+(``content-type: application/grpc``) with a trailers-only ``grpc-status: 14`` (UNAVAILABLE),
+what a retry test needs. Every request received in full is kept in
+:attr:`Http2Upstream.requests`.
 """
 
 from __future__ import annotations
@@ -266,8 +271,12 @@ class Http2Upstream:
         alpn: tuple[str, ...] = ("h2",),
         max_concurrent_streams: int = 100,
         max_header_list_size: int | None = None,
+        fail_first: int = 0,
+        fail_status: int = 503,
     ) -> None:
         self.name = name
+        self.fail_first = fail_first
+        self.fail_status = fail_status
         self.tls = tls
         self.alpn = alpn
         self.max_concurrent_streams = max_concurrent_streams
@@ -275,6 +284,8 @@ class Http2Upstream:
         self.requests: list[ReceivedRequest] = []
         #: connections accepted so far
         self.connections = 0
+        #: requests started so far (their headers arrived)
+        self.started = 0
         #: the most streams open at once on one connection
         self.peak_streams = 0
         #: body bytes sent and received, all streams together
@@ -367,6 +378,16 @@ class Http2Upstream:
 
     async def _handle(self, stream: _Stream) -> None:
         conn = stream.conn
+        self.started += 1
+        if self.started <= self.fail_first:
+            await stream.body()
+            if stream.headers.get("content-type", "").startswith("application/grpc"):
+                grpc = [("content-type", "application/grpc"), ("grpc-status", "14"),
+                        ("grpc-message", "failing on purpose")]  # fmt: skip
+                conn.respond(stream, 200, grpc, end=True)
+            else:
+                conn.respond(stream, self.fail_status, [], end=True)
+            return
         path = stream.path.split("?")[0]
         parts = path.strip("/").split("/")
         handler = _HANDLERS.get(parts[0])
@@ -434,6 +455,8 @@ async def _trailers(stream: _Stream, args: list[str]) -> None:
 async def _grpc(stream: _Stream, args: list[str]) -> None:
     code = int(args[0]) if args else 0
     body = await stream.body()
+    if len(args) > 1:
+        await asyncio.sleep(int(args[1]) / 1000)
     conn = stream.conn
     conn.respond(stream, 200, [("content-type", "application/grpc")], end=False)
     offset = 0
@@ -445,6 +468,18 @@ async def _grpc(stream: _Stream, args: list[str]) -> None:
     if code:
         trailers.append(("grpc-message", f"status {code} on request"))
     conn.trailers(stream, trailers)
+
+
+async def _grpc_stream(stream: _Stream, args: list[str]) -> None:
+    await stream.body()
+    count, pause = int(args[0]), int(args[1]) / 1000
+    conn = stream.conn
+    conn.respond(stream, 200, [("content-type", "application/grpc")], end=False)
+    for i in range(count):
+        if i:
+            await asyncio.sleep(pause)
+        await conn.send(stream, grpc_message(f"message {i}".encode()), end=False)
+    conn.trailers(stream, [("grpc-status", "0")])
 
 
 async def _reset(stream: _Stream, args: list[str]) -> None:
@@ -481,9 +516,14 @@ async def _hang(stream: _Stream, args: list[str]) -> None:
 
 _HANDLERS: dict[str, Handler] = {
     "echo": _echo, "bytes": _bytes, "chunks": _chunks, "delay": _delay, "status": _status,
-    "trailers": _trailers, "grpc": _grpc, "reset": _reset, "rst": _rst, "goaway": _goaway,
-    "headers": _headers, "hang": _hang,
+    "trailers": _trailers, "grpc": _grpc, "grpc-stream": _grpc_stream, "reset": _reset,
+    "rst": _rst, "goaway": _goaway, "headers": _headers, "hang": _hang,
 }  # fmt: skip
+
+
+def grpc_message(payload: bytes) -> bytes:
+    """One gRPC message on the wire: not compressed (0), 4-byte big-endian length, payload."""
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
 def pattern(size: int) -> bytes:

@@ -22,7 +22,7 @@ from chaoskit.proxy.http2_pool import Http2Pool
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.upstream import UpstreamFailure
 from chaoskit.testing import Upstream
-from chaoskit.testing.http2_upstream import Http2Upstream, pattern
+from chaoskit.testing.http2_upstream import Http2Upstream, grpc_message, pattern
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +183,7 @@ def test_trailers_arrive_after_the_body(up: Http2Upstream) -> None:
             200, b"ok", (("x-trailer", "done"),), True,
         )  # fmt: skip
         # a unary gRPC call by hand: one length-prefixed message each way, status in trailers
-        message = b"\x00" + (5).to_bytes(4, "big") + b"hello"
+        message = grpc_message(b"hello")
         headers = [("content-type", "application/grpc"), ("te", "trailers")]
         status, response_headers, body, stream = await fetch(
             pool, up, "/grpc/0", "POST", message, headers

@@ -15,7 +15,7 @@ import pytest
 from chaoskit.proxy import http2_pool
 from chaoskit.proxy.http2_pool import Http2Pool
 from chaoskit.proxy.upstream import UpstreamFailure
-from chaoskit.testing.http2_upstream import Http2Upstream
+from chaoskit.testing.http2_upstream import Http2Upstream, grpc_message
 from chaoskit.testing.upstream import free_port
 from tests.chaoskit.proxy.test_http2_connection import fetch, open_stream, run
 
@@ -182,13 +182,13 @@ def test_a_unary_call_to_a_real_grpc_server() -> None:
             await stream.send_headers(
                 "POST", "http", f"127.0.0.1:{port}", "/test.Echo/Say", headers, False
             )
-            await stream.send_data(b"\x00" + (2).to_bytes(4, "big") + b"hi", end_stream=True)
+            await stream.send_data(grpc_message(b"hi"), end_stream=True)
             status, response_headers = await stream.response_headers()
             body = bytearray()
             while chunk := await stream.read():
                 body += chunk
         assert status == 200 and ("content-type", "application/grpc") in response_headers
-        assert body == b"\x00" + (7).to_bytes(4, "big") + b"echo:hi"
+        assert body == grpc_message(b"echo:hi")
         assert stream.trailers is not None and ("grpc-status", "0") in stream.trailers
 
     try:

@@ -48,7 +48,13 @@ import hyperframe.exceptions
 from hyperframe.frame import Frame, GoAwayFrame
 
 from chaoskit.proxy.http1_response import MAX_HEAD, MAX_HEADERS
-from chaoskit.proxy.upstream import HOP_BY_HOP, UpstreamFailure
+from chaoskit.proxy.upstream import (  # the HTTP/1.1 request's rules are HTTP/2's too
+    _TARGET_FORBIDDEN,
+    _TOKEN,
+    _VALUE_FORBIDDEN,
+    HOP_BY_HOP,
+    UpstreamFailure,
+)
 
 Key = tuple[str, str, int]  # scheme, address, port
 Headers = tuple[tuple[str, str], ...]
@@ -96,19 +102,34 @@ def request_header_block(
 ) -> list[tuple[bytes, bytes]]:
     """The header block of a request: pseudo-headers first, then ``headers`` with names in
     lower case and without the connection-specific ones HTTP/2 forbids (``te`` only as
-    ``trailers``, which gRPC needs). Raises :class:`ValueError` for a name or value that
-    cannot be encoded; h2 validates the rest when it is sent."""
+    ``trailers``, which gRPC needs).
+
+    Raises :class:`ValueError` for anything RFC 9113 §8.2.1 and §8.3.1 forbid, which h2 does
+    not check on what it sends: a method or name that is not a token, NUL, CR or LF in a
+    value (a server that speaks HTTP/1.1 behind it would read a second header or request), a
+    path that is not one, an authority with spaces or controls."""
+    if _TOKEN.fullmatch(method) is None:
+        raise ValueError(f"request method {method[:20]!r} is not a token")
+    target = path.partition("#")[0]
+    if not target.startswith("/") or _TARGET_FORBIDDEN.search(target):
+        raise ValueError(f"request path {target[:50]!r} is not a path")
+    if not authority or _TARGET_FORBIDDEN.search(authority):
+        raise ValueError(f"authority {authority[:50]!r} is not a host")
     block = [
         (b":method", method.encode("ascii")),
         (b":scheme", scheme.encode("ascii")),
         (b":authority", authority.encode("utf-8", "surrogateescape")),
-        (b":path", path.partition("#")[0].encode("utf-8", "surrogateescape")),
+        (b":path", target.encode("utf-8", "surrogateescape")),
     ]
     for name, value in headers:
         lower = name.lower()
         if lower in _NOT_FORWARDED or (lower == "te" and value.strip().lower() != "trailers"):
             continue
-        block.append((lower.encode("ascii"), value.encode("utf-8", "surrogateescape")))
+        if _TOKEN.fullmatch(lower) is None:
+            raise ValueError(f"header name {name[:40]!r} is not a token")
+        if _VALUE_FORBIDDEN.search(value):
+            raise ValueError(f"NUL, CR or LF in the value of header {name[:40]!r}")
+        block.append((lower.encode("ascii"), value.strip(" \t").encode("utf-8", "surrogateescape")))
     return block
 
 

@@ -293,6 +293,33 @@ def test_request_headers_over_the_peers_limit_are_never_sent() -> None:
     run(main)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "authority", "headers"),
+    [
+        ("G(ET", "/", "svc", []),
+        ("GET", "/a b", "svc", []),
+        ("GET", "http://elsewhere/", "svc", []),
+        ("GET", "/", "svc\r\nx-injected: 1", []),
+        ("GET", "/", "svc", [("x-a", "v\r\nx-injected: 1")]),
+        ("GET", "/", "svc", [("x-a", "v\x00")]),
+        ("GET", "/", "svc", [("Bad Name", "v")]),
+    ],
+)
+def test_a_request_that_is_not_well_formed_is_never_sent(
+    up: Http2Upstream, method: str, path: str, authority: str, headers: list[tuple[str, str]]
+) -> None:
+    async def main(pool: Http2Pool) -> None:
+        stream = await open_stream(pool, up)
+        with pytest.raises(UpstreamFailure) as e:
+            await stream.send_headers(method, "http", authority, path, headers, True)
+        assert (e.value.kind, e.value.flag) == (PROTOCOL, "UPE")
+        assert stream.connection.active == 0  # the slot went back
+        assert (await fetch(pool, up, "/status/204"))[0] == 204
+        assert up.started == 1 and up.connections == 1
+
+    run(main)
+
+
 def test_connection_specific_headers_are_not_sent_and_te_trailers_is(up: Http2Upstream) -> None:
     async def main(pool: Http2Pool) -> None:
         headers = [("Host", "svc"), ("Connection", "keep-alive"), ("Keep-Alive", "5"),

@@ -301,7 +301,7 @@ class Http2Connection(asyncio.Protocol):
         elif isinstance(event, h2.events.TrailersReceived):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
-                stream.trailers = _decode(event.headers)
+                stream._trailers(event.headers)
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
@@ -594,10 +594,8 @@ class Http2Stream:
     def _response(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
         headers = _decode(raw)
         status = next((v for k, v in headers if k == ":status"), "")
-        if len(raw) > MAX_HEADERS or header_list_size(raw) > MAX_HEAD:
-            limits = f"{MAX_HEAD // 1024} KiB, {MAX_HEADERS} headers"
-            detail = f"response headers over Envoy's limits ({limits})"
-            self._protocol_reset(detail)
+        if _over_limits(raw):
+            self._protocol_reset(f"response headers over Envoy's limits ({_LIMITS})")
             return
         if not status.isdigit():
             self._protocol_reset(f"invalid :status {status[:20]!r}")
@@ -610,7 +608,15 @@ class Http2Stream:
         self._chunks.append((data, flow))
         self._wake()
 
+    def _trailers(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        if _over_limits(raw):  # Envoy bounds trailers as it bounds headers
+            self._protocol_reset(f"response trailers over Envoy's limits ({_LIMITS})")
+            return
+        self.trailers = _decode(raw)
+
     def _remote_end(self) -> None:
+        if self._done:
+            return  # failed already (trailers over the limits): the end does not undo it
         self._remote_ended = True
         self._wake()
         self._maybe_done()
@@ -692,6 +698,13 @@ class Http2Stream:
             if not future.done():
                 future.set_result(None)
         self._waiters.clear()
+
+
+_LIMITS = f"{MAX_HEAD // 1024} KiB, {MAX_HEADERS} headers"
+
+
+def _over_limits(raw: Sequence[tuple[bytes, bytes]]) -> bool:
+    return len(raw) > MAX_HEADERS or header_list_size(raw) > MAX_HEAD
 
 
 def _decode(raw: Sequence[tuple[bytes, bytes]]) -> Headers:

@@ -10,7 +10,8 @@ it, and responses are sent only as the client's windows allow.
 - ``/echo`` — streams the request body back as it arrives;
 - ``/bytes/<n>`` — ``n`` bytes of body; ``/chunks/<count>/<ms>`` — ``count`` chunks
   (``chunk <i>\\n``), ``ms`` apart; ``/delay/<ms>`` — 200 after ``ms``; ``/status/<code>``;
-- ``/trailers`` — body ``ok``, then trailers ``x-trailer: done``;
+- ``/trailers[/<count>/<size>]`` — body ``ok``, then trailers ``x-trailer: done`` (and
+  ``count`` more of ``size`` bytes each);
 - ``/grpc/<code>[/<ms>]`` — gRPC: echoes each length-prefixed message (after ``ms``), then
   trailers ``grpc-status: <code>`` (and ``grpc-message`` when not 0);
   ``/grpc-stream/<count>/<ms>`` — gRPC server streaming: ``count`` messages
@@ -449,7 +450,9 @@ async def _trailers(stream: _Stream, args: list[str]) -> None:
     conn = stream.conn
     conn.respond(stream, 200, [("content-type", "text/plain")], end=False)
     await conn.send(stream, b"ok", end=False)
-    conn.trailers(stream, [("x-trailer", "done")])
+    count, size = (int(args[0]), int(args[1])) if args else (0, 0)
+    extra = [(f"x-t-{i}", "v" * size) for i in range(count)]
+    conn.trailers(stream, [("x-trailer", "done"), *extra])
 
 
 async def _grpc(stream: _Stream, args: list[str]) -> None:

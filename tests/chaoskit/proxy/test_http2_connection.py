@@ -276,6 +276,16 @@ def test_response_headers_over_envoys_limits_fail_only_their_stream(up: Http2Ups
             assert (e.value.kind, e.value.flag) == (PROTOCOL, "UPE")
             assert "over Envoy's limits" in (e.value.detail or "")
         assert (await fetch(pool, up, "/headers/99/100"))[0] == 200 and up.connections == 1
+        # trailers are bounded alike: the body that came before them is still read
+        stream = await open_stream(pool, up)
+        async with stream:
+            await stream.send_headers("GET", "http", up.address, "/trailers/101/1", [], True)
+            assert (await stream.response_headers())[0] == 200
+            assert await stream.read() == b"ok"
+            with pytest.raises(UpstreamFailure) as e:
+                await stream.read()
+        assert e.value.detail == "response trailers over Envoy's limits (60 KiB, 100 headers)"
+        assert stream.trailers is None and up.connections == 1
 
     run(main)
 

@@ -166,6 +166,8 @@ class Http2Connection(asyncio.Protocol):
         self.closed = False
         #: a GOAWAY arrived (or the stream ids ran out): no new stream starts here
         self.going_away = False
+        #: the GOAWAY received, as text (``GOAWAY NO_ERROR (0x0), last stream 5``)
+        self.goaway: str | None = None
         self.idle_since = time.monotonic()
         #: why the connection ended, for streams that ask afterwards
         self.failure: UpstreamFailure | None = None
@@ -175,7 +177,6 @@ class Http2Connection(asyncio.Protocol):
         self.reserved = 0
         self._on_change = on_change
         self._ready = asyncio.Event()
-        self._goaway: str | None = None
         self._preface: bytearray | None = bytearray()
         self._settled = False
         self._paused = False
@@ -270,8 +271,8 @@ class Http2Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._goaway is not None:  # the peer said why before it closed
-            why = f"connection closed after {self._goaway}"
+        if self.goaway is not None:  # the peer said why before it closed
+            why = f"connection closed after {self.goaway}"
         else:
             why = f"connection closed: {exc}" if exc else "connection closed by the upstream"
         self._fail(UpstreamFailure(TERMINATION, "UC", detail=why[:300]))
@@ -324,7 +325,7 @@ class Http2Connection(asyncio.Protocol):
     def _goaway_received(self, code: int | None, last_stream_id: int | None) -> None:
         self.going_away = True
         last = last_stream_id if last_stream_id is not None else 0
-        detail = self._goaway = f"GOAWAY {error_name(code)}, last stream {last}"
+        detail = self.goaway = f"GOAWAY {error_name(code)}, last stream {last}"
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last:
                 why = f"{detail}: stream {stream_id} never processed"
@@ -610,7 +611,7 @@ class Http2Stream:
 
     def _trailers(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
         if _over_limits(raw):  # Envoy bounds trailers as it bounds headers
-            self._protocol_reset(f"response trailers over Envoy's limits ({_LIMITS})")
+            self._protocol_reset(f"response trailers over Envoy's limits ({_LIMITS})", drop=False)
             return
         self.trailers = _decode(raw)
 
@@ -642,12 +643,15 @@ class Http2Stream:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _protocol_reset(self, detail: str) -> None:
+    def _protocol_reset(self, detail: str, drop: bool = True) -> None:
+        """Reset the stream for what the peer sent; ``drop=False`` keeps the body received
+        before (trailers: it came in good order, and is read before the failure)."""
         conn = self.connection
         if self.id is not None:
             with contextlib.suppress(*_WIRE_ERRORS):
                 conn.h2.reset_stream(self.id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
-        self._drop_buffered()
+        if drop:
+            self._drop_buffered()
         self._fail(UpstreamFailure(PROTOCOL, "UPE", detail=detail))
 
     def _give_up(self, failure: UpstreamFailure) -> None:

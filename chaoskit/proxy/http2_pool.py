@@ -33,7 +33,13 @@ import asyncio
 import time
 
 from chaoskit.proxy.dialer import ConnectFailed, Dialer
-from chaoskit.proxy.http2_connection import Http2Connection, Http2Stream, Key
+from chaoskit.proxy.http2_connection import (
+    REFUSED,
+    TERMINATION,
+    Http2Connection,
+    Http2Stream,
+    Key,
+)
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.upstream import UpstreamFailure
 
@@ -93,7 +99,11 @@ class Http2Pool:
                 pending.add_done_callback(_retrieve)
                 self._connecting[key] = pending
             if pending is not None:
-                await asyncio.shield(pending)  # another opener gone must not end it
+                conn = await asyncio.shield(pending)  # another opener gone must not end it
+                if conn.goaway is not None or conn.closed:
+                    # refused before its first stream: fail, as Envoy's pool fails the streams
+                    # pending on it, instead of reconnecting in a loop until a timeout
+                    raise _unusable(conn)
                 continue
             await self._wait(key)
 
@@ -169,6 +179,12 @@ class Http2Pool:
                     if not conn.active and conn.idle_since < cutoff:
                         conn.close()
                         self._changed(conn)
+
+
+def _unusable(conn: Http2Connection) -> UpstreamFailure:
+    if conn.goaway is not None:
+        return UpstreamFailure(REFUSED, "UR", detail=f"{conn.goaway} before any stream")
+    return conn.failure or UpstreamFailure(TERMINATION, "UC", detail="closed before any stream")
 
 
 def _retrieve(task: asyncio.Task[Http2Connection]) -> None:

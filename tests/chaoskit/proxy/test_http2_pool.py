@@ -124,6 +124,41 @@ def test_no_settings_within_the_connect_timeout_is_a_connect_timeout(silent_port
     run(main)
 
 
+def test_a_server_that_says_goaway_at_once_fails_the_stream_without_reconnecting() -> None:
+    """A server draining (SETTINGS, then GOAWAY on every new connection) would have the pool
+    reconnect in a loop until a timeout: the streams waiting for the connection fail with it,
+    refused (retriable), as in Envoy's pool."""
+    import h2.config
+    import h2.connection
+
+    async def main(pool: Http2Pool) -> None:
+        connects = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connects
+            connects += 1
+            server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            server.initiate_connection()
+            server.close_connection(last_stream_id=0)
+            writer.write(server.data_to_send())
+            await reader.read()  # until the client hangs up
+            writer.close()
+
+        listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        try:
+            async with asyncio.timeout(5):
+                with pytest.raises(UpstreamFailure) as e:
+                    await pool.open_stream(("http", "127.0.0.1", port), 1.0)
+        finally:
+            listener.close()
+        assert (e.value.kind, e.value.flag) == ("remote refused stream reset", "UR")
+        assert e.value.detail == "GOAWAY NO_ERROR (0x0), last stream 0 before any stream"
+        assert connects == 1
+
+    run(main)
+
+
 def test_idle_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http2_pool, "IDLE_TIMEOUT", 0.3)
 

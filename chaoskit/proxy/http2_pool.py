@@ -33,13 +33,9 @@ import asyncio
 import time
 
 from chaoskit.proxy.dialer import ConnectFailed, Dialer
-from chaoskit.proxy.http2_connection import (
-    REFUSED,
-    TERMINATION,
-    Http2Connection,
-    Http2Stream,
-    Key,
-)
+from chaoskit.proxy.http2_connection import Http2Connection, Key
+from chaoskit.proxy.http2_errors import REFUSED, TERMINATION
+from chaoskit.proxy.http2_stream import Http2Stream
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.upstream import UpstreamFailure
 

@@ -9,16 +9,11 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import pytest
 
-from chaoskit.proxy.http2_connection import (
-    PROTOCOL,
-    REFUSED,
-    REMOTE_RESET,
-    STREAM_WINDOW,
-    TERMINATION,
-    Headers,
-    Http2Stream,
-)
+from chaoskit.proxy.http2_connection import STREAM_WINDOW
+from chaoskit.proxy.http2_errors import PROTOCOL, REFUSED, REMOTE_RESET, TERMINATION
+from chaoskit.proxy.http2_headers import Headers
 from chaoskit.proxy.http2_pool import Http2Pool
+from chaoskit.proxy.http2_stream import Http2Stream
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.upstream import UpstreamFailure
 from chaoskit.testing import Upstream

@@ -273,7 +273,7 @@ def _service_entry(
     return ServiceEntry(
         svc.api_version, svc.metadata, svc.location,
         hosts=(svc.name,), ports=ports, mesh_location="MESH_INTERNAL", resolution="STATIC",
-        endpoints=tuple(endpoints),
+        endpoints=tuple(endpoints), from_kubernetes=True,
     )  # fmt: skip
 
 

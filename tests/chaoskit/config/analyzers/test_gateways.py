@@ -137,3 +137,30 @@ def test_same_certificate_files_count_as_duplicates():
         "Gateway/istio-system/a",
         "Gateway/istio-system/b",
     ]
+
+
+def test_conflicting_gateways_through_a_workload_both_select_ist0145():
+    """conflicting-gateways-subSelector.yaml: different selectors, one pod (here a WorkloadEntry)
+    selected by both."""
+    beta = doc(
+        "Gateway",
+        "beta",
+        "selector: {istio: ingressgateway, app: istio-ingressgateway, cusKey: cusValue}\n"
+        f"servers:\n- {TCP_80}",
+    )
+    alpha = doc(
+        "Gateway",
+        "alpha",
+        f"selector: {{istio: ingressgateway, cusKey: cusValue}}\nservers:\n- {HTTP_80}",
+    )
+    pod = doc(
+        "WorkloadEntry",
+        "my-ingressgateway-1",
+        "labels: {istio: ingressgateway, app: istio-ingressgateway, cusKey: cusValue}",
+    )
+    assert [i.resource for i in check(beta, alpha).issues.warnings if i.code == "IST0145"] == []
+    v = check(beta, alpha, pod)
+    assert sorted(i.resource for i in v.issues.warnings if i.code == "IST0145") == [
+        "Gateway/default/alpha",
+        "Gateway/default/beta",
+    ]

@@ -34,6 +34,19 @@ class RouteDestination:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class L4Match:
+    """One ``match[]`` entry of a TCP or TLS rule, kept for the match analysis (IST0130/IST0131);
+    chaoskit routes no TCP or TLS."""
+
+    port: int | None = None
+    sni_hosts: tuple[str, ...] = ()
+    destination_subnets: tuple[str, ...] = ()
+    source_labels: tuple[tuple[str, str], ...] = ()
+    source_namespace: str | None = None
+    gateways: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class L4Route:
     """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS."""
 
@@ -42,6 +55,7 @@ class L4Route:
     route: tuple[RouteDestination, ...]
     ports: tuple[int, ...] = ()
     sni_hosts: tuple[str, ...] = ()
+    match: tuple[L4Match, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,17 +135,28 @@ def _l4_routes(
     for i, rf in enumerate(spec.objs(key)):
         ports: list[int] = []
         sni: list[str] = []
+        matches: list[L4Match] = []
         for mf in rf.objs("match"):
-            if (p := mf.int("port", minimum=1, maximum=65535)) is not None:
+            p = mf.int("port", minimum=1, maximum=65535)
+            if p is not None:
                 ports.append(p)
+            names: list[str] = []
             if key == "tls":
-                names = mf.str_list("sniHosts", required=True)
+                names = list(mf.str_list("sniHosts", required=True))
                 for name in names:
                     _check_sni_host(mf, name, hosts, gateway=gateway)
                 sni.extend(names)
-            mf.accept(
-                "destinationSubnets", "sourceLabels", "gateways", "sourceNamespace", "sniHosts"
+            matches.append(
+                L4Match(
+                    port=p,
+                    sni_hosts=tuple(names),
+                    destination_subnets=tuple(mf.str_list("destinationSubnets")),
+                    source_labels=tuple(sorted(mf.str_map("sourceLabels").items())),
+                    source_namespace=mf.str("sourceNamespace"),
+                    gateways=tuple(mf.str_list("gateways")),
+                )
             )
+            mf.accept("sniHosts")
             mf.done()
         if key == "tls" and not rf.has("match"):
             rf.error(None, "TLS route must have at least one match condition")
@@ -146,7 +171,7 @@ def _l4_routes(
         if len(rf.data.get("route") or ()) > 1 and not any(d.weight for d in dests):
             rf.error("route", "total destination weight = 0")  # validateRouteDestinations
         rf.done()
-        out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni)))
+        out.append(L4Route(i, rf.loc(), tuple(dests), tuple(ports), tuple(sni), tuple(matches)))
     return tuple(out)
 
 

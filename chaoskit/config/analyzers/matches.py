@@ -16,8 +16,11 @@ VirtualServiceIneffectiveMatch (IST0131):
   ``scheme``) and finds the covers Istio's comparison misses (an earlier entry with fewer
   conditions, or the same prefix).
 
-Istio applies such configurations; the entries are dead weight, so these are warnings. TCP and TLS
-routes are not analysed (chaoskit does not keep their match entries apart).
+TCP and TLS rules get the same analysis without the prefix cover, as in Istio's
+``analyzeUnreachableTCPRules`` and ``analyzeUnreachableTLSRules``: after a rule without ``match``
+(the last one allowed), every later match entry is unreachable, and equal entries are duplicates.
+
+Istio applies such configurations; the entries are dead weight, so these are warnings.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from chaoskit.config.http_route import HTTPRoute
 from chaoskit.config.issues import Issues
 from chaoskit.config.match import HTTPMatchRequest, StringMatch
 from chaoskit.config.mesh import Mesh
-from chaoskit.config.virtual_service import VirtualService
+from chaoskit.config.virtual_service import L4Match, L4Route, VirtualService
 
 UNREACHABLE_RULE = "IST0130"
 INEFFECTIVE_MATCH = "IST0131"
@@ -136,6 +139,44 @@ def analyze_virtual_service(vs: VirtualService, issues: Issues) -> None:
             _warn(issues, vs, route, "", text, UNREACHABLE_RULE)
 
 
+def analyze_l4(vs: VirtualService, kind: str, routes: tuple[L4Route, ...], issues: Issues) -> None:
+    """``tcp`` or ``tls`` rules, as Istio's ``analyzeUnreachableTCPRules``."""
+    empty: L4Route | None = None
+    seen: dict[L4Match, tuple[int, int]] = {}
+
+    def warn(route: L4Route, path: str, text: str, code: str) -> None:
+        issues.warning(route.location, vs.ref, f"spec.{kind}[{route.index}]{path}", text, code=code)
+
+    for route in routes:
+        if not route.match:
+            if empty is not None:
+                text = (
+                    f"rule is unreachable: {kind}[{empty.index}] before it has no match either "
+                    "(only the last rule can have no matches)"
+                )
+                warn(route, "", text, UNREACHABLE_RULE)
+            empty = route
+            continue
+        used = 0
+        for j, m in enumerate(route.match):
+            if empty is not None:
+                text = f"match is unreachable: {kind}[{empty.index}] before it has no match"
+                warn(route, f".match[{j}]", text, UNREACHABLE_RULE)
+                continue
+            if m in seen:
+                rule, entry = seen[m]
+                text = f"match is never used: it duplicates {kind}[{rule}].match[{entry}]"
+                warn(route, f".match[{j}]", text, INEFFECTIVE_MATCH)
+                used += 1
+            else:
+                seen[m] = (route.index, j)
+        if used == len(route.match):
+            text = "rule is unreachable: every match entry is used by an earlier rule"
+            warn(route, "", text, UNREACHABLE_RULE)
+
+
 def analyze(mesh: Mesh, issues: Issues) -> None:
     for vs in mesh.virtual_services:
         analyze_virtual_service(vs, issues)
+        analyze_l4(vs, "tcp", vs.tcp, issues)
+        analyze_l4(vs, "tls", vs.tls, issues)

@@ -147,3 +147,78 @@ def test_messages_name_the_earlier_entry() -> None:
 )
 def test_implies(a, b, expected) -> None:
     assert implies(a, b) is expected
+
+
+# -- tcp and tls: virtualservice_dupmatches.yaml's TCP and TLS cases (analyzeUnreachableTCPRules,
+# analyzeUnreachableTLSRules); destinations use the registry's reviews, the gateway is declared.
+
+TCP_GATEWAY = doc(
+    "Gateway",
+    "tcp-echo-gateway",
+    "selector: {istio: ingressgateway}\n"
+    "servers: [{port: {number: 31400, name: tcp, protocol: TCP}, hosts: ['*']}]",
+)
+
+
+def tcp_vs(name: str, *rules: str) -> str:
+    body = "hosts: ['*']\ngateways: [tcp-echo-gateway]\ntcp:\n" + "".join(rules)
+    return doc("VirtualService", name, body)
+
+
+def tcp_rule(subset: str, *ports: int) -> str:
+    match = "  match: [" + ", ".join(f"{{port: {p}}}" for p in ports) + "]\n" if ports else ""
+    return (
+        "- route: [{destination: {host: reviews, port: {number: 9080}, subset: "
+        + subset
+        + "}}]\n"
+        + match
+    )
+
+
+def tls_vs(name: str, hosts: str, *matches: str) -> str:
+    first = hosts.partition(",")[0]
+    rules = "".join(
+        f"- match: [{m}]\n  route: [{{destination: {{host: {first}}}}}]\n" for m in matches
+    )
+    return doc("VirtualService", name, f"hosts: [{hosts}]\ntls:\n{rules}", namespace="none")
+
+
+SNI = "{port: 2443, sniHosts: [www1.googleapis.com]}"
+SNI_EX = "{port: 2443, sniHosts: [www1.example.com]}"
+
+L4_CASES = {
+    "duplicate-tcp-match": (
+        tcp_vs("d", tcp_rule("v1", 31400), tcp_rule("v2", 31400)),
+        [("spec.tcp[1].match[0]", "IST0131"), ("spec.tcp[1]", "IST0130")],
+    ),
+    "duplicate-empty-tcp": (
+        tcp_vs("d", tcp_rule("v1"), tcp_rule("v2")),
+        [("spec.tcp[1]", "IST0130")],
+    ),
+    "almost-duplicate-tcp-match": (
+        tcp_vs("d", tcp_rule("v1", 31400), tcp_rule("v2", 31400, 31401)),
+        [("spec.tcp[1].match[0]", "IST0131")],
+    ),
+    "tls-routing": (
+        tls_vs("t", "www1.googleapis.com, api1.facebook.com", SNI, SNI),
+        [("spec.tls[1].match[0]", "IST0131"), ("spec.tls[1]", "IST0130")],
+    ),
+    "tls-routing-almostmatch": (
+        tls_vs(
+            "t",
+            "www1.example.com",
+            SNI_EX,
+            SNI_EX + ", {port: 8443, sniHosts: [www1.example.com]}",
+        ),
+        [("spec.tls[1].match[0]", "IST0131")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(L4_CASES))
+def test_tcp_and_tls_duplicates(name: str) -> None:
+    text, expected = L4_CASES[name]
+    v = check(TCP_GATEWAY, text)
+    assert v.ok, [str(i) for i in v.issues.errors]
+    found = [(i.path, i.code) for i in v.issues.warnings if i.code in ("IST0130", "IST0131")]
+    assert found == expected

@@ -401,3 +401,19 @@ def test_zero_percentage_warns_that_it_never_fires():
         )
     )
     assert [w.message for w in result.issues.warnings] == ["abort percentage is 0%: it never fires"]
+
+
+@pytest.mark.parametrize(("percent", "code"), [(50, "IST0002"), (0, "")])
+def test_deprecated_delay_percent_carries_istios_code_when_above_zero(percent, code):
+    """istio/istio pkg/config/analysis/analyzers/testdata/deprecation.yaml (VirtualService
+    productpage, ``delay.percent: 50``); deprecation.go reports it when ``Percent > 0``."""
+    result = load_text(
+        vs(f"""
+        hosts: [productpage]
+        http:
+        - fault: {{delay: {{fixedDelay: 1s, percent: {percent}}}}}
+          route: [{{destination: {{host: productpage}}}}]
+    """)
+    )
+    (issue,) = [i for i in result.issues.warnings if i.path.endswith("delay.percent")]
+    assert issue.code == code

@@ -98,7 +98,28 @@ def check_destination(
             code=REFERENCED_RESOURCE_NOT_FOUND,
         )
         return
+    _check_gateway_views(mesh, dest, owner, path, loc, issues)
     _check_port(seen.entry, dest, owner, path, loc, issues)
+
+
+def _check_gateway_views(
+    mesh: Mesh, dest: Destination, owner: Resource, path: str, loc: Location, issues: Issues
+) -> None:
+    """A gateway routes with the services its own namespace sees (Istio's
+    ``DefaultSidecarScopeForGateway``), which Istio's analyzer does not check: warn when the host
+    is not exported to the namespace of a Gateway the VirtualService is bound to."""
+    for ref in getattr(owner, "gateways", ()):
+        gw = mesh.gateways_by_ref.get(ref)
+        if gw is None or mesh.visible_service(dest.fqdn, gw.namespace) is not None:
+            continue
+        issues.warning(
+            loc,
+            owner.ref,
+            f"{path}.host",
+            f"host {dest.host!r} ({dest.fqdn}) is not exported to namespace {gw.namespace} of "
+            f"{gw.ref}, which routes with this VirtualService: its requests get 503 NC",
+        )
+        return
 
 
 def _viewers(owner: Resource) -> list[str]:

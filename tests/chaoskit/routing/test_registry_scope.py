@@ -147,6 +147,31 @@ def test_a_gateway_routes_with_the_entry_its_namespace_sees() -> None:
     assert entry_for(mesh, "default", "gateway:8080") == "ServiceEntry/a/api"
 
 
+def test_validate_warns_when_a_bound_gateway_does_not_see_the_destination() -> None:
+    gateway = doc(
+        "Gateway",
+        "gw",
+        "selector: {istio: ingressgateway}\n"
+        "servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]",
+        namespace="istio-system",
+    )
+    bound = doc(
+        "VirtualService",
+        "edge",
+        f"hosts: ['*']\ngateways: [istio-system/gw]\n"
+        f"http: [{{route: [{{destination: {{host: {API}}}}}]}}]",
+        namespace="a",
+    )
+    v = validate([load_text(api_entry("a", 9101, '["."]')), load_text(gateway), load_text(bound)])
+    assert v.ok
+    assert [i.message for i in v.issues.warnings if i.path.endswith(".host")] == [
+        f"host '{API}' ({API}) is not exported to namespace istio-system of "
+        "Gateway/istio-system/gw, which routes with this VirtualService: its requests get 503 NC"
+    ]
+    decision = route(v.mesh, f"http://{API}/", "gateway:8080")
+    assert not (isinstance(decision, Forward) and decision.cluster is not None)
+
+
 def test_a_host_defined_once_keeps_istio_cluster_keys() -> None:
     mesh = build(api_entry("c", 9103), services=False)
     assert entry_for(mesh, "a") == ""

@@ -256,7 +256,7 @@ class ClusterManager:
             self.stats.inc("cluster_manager.caller_state_evicted", len(victims))
 
     def _scheme(self, key: ClusterKey, policy: TrafficPolicy) -> str:
-        svc = self.mesh.find_service(key.host)
+        svc = self.mesh.defined_by(key.host, key.service_entry)
         port = svc.entry.port(key.port) if svc is not None else None
         tls_mode = policy.tls.mode if policy.tls is not None else None
         if (port is not None and port.protocol in ("HTTPS", "TLS")) or tls_mode in (
@@ -269,7 +269,7 @@ class ClusterManager:
     def _build(
         self, key: ClusterKey
     ) -> tuple[tuple[EndpointSpec, ...], TrafficPolicy, bool] | None:
-        svc = self.mesh.find_service(key.host)
+        svc = self.mesh.defined_by(key.host, key.service_entry)
         if svc is None:
             return None
         rule = _merged_rule(self.mesh.destination_rules_for(key.host))

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from chaoskit.config import analyzers, hosts
 from chaoskit.config.experiment import Experiment
+from chaoskit.config.exports import is_public, scopes, scopes_overlap
 from chaoskit.config.http_route import Destination
 from chaoskit.config.issues import Issues
 from chaoskit.config.lint import lint_virtual_service
-from chaoskit.config.mesh import Mesh, labels_match
+from chaoskit.config.mesh import Mesh, Service, labels_match
 from chaoskit.config.resource import Resource
 from chaoskit.config.service_entry import ServiceEntry
 from chaoskit.config.upstream_fault import check_protocol
@@ -85,7 +86,63 @@ def check_destination(
             f"{dest.fqdn}{known}; Istio answers 503 NC",
             code=REFERENCED_RESOURCE_NOT_FOUND,
         )
-    _check_port(svc.entry, dest, owner, path, loc, issues)
+    seen = _seen_from(mesh, dest.fqdn, owner)
+    if seen is None:
+        where = ", ".join(_viewers(owner)) or "every namespace"
+        issues.warning(
+            loc,
+            owner.ref,
+            f"{path}.host",
+            f"host {dest.host!r} ({dest.fqdn}) is defined by {svc.entry.ref}, which is not "
+            f"exported to {where} (exportTo: {', '.join(svc.entry.export_to)}): callers there "
+            "get 503 NC",
+            code=REFERENCED_RESOURCE_NOT_FOUND,
+        )
+        return
+    _check_gateway_views(mesh, dest, owner, path, loc, issues)
+    _check_port(seen.entry, dest, owner, path, loc, issues)
+
+
+def _check_gateway_views(
+    mesh: Mesh, dest: Destination, owner: Resource, path: str, loc: Location, issues: Issues
+) -> None:
+    """A gateway routes with the services its own namespace sees (Istio's
+    ``DefaultSidecarScopeForGateway``), which Istio's analyzer does not check: warn when the host
+    is not exported to the namespace of a Gateway the VirtualService is bound to."""
+    for ref in getattr(owner, "gateways", ()):
+        gw = mesh.gateways_by_ref.get(ref)
+        if gw is None or mesh.visible_service(dest.fqdn, gw.namespace) is not None:
+            continue
+        issues.warning(
+            loc,
+            owner.ref,
+            f"{path}.host",
+            f"host {dest.host!r} ({dest.fqdn}) is not exported to namespace {gw.namespace} of "
+            f"{gw.ref}, which routes with this VirtualService: its requests get 503 NC",
+        )
+        return
+
+
+def _viewers(owner: Resource) -> list[str]:
+    """The namespaces whose proxies use ``owner``'s destinations, as Istio's analyzer reads them
+    (``pkg/config/analysis/analyzers/util/service_lookup.go``, ``GetDestinationHost``): its own
+    namespace, or each namespace its ``exportTo`` names (``*`` is handled by the caller)."""
+    export_to: tuple[str, ...] = getattr(owner, "export_to", ())
+    if not export_to:
+        return [owner.namespace]
+    return [owner.namespace if e == "." else e for e in export_to if e != "*"]
+
+
+def _seen_from(mesh: Mesh, fqdn: str, owner: Resource) -> Service | None:
+    """The definition of ``fqdn`` that ``owner``'s proxies see, or ``None`` when none is
+    exported to them (with ``exportTo: ["*"]``, Istio's analyzer accepts public entries only)."""
+    for namespace in _viewers(owner):
+        if (svc := mesh.visible_service(fqdn, namespace)) is not None:
+            return svc
+    if "*" in getattr(owner, "export_to", ()):
+        visible = mesh.visible_services(fqdn, owner.namespace)
+        return next((s for s in visible if is_public(s.entry.export_to)), None)
+    return None
 
 
 def _check_port(
@@ -107,6 +164,7 @@ def _check_port(
             owner.ref,
             f"{path}.port.number",
             f"{dest.host} has no port {dest.port} (ports: {', '.join(map(str, numbers))})",
+            code=REFERENCED_RESOURCE_NOT_FOUND,
         )
 
 
@@ -131,7 +189,8 @@ def _destinations(vs: VirtualService) -> Iterable[tuple[str, Destination, Locati
 
 
 def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
-    claimed: dict[str, VirtualService] = {}
+    # host → the mesh VirtualServices claiming it so far, with where each is seen
+    claimed: dict[str, list[tuple[frozenset[str], VirtualService]]] = {}
     by_name = {(vs.namespace, vs.name): vs for vs in mesh.virtual_services}
     workload_labels = [w.labels for w in mesh.workload_entries]
     for vs in mesh.virtual_services:
@@ -147,11 +206,12 @@ def _check_virtual_services(mesh: Mesh, issues: Issues) -> None:
                     code=REFERENCED_RESOURCE_NOT_FOUND,
                 )
         if MESH in vs.gateways:
+            seen_in = scopes(vs.export_to, vs.namespace)
             for h in vs.fqdn_hosts:
-                other = claimed.get(h)
-                if other is None:
-                    claimed[h] = vs
-                else:
+                rivals = claimed.setdefault(h, [])
+                other = next((o for s, o in rivals if scopes_overlap(s, seen_in)), None)
+                rivals.append((seen_in, vs))
+                if other is not None:
                     issues.error(
                         vs.location,
                         vs.ref,

@@ -93,9 +93,15 @@ class Fields:
             self.loc(key), self.ctx.resource, self.sub(key) if key else self.path, message
         )
 
-    def warn(self, key: builtins.str | None, message: builtins.str) -> None:
+    def warn(
+        self, key: builtins.str | None, message: builtins.str, *, code: builtins.str = ""
+    ) -> None:
         self.ctx.issues.warning(
-            self.loc(key), self.ctx.resource, self.sub(key) if key else self.path, message
+            self.loc(key),
+            self.ctx.resource,
+            self.sub(key) if key else self.path,
+            message,
+            code=code,
         )
 
     def has(self, key: builtins.str) -> bool:

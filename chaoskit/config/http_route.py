@@ -323,7 +323,9 @@ def _fault_percentage(f: Fields, what: str, *, allow_int_percent: bool) -> float
         return value if value is not None else 0.0
     if allow_int_percent and f.has("percent"):
         value = f.int("percent", minimum=0, maximum=100)
-        f.warn("percent", "percent is deprecated; use percentage: {value: N}")
+        # istioctl analyze's deprecation analyzer (deprecation.go) flags it when above 0.
+        code = "IST0002" if value else ""
+        f.warn("percent", "percent is deprecated; use percentage: {value: N}", code=code)
         return float(value or 0)
     f.accept("percentage")
     f.warn(

@@ -273,8 +273,19 @@ def _service_entry(
     return ServiceEntry(
         svc.api_version, svc.metadata, svc.location,
         hosts=(svc.name,), ports=ports, mesh_location="MESH_INTERNAL", resolution="STATIC",
-        endpoints=tuple(endpoints),
+        endpoints=tuple(endpoints), export_to=_export_to(svc), from_kubernetes=True,
     )  # fmt: skip
+
+
+#: The annotation that scopes a Kubernetes Service like ServiceEntry ``exportTo``.
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+
+
+def _export_to(svc: KubeService) -> tuple[str, ...]:
+    """The Service's ``networking.istio.io/exportTo`` annotation, comma-separated, as Istio's
+    Kubernetes registry reads it (``pilot/pkg/serviceregistry/kube/conversion.go``)."""
+    text = svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")
+    return tuple(dict.fromkeys(e.strip() for e in text.split(",") if e.strip()))
 
 
 def _workload_entry(d: KubeDeployment, local: LocalWorkload | None) -> WorkloadEntry:

@@ -2,8 +2,9 @@
 
 Each check is a small function over frozen resources; none of them changes behaviour. They are the
 lessons users of Istio keep learning the hard way (each one, with its fix, in docs/configuration.md
-§13): a fault with no percentage never fires, retries that cannot fit in the route timeout, rules
-hidden behind an earlier catch-all, outlier detection that can never eject with few endpoints.
+§13): a fault with no percentage never fires, retries that cannot fit in the route timeout,
+outlier detection that can never eject with few endpoints. Rules hidden behind earlier ones are
+found by :mod:`.analyzers.matches`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from chaoskit.config.durations import format_duration
 from chaoskit.config.http_route import HTTPRetry, HTTPRoute
 from chaoskit.config.issues import Issues
 from chaoskit.config.virtual_service import VirtualService
-
-#: istioctl analyze's VirtualServiceUnreachableRule (pkg/config/analysis/msg/messages.yaml).
-UNREACHABLE_RULE = "IST0130"
 
 
 def _warn(
@@ -38,19 +36,7 @@ def lint_virtual_service(
 ) -> None:
     """Per-VirtualService lints; defaults are the mesh's (``classic``: 15 s, no retries;
     docs/configuration.md §3)."""
-    catch_all: HTTPRoute | None = None
     for route in vs.http:
-        if catch_all is not None:
-            _warn(
-                issues,
-                vs,
-                route,
-                "",
-                f"rule is unreachable: http[{catch_all.index}] before it matches every request",
-                code=UNREACHABLE_RULE,
-            )
-        elif route.is_catch_all and route.delegate is None:
-            catch_all = route
         _lint_retries(vs, route, default_timeout, default_retry, issues)
         _lint_weights(vs, route, issues)
         _lint_fault(vs, route, issues)

@@ -12,16 +12,21 @@ ServiceEntry hosts: in Istio they are literal names. Without Kubernetes there ar
 so chaoskit treats a dot-free ServiceEntry host (``reviews``) as the Kubernetes-style service
 ``reviews.<namespace>.svc.cluster.local``; VirtualServices and DestinationRules written with short
 names then refer to it exactly as they would in a cluster (docs/istio-compatibility.md).
+
+Several ServiceEntries may define one host. :meth:`Mesh.find_service` answers "is it defined at
+all" (the first definition); :meth:`Mesh.visible_service` answers what a proxy in one namespace
+routes to, by ``exportTo`` and Istio's precedence (:mod:`.exports`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from chaoskit.config import hosts
 from chaoskit.config.destination_rule import DestinationRule, Subset
+from chaoskit.config.exports import exported_to, precedence
 from chaoskit.config.gateway import Gateway
 from chaoskit.config.issues import Issues
 from chaoskit.config.kubernetes import as_registry
@@ -47,6 +52,12 @@ class Service:
     host: str
     entry: ServiceEntry
 
+    def exported_to(self, namespace: str) -> bool:
+        return exported_to(self.entry.export_to, self.entry.namespace, namespace)
+
+    def precedence(self) -> tuple[int, int]:
+        return precedence(self.entry.export_to, from_kubernetes=self.entry.from_kubernetes)
+
 
 @dataclasses.dataclass(frozen=True)
 class Mesh:
@@ -62,8 +73,10 @@ class Mesh:
     upstream_faults: tuple[UpstreamFault, ...] = ()
     mesh_configs: tuple[MeshConfig, ...] = ()
     defaults: MeshDefaults = dataclasses.field(default_factory=lambda: effective_defaults(()))
-    #: fully qualified host → service; wildcard ServiceEntry hosts are kept apart.
+    #: fully qualified host → its first definition; wildcard ServiceEntry hosts are kept apart.
     services: Mapping[str, Service] = dataclasses.field(default_factory=dict)
+    #: fully qualified host → every definition, in configuration order.
+    services_by_host: Mapping[str, tuple[Service, ...]] = dataclasses.field(default_factory=dict)
     wildcard_services: tuple[Service, ...] = ()
     #: fully qualified DR host → the DestinationRules for it, in order (Istio merges them).
     rules_by_host: Mapping[str, tuple[DestinationRule, ...]] = dataclasses.field(
@@ -81,6 +94,53 @@ class Mesh:
             if hosts.matches(svc.host, fqdn) and (best is None or len(svc.host) > len(best.host)):
                 best = svc
         return best
+
+    def visible_services(self, fqdn: str, namespace: str) -> Iterator[Service]:
+        """The definitions of ``fqdn`` a proxy in ``namespace`` sees, the one it uses first:
+        exact hosts by Istio's precedence (:func:`.exports.precedence`), then wildcard hosts,
+        the most specific first. Lazy: wildcards are only searched when asked for."""
+        exact = self.services_by_host.get(fqdn, ())
+        if len(exact) == 1:  # the common case: no ordering to do
+            if exact[0].exported_to(namespace):
+                yield exact[0]
+        elif exact:
+            yield from sorted(
+                (s for s in exact if s.exported_to(namespace)), key=Service.precedence
+            )
+        if self.wildcard_services:
+            wild = [
+                s
+                for s in self.wildcard_services
+                if hosts.matches(s.host, fqdn) and s.exported_to(namespace)
+            ]
+            yield from sorted(wild, key=lambda s: (-len(s.host), s.precedence()))
+
+    def visible_service(
+        self,
+        fqdn: str,
+        namespace: str,
+        accept: Callable[[Service], bool] | None = None,
+    ) -> Service | None:
+        """The service a proxy in ``namespace`` routes ``fqdn`` to: the first visible definition
+        that ``accept`` (the proxy's Sidecar imports) lets through."""
+        for svc in self.visible_services(fqdn, namespace):
+            if accept is None or accept(svc):
+                return svc
+        return None
+
+    def is_shared(self, host: str) -> bool:
+        """Several ServiceEntries define ``host`` (an FQDN or a wildcard ServiceEntry host)."""
+        if host.startswith("*"):
+            return sum(1 for s in self.wildcard_services if s.host == host) > 1
+        return len(self.services_by_host.get(host, ())) > 1
+
+    def defined_by(self, host: str, entry_ref: str) -> Service | None:
+        """The definition of ``host`` by the ServiceEntry ``entry_ref`` (its ``ref``); with an
+        empty ref, :meth:`find_service`. A cluster is built from this (:class:`ClusterKey`)."""
+        if not entry_ref:
+            return self.find_service(host)
+        pool = self.wildcard_services if host.startswith("*") else self.services_by_host.get(host)
+        return next((s for s in pool or () if s.host == host and s.entry.ref == entry_ref), None)
 
     def destination_rules_for(self, fqdn: str) -> tuple[DestinationRule, ...]:
         """DRs of the most specific matching host (exact, then longest wildcard), in order."""
@@ -138,16 +198,15 @@ def build_mesh(resources: Iterable[Resource], issues: Issues | None = None) -> M
     Kubernetes Services and Deployments become registry entries first (:mod:`.kubernetes`)."""
     rs = layer(as_registry(layer(resources, issues), issues))  # a later ServiceEntry wins
     entries = _of(rs, ServiceEntry)
-    services: dict[str, Service] = {}
+    by_host: dict[str, list[Service]] = {}
     wildcard: list[Service] = []
     for se in entries:
-        for h in se.hosts:
-            fq = service_host(h, se.namespace)
+        for fq in dict.fromkeys(service_host(h, se.namespace) for h in se.hosts):
             svc = Service(fq, se)
             if fq.startswith("*"):
                 wildcard.append(svc)
             else:
-                services.setdefault(fq, svc)
+                by_host.setdefault(fq, []).append(svc)
     rules: dict[str, list[DestinationRule]] = {}
     for dr in _of(rs, DestinationRule):
         rules.setdefault(dr.fqdn_host, []).append(dr)
@@ -165,7 +224,8 @@ def build_mesh(resources: Iterable[Resource], issues: Issues | None = None) -> M
         upstream_faults=_of(rs, UpstreamFault),
         mesh_configs=configs,
         defaults=effective_defaults(configs),
-        services=services,
+        services={h: defs[0] for h, defs in by_host.items()},
+        services_by_host={h: tuple(defs) for h, defs in by_host.items()},
         wildcard_services=tuple(wildcard),
         rules_by_host={h: tuple(v) for h, v in rules.items()},
         gateways_by_ref={f"{g.namespace}/{g.name}": g for g in gateways},

@@ -107,6 +107,10 @@ class ServiceEntry(Resource):
     workload_selector: Mapping[str, str] | None = None
     export_to: tuple[str, ...] = ()
     subject_alt_names: tuple[str, ...] = ()
+    #: Generated from a Kubernetes ``Service`` (:mod:`.kubernetes`): Istio's registry prefers a
+    #: Kubernetes Service to any ServiceEntry of the same host, and runs its ServiceEntry
+    #: analyzers on written ServiceEntries only.
+    from_kubernetes: bool = False
 
     def port(self, key: int | str) -> ServicePort | None:
         """The service port with this number or name."""
@@ -168,9 +172,10 @@ def field_objs(f: Fields, key: str) -> list[Fields]:
 
 
 def parse_protocol(f: Fields, key: str = "protocol", *, required: bool = False) -> str | None:
-    """A port protocol, case-insensitive as in Istio, returned upper-cased."""
+    """A port protocol, case-insensitive as in Istio, returned upper-cased. An empty string is
+    unset (protocol sniffing), as in Istio's ``ValidateProtocol``, where a protocol is optional."""
     text = f.str(key, required=required)
-    if text is None:
+    if text is None or (text == "" and not required):
         return None
     upper = text.upper()
     if upper == "UDP":

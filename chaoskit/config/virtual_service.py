@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from chaoskit.config.fields import UINT32_MAX, Fields
 from chaoskit.config.hosts import (
@@ -36,32 +36,40 @@ class RouteDestination:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class L4Match:
-    """One ``match[]`` entry of a ``tcp[]`` rule (istio/api ``L4MatchAttributes``).
+    """One ``match[]`` entry of a ``tcp[]`` or ``tls[]`` rule (istio/api ``L4MatchAttributes``,
+    ``TLSMatchAttributes``), kept whole: the TCP router applies it per entry, the match analysis
+    (IST0130/IST0131) compares entries.
 
     All its fields are selectors Istio evaluates when it builds a proxy's listeners (istio/istio
     ``pilot/pkg/networking/core/tls.go``, ``matchTCP``), except ``destination_subnets``, which
     Envoy matches on the destination IP of each connection. ``gateways`` is normalised to
-    ``namespace/name`` or ``mesh``.
+    ``namespace/name`` or ``mesh``; ``source_labels`` is sorted pairs, so entries compare and
+    hash (:attr:`labels` is the mapping).
     """
 
     port: int | None = None
-    source_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    sni_hosts: tuple[str, ...] = ()
+    destination_subnets: tuple[str, ...] = ()
+    source_labels: tuple[tuple[str, str], ...] = ()
     source_namespace: str | None = None
     gateways: tuple[str, ...] = ()
-    destination_subnets: tuple[str, ...] = ()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.source_labels)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class L4Route:
-    """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS, ``matches`` only
-    for TCP (chaoskit routes TCP connections, TLS rules are validated only)."""
+    """One ``tcp[]`` or ``tls[]`` rule: ``sni_hosts`` is only set for TLS; ``match`` holds
+    every entry (chaoskit routes TCP connections, TLS rules are validated only)."""
 
     index: int
     location: Location
     route: tuple[RouteDestination, ...]
     ports: tuple[int, ...] = ()
     sni_hosts: tuple[str, ...] = ()
-    matches: tuple[L4Match, ...] = ()
+    match: tuple[L4Match, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -144,7 +152,10 @@ def _is_subnet(text: str) -> bool:
 
 
 def _l4_match(
-    mf: Fields, port: int | None, normalize: Callable[[Fields, str, str], str | None]
+    mf: Fields,
+    port: int | None,
+    sni_hosts: tuple[str, ...],
+    normalize: Callable[[Fields, str, str], str | None],
 ) -> L4Match:
     """The selectors of one ``tcp[].match[]`` entry; subnets validated as Istio's
     ``ValidateIPSubnet`` does (an address or a CIDR)."""
@@ -157,7 +168,8 @@ def _l4_match(
     )
     return L4Match(
         port=port,
-        source_labels=mf.str_map("sourceLabels"),
+        sni_hosts=sni_hosts,
+        source_labels=tuple(sorted(mf.str_map("sourceLabels").items())),
         source_namespace=mf.str("sourceNamespace"),
         gateways=gateways,
         destination_subnets=subnets,
@@ -177,15 +189,16 @@ def _l4_routes(
         sni: list[str] = []
         matches: list[L4Match] = []
         for mf in rf.objs("match"):
-            if (p := mf.int("port", minimum=1, maximum=65535)) is not None:
+            p = mf.int("port", minimum=1, maximum=65535)
+            if p is not None:
                 ports.append(p)
+            names: list[str] = []
             if key == "tls":
-                names = mf.str_list("sniHosts", required=True)
+                names = list(mf.str_list("sniHosts", required=True))
                 for name in names:
                     _check_sni_host(mf, name, hosts, gateway=gateway)
                 sni.extend(names)
-            else:
-                matches.append(_l4_match(mf, p, normalize))
+            matches.append(_l4_match(mf, p, tuple(names), normalize))
             mf.accept(
                 "destinationSubnets", "sourceLabels", "gateways", "sourceNamespace", "sniHosts"
             )

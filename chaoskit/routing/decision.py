@@ -50,6 +50,10 @@ class ClusterKey:
     host: str
     port: int
     subset: str | None = None
+    #: ``ref`` of the ServiceEntry the cluster is built from, set only when several entries define
+    #: the host (each namespace sees the one Istio picks for it, :meth:`Mesh.visible_service`).
+    #: Not part of :attr:`name`: Envoy's cluster names are the same in every proxy.
+    service_entry: str = dataclasses.field(default="", repr=False)
 
     @property
     def name(self) -> str:

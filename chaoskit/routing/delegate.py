@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from chaoskit.config.exports import exported_to
 from chaoskit.config.http_route import HTTPRoute
 from chaoskit.config.match import HTTPMatchRequest, StringMatch
 from chaoskit.config.virtual_service import VirtualService
-from chaoskit.routing.scope import exported_to
 
 
 def _value(sm: StringMatch | None, kind: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from chaoskit.config.exports import exported_to
 from chaoskit.config.gateway import Gateway, Server, routed_hosts
 from chaoskit.config.hosts import matches as host_matches
 from chaoskit.config.http_route import HTTPRoute
@@ -27,7 +28,6 @@ from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.virtual_service import VirtualService
 from chaoskit.routing.matcher import is_catch_all, selected_entries
 from chaoskit.routing.request import Workload
-from chaoskit.routing.scope import exported_to
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

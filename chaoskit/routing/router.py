@@ -43,14 +43,13 @@ from chaoskit.config.http_route import HTTPRoute
 from chaoskit.config.match import HTTPMatchRequest
 from chaoskit.config.mesh import Mesh, Service
 from chaoskit.config.mesh_config import REGISTRY_ONLY
-from chaoskit.config.sidecar import Sidecar
+from chaoskit.config.sidecar import Sidecar, imports_host
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.routing import rewrite
 from chaoskit.routing.actions import DIRECT_RESPONSE, RuleContext, decide
 from chaoskit.routing.decision import (
     BLOCK_ALL_ROUTE,
     DEFAULT_ROUTE,
-    ClusterKey,
     Decision,
     Forward,
     LocalReply,
@@ -64,6 +63,7 @@ from chaoskit.routing.matcher import request_matches, selected_entries
 from chaoskit.routing.request import RequestInfo
 from chaoskit.routing.scope import (
     Scope,
+    cluster_key,
     host_candidates,
     outbound_policy,
     service_ports,
@@ -197,12 +197,29 @@ class Router:
         }
         return frozenset(ports) or frozenset({80})
 
-    def _find_service(self, names: Sequence[str]) -> tuple[str, Service] | None:
+    def _find_service(
+        self, names: Sequence[str], req: RequestInfo, sidecar: Sidecar | None
+    ) -> tuple[str, Service] | None:
+        """The service the Host names for this caller: an exact registry name among ``names``
+        (in order), else the most specific wildcard ServiceEntry host matching the first. Of
+        several definitions of one host, the first by Istio's precedence for the caller's
+        namespace among those exported to it and imported by its Sidecar."""
+        namespace = req.source.namespace
+
+        def imported(svc: Service) -> bool:
+            if sidecar is None:
+                return True
+            port = _service_port(svc, req)
+            return imports_host(sidecar, svc.host, svc.entry.namespace, port)
+
         for n in names:
-            if (svc := self.mesh.services.get(n)) is not None:
-                return n, svc
-        svc = self.mesh.find_service(names[0])
-        return (names[0], svc) if svc is not None else None
+            for svc in self.mesh.visible_services(n, namespace):
+                if svc.host.startswith("*"):
+                    break  # exact names first: wildcards only for the first name, below
+                if imported(svc):
+                    return n, svc
+        wild = self.mesh.visible_service(names[0], namespace, imported)
+        return (names[0], wild) if wild is not None else None
 
     def _virtual_service(
         self, names: Sequence[str], req: RequestInfo, scope: Scope, *, registered: bool
@@ -225,7 +242,7 @@ class Router:
 
     def _target(self, req: RequestInfo, sidecar: Sidecar | None) -> _Target | None:
         names = host_candidates(req.host, req.source.namespace)
-        found = self._find_service(names)
+        found = self._find_service(names, req, sidecar)
         if found is not None:
             name, svc = found
             port = _service_port(svc, req)
@@ -267,7 +284,7 @@ class Router:
         if target.virtual_service is None:
             assert target.service is not None
             return Forward(
-                cluster=ClusterKey(target.service.host, target.port),
+                cluster=cluster_key(self.mesh, target.service, target.port),
                 virtual_service=None,
                 route=None,
                 route_name=DEFAULT_ROUTE,

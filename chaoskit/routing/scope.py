@@ -11,6 +11,9 @@ visibility questions Istio settles when it builds that proxy's configuration:
 - A service is visible when exported to the proxy's namespace and imported by its Sidecar's
   egress hosts; a cluster (``outbound|port|subset|host``) exists when its service is visible,
   has that port, and the subset is defined by a DestinationRule.
+- When several ServiceEntries define a host, the proxy uses the first visible one by Istio's
+  precedence (:mod:`chaoskit.config.exports`), so callers of two namespaces may reach different
+  endpoints under one host name.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from chaoskit.config.exports import exported_to
 from chaoskit.config.hosts import CLUSTER_DOMAIN, is_ip
 from chaoskit.config.http_route import Destination
 from chaoskit.config.mesh import Mesh, Service
@@ -49,16 +53,6 @@ def sidecar_for(sidecars: Sequence[Sidecar], workload: Workload) -> Sidecar | No
         if s.namespace == ROOT_NAMESPACE and not s.workload_selector:
             return s
     return None
-
-
-def exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str) -> bool:
-    """Whether a resource of ``owner_namespace`` with this ``exportTo`` is seen in ``namespace``."""
-    if not export_to:
-        return True
-    for e in export_to:
-        if e in ("*", namespace) or (e == "." and owner_namespace == namespace):
-            return True
-    return False
 
 
 def outbound_policy(sidecar: Sidecar | None, defaults: MeshDefaults) -> OutboundTrafficPolicy:
@@ -93,6 +87,12 @@ def service_ports(svc: Service) -> tuple[int, ...]:
     return tuple(p.number for p in svc.entry.ports)
 
 
+def cluster_key(mesh: Mesh, svc: Service, port: int, subset: str | None = None) -> ClusterKey:
+    """The cluster of ``svc`` on ``port``, naming its ServiceEntry when the host is shared."""
+    entry = svc.entry.ref if mesh.is_shared(svc.host) else ""
+    return ClusterKey(svc.host, port, subset, entry)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scope:
     """The proxy routing a request: its namespace, Sidecar (sidecars only) and port."""
@@ -110,6 +110,16 @@ class Scope:
             return False
         return self.sidecar is None or imports_host(self.sidecar, svc.host, e.namespace, port)
 
+    def service(self, fqdn: str) -> Service | None:
+        """The service this proxy has for ``fqdn``, when several entries define it the one
+        Istio's precedence picks among those exported here and imported by the Sidecar."""
+        sidecar = self.sidecar
+        if sidecar is None:
+            return self.mesh.visible_service(fqdn, self.namespace)
+        return self.mesh.visible_service(
+            fqdn, self.namespace, lambda s: imports_host(sidecar, s.host, s.entry.namespace)
+        )
+
     def host_visible(self, pattern: str, owner_namespace: str, export_to: Sequence[str]) -> bool:
         """Whether a VirtualService host of ``owner_namespace`` is visible on this port."""
         if not exported_to(export_to, owner_namespace, self.namespace):
@@ -124,12 +134,13 @@ class Scope:
         Port: ``destination.port``, else the service's only port, else the proxy's port
         (Istio's ``GetDestinationCluster``).
         """
-        svc = self.mesh.find_service(dest.fqdn)
-        ports = service_ports(svc) if svc is not None else ()
+        svc = self.service(dest.fqdn)
+        known = svc if svc is not None else self.mesh.find_service(dest.fqdn)
+        ports = service_ports(known) if known is not None else ()
         port = dest.port or (ports[0] if len(ports) == 1 else self.port)
-        if svc is None or not self.service_visible(svc):
+        if svc is None:
             return ClusterKey(dest.fqdn, port, dest.subset), False
-        key = ClusterKey(svc.host, port, dest.subset)
+        key = cluster_key(self.mesh, svc, port, dest.subset)
         if ports and port not in ports:
             return key, False
         if dest.subset is not None and dest.subset not in self.mesh.subsets_for(svc.host):

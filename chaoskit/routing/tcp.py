@@ -120,14 +120,14 @@ def selects(m: L4Match, port: int, source: Workload) -> bool:
         return False
     if m.port is not None and m.port != port:
         return False
-    if not labels_match(m.source_labels, source.labels):
+    if not labels_match(m.labels, source.labels):
         return False
     return m.source_namespace is None or m.source_namespace == source.namespace
 
 
 def rule_selects(rule: L4Route, port: int, source: Workload) -> bool:
     """A rule without ``match`` takes every connection; otherwise any selecting entry does."""
-    return not rule.matches or any(selects(m, port, source) for m in rule.matches)
+    return not rule.match or any(selects(m, port, source) for m in rule.match)
 
 
 def _virtual_services(mesh: Mesh, host: str, scope: Scope) -> Iterator[VirtualService]:

@@ -130,3 +130,22 @@ def test_a_busy_caller_is_never_evicted():
     busy.breaker.release(ticket.ticket)  # type: ignore[union-attr]
     m.get(key, "w")
     assert m.get(key, "busy") is not busy
+
+
+def test_a_shared_host_builds_each_cluster_from_the_entry_its_key_names():
+    def entry(ns: str, port: int) -> str:
+        return (
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+            f"metadata: {{name: api, namespace: {ns}}}\n"
+            'spec: {hosts: [api.example.com], exportTo: ["."], resolution: STATIC, '
+            "ports: [{number: 80, name: http, protocol: HTTP}], "
+            f"endpoints: [{{address: 127.0.0.1, ports: {{http: {port}}}}}]}}\n"
+        )
+
+    m = manager(entry("a", 9101), entry("b", 9102))
+    a = m.get(ClusterKey("api.example.com", 80, None, "ServiceEntry/a/api"), "x")
+    b = m.get(ClusterKey("api.example.com", 80, None, "ServiceEntry/b/api"), "x")
+    assert a is not None and b is not None and a is not b
+    assert [h.key for h in a.hosts] == ["127.0.0.1:9101"]
+    assert [h.key for h in b.hosts] == ["127.0.0.1:9102"]
+    assert a.name == b.name == "outbound|80||api.example.com"

@@ -7,14 +7,23 @@ mesh without Kubernetes pods, each with Istio's message code.
 
 from __future__ import annotations
 
-from chaoskit.config.analyzers import deprecation, gateways, mtls, sidecars
+from chaoskit.config.analyzers import (
+    deprecation,
+    gateways,
+    matches,
+    mtls,
+    serviceentries,
+    sidecars,
+)
 from chaoskit.config.issues import Issues
 from chaoskit.config.mesh import Mesh
 
 
 def analyze(mesh: Mesh, issues: Issues) -> None:
     """Run every analyzer over ``mesh``; findings are appended to ``issues``."""
+    matches.analyze(mesh, issues)
     gateways.analyze(mesh, issues)
+    serviceentries.analyze(mesh, issues)
     sidecars.analyze(mesh, issues)
     mtls.analyze(mesh, issues)
     deprecation.analyze(mesh, issues)

@@ -81,6 +81,34 @@ def test_two_mesh_virtual_services_for_one_host_conflict():
     assert has(messages(check(a, b)), "spec.hosts", "also routed by VirtualService/default/a")
 
 
+def test_mesh_virtual_services_conflict_only_where_both_are_exported():
+    """istio/istio pkg/config/analysis/analyzers/testdata/
+    virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml (cases a-c; chaoskit reports
+    the later VirtualService of each pair)."""
+
+    def vs(name: str, ns: str, host: str, export_to: str = "") -> str:
+        spec = f"hosts: ['{host}']\nhttp: [{{route: [{{destination: {{host: reviews.default}}}}]}}]"
+        return doc(
+            "VirtualService",
+            name,
+            spec + (f"\nexportTo: {export_to}" if export_to else ""),
+            namespace=ns,
+        )
+
+    v = check(
+        vs("productpage", "foo", "*.productpage"),
+        vs("productpage", "bar", "*.productpage"),
+        vs("productpage-b", "foo", "*.productpage.b", "[foo]"),
+        vs("productpage-b", "bar", "*.productpage.b", '["."]'),
+        vs("productpage-c", "foo", "*.productpage.c", "[foo]"),
+        vs("productpage-c", "bar", "*.productpage.c", '["*"]'),
+    )
+    assert [(i.resource, i.code) for i in v.issues.errors] == [
+        ("VirtualService/bar/productpage", "IST0109"),
+        ("VirtualService/bar/productpage-c", "IST0109"),
+    ]
+
+
 def test_same_name_replaces_instead_of_conflicting():
     a = doc(
         "VirtualService",

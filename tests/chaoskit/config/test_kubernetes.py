@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaoskit.config import load_paths, load_text
+from chaoskit.config import load_paths, load_text, validate
 from chaoskit.config.kubernetes import parse_address
 from chaoskit.config.mesh import Mesh, build_mesh
 
@@ -195,3 +195,57 @@ def test_parse_address(text: str, expected: tuple[str, int]) -> None:
 def test_parse_address_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_address(text)
+
+
+def kube_service(name: str, namespace: str, export_to: str) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: {name}
+          namespace: {namespace}
+          annotations: {{networking.istio.io/exportTo: "{export_to}"}}
+        spec:
+          ports: [{{port: 9080, name: http}}]
+          selector: {{app: {name}}}
+        ---
+        """)
+
+
+def routing_vs(name: str, namespace: str, dest: str, extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {{name: {name}, namespace: {namespace}}}
+        spec:
+          hosts: [{name}]
+          http: [{{route: [{{destination: {{host: {dest}}}}}]}}]
+        {extra}---
+        """)
+
+
+def test_the_export_to_annotation_scopes_a_kubernetes_service() -> None:
+    """istio/istio pkg/config/analysis/analyzers/testdata/virtualservice_destinationhosts.yaml
+    (cross-namespace-details, banana-details, hello, hello-export-to-bogus): the Service is seen
+    only where its networking.istio.io/exportTo annotation exports it."""
+    text = (
+        kube_service("details", "default", "banana")
+        + kube_service("hello", "hello", "hello1,hello2,.")
+        + routing_vs("cross-namespace-details", "istio-system", "details.default.svc.cluster.local")
+        + routing_vs("banana-details", "banana", "details.default.svc.cluster.local")
+        + routing_vs("hello", "hello1", "hello.hello.svc.cluster.local")
+        + routing_vs("hello", "hello2", "hello.hello.svc.cluster.local")
+        + routing_vs("hello", "hello", "hello.hello.svc.cluster.local")
+        + routing_vs(
+            "hello-export-to-bogus",
+            "hello",
+            "hello.hello.svc.cluster.local",
+            "  exportTo: [bogus]\n",
+        )
+    )
+    v = validate([load_text(text)])
+    assert v.ok, [str(i) for i in v.issues.errors]
+    assert [i.resource for i in v.issues.warnings if i.code == "IST0101"] == [
+        "VirtualService/istio-system/cross-namespace-details",
+        "VirtualService/hello/hello-export-to-bogus",
+    ]

@@ -11,28 +11,6 @@ def warnings_for(spec: str):
     return messages(v, "warning")
 
 
-def test_shadowed_rule_after_catch_all():
-    found = warnings_for("""
-        hosts: [reviews]
-        http:
-        - route: [{destination: {host: reviews, subset: v1}}]
-        - match: [{headers: {end-user: {exact: jason}}}]
-          route: [{destination: {host: reviews, subset: v2}}]
-    """)
-    assert has(found, "spec.http[1]", "unreachable: http[0] before it matches every request")
-
-
-def test_prefix_slash_is_a_catch_all_too():
-    found = warnings_for("""
-        hosts: [reviews]
-        http:
-        - match: [{uri: {prefix: /}}]
-          route: [{destination: {host: reviews, subset: v1}}]
-        - route: [{destination: {host: reviews, subset: v2}}]
-    """)
-    assert has(found, "spec.http[1]", "unreachable")
-
-
 def test_retries_that_do_not_fit_the_timeout():
     found = warnings_for("""
         hosts: [reviews]

@@ -417,7 +417,7 @@ def test_tcp_match_entries_keep_their_selectors() -> None:
           route: [{destination: {host: redis}}]
         """)
     )
-    first, second = r.tcp[0].matches
+    first, second = r.tcp[0].match
     assert (first.port, dict(first.source_labels), first.source_namespace, first.gateways) == (
         6379, {"app": "web"}, "prod", ("default/edge",),
     )  # fmt: skip
@@ -432,3 +432,19 @@ def test_tcp_destination_subnets_must_be_addresses_or_cidrs() -> None:
         ("spec.tcp[0].match[0].destinationSubnets",
          "'10.0.0.0/33' is not an IP address or a CIDR block"),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("percent", "code"), [(50, "IST0002"), (0, "")])
+def test_deprecated_delay_percent_carries_istios_code_when_above_zero(percent, code):
+    """istio/istio pkg/config/analysis/analyzers/testdata/deprecation.yaml (VirtualService
+    productpage, ``delay.percent: 50``); deprecation.go reports it when ``Percent > 0``."""
+    result = load_text(
+        vs(f"""
+        hosts: [productpage]
+        http:
+        - fault: {{delay: {{fixedDelay: 1s, percent: {percent}}}}}
+          route: [{{destination: {{host: productpage}}}}]
+    """)
+    )
+    (issue,) = [i for i in result.issues.warnings if i.path.endswith("delay.percent")]
+    assert issue.code == code

@@ -10,7 +10,6 @@ from chaoskit.routing.decision import ClusterKey
 from chaoskit.routing.request import Workload
 from chaoskit.routing.scope import (
     Scope,
-    exported_to,
     host_candidates,
     labels_match,
     outbound_policy,
@@ -36,22 +35,6 @@ from .helpers import RATINGS, REVIEWS, build, doc
 )
 def test_host_candidates(host: str, namespace: str, expected: tuple[str, ...]) -> None:
     assert host_candidates(host, namespace) == expected
-
-
-@pytest.mark.parametrize(
-    ("export_to", "owner", "viewer", "expected"),
-    [
-        ((), "a", "b", True),
-        (("*",), "a", "b", True),
-        ((".",), "a", "a", True),
-        ((".",), "a", "b", False),
-        (("~",), "a", "a", False),
-        (("b", "c"), "a", "c", True),
-        (("b", "c"), "a", "a", False),
-    ],
-)
-def test_exported_to(export_to: tuple[str, ...], owner: str, viewer: str, expected: bool) -> None:
-    assert exported_to(export_to, owner, viewer) is expected
 
 
 def test_labels_match() -> None:

@@ -88,3 +88,79 @@ def test_conflicting_gateways_ist0145(beta, alpha, expected):
     )
     assert v.ok
     assert sorted(i.resource for i in v.issues.warnings if i.code == "IST0145") == expected
+
+
+def https_gateway(name: str, credential: str, namespace: str, *, internal: bool = False) -> str:
+    selector = "{istio: ingressgateway, type: internal}" if internal else "{istio: ingressgateway}"
+    server = (
+        f"{{hosts: [{name}.example.com], port: {{name: https, number: 443, protocol: HTTPS}}, "
+        f"tls: {{mode: SIMPLE, credentialName: {credential}}}}}"
+    )
+    return doc("Gateway", name, f"selector: {selector}\nservers:\n- {server}", namespace=namespace)
+
+
+# gateway-duplicate-certificate.yaml: reported on a Gateway when another one whose selector
+# includes all its labels serves the same credential (not the other way round).
+DUPLICATE_CERTIFICATES = [
+    https_gateway("gateway-01-test-01", "test-01-wildcard-cert", "istio-system"),
+    https_gateway("gateway-02-test-01", "test-01-wildcard-cert", "istio-system"),
+    https_gateway("gateway-01-test-02", "test-02-wildcard-cert", "istio-system"),
+    https_gateway("gateway-02-test-02", "test-02-wildcard-cert", "istio-system", internal=True),
+    https_gateway("gateway-01-test-03", "test-03-wildcard-cert", "default"),
+    https_gateway("gateway-02-test-03", "test-03-wildcard-cert", "istio-system", internal=True),
+    https_gateway("gateway-01-test-04", "01-test-04-wildcard-cert", "istio-system"),
+    https_gateway("gateway-02-test-04", "02-test-04-wildcard-cert", "istio-system"),
+    gateway("gateway-03-test-06", http_server("03.test-06.com"), namespace="default"),
+    gateway("gateway-04-test-06", http_server("04.test-06.com"), namespace="default"),
+]
+
+
+def test_duplicate_certificate_ist0138():
+    v = check(*DUPLICATE_CERTIFICATES)
+    assert v.ok, [str(i) for i in v.issues.errors]
+    assert [i.resource for i in v.issues.warnings if i.code == "IST0138"] == [
+        "Gateway/istio-system/gateway-01-test-01",
+        "Gateway/istio-system/gateway-02-test-01",
+        "Gateway/istio-system/gateway-01-test-02",
+        "Gateway/default/gateway-01-test-03",
+    ]
+
+
+def test_same_certificate_files_count_as_duplicates():
+    files = "serverCertificate: /etc/cert.pem, privateKey: /etc/key.pem"
+    server = (
+        "{hosts: [a.example.com], port: {name: https, number: 443, protocol: HTTPS}, "
+        f"tls: {{mode: SIMPLE, {files}}}}}"
+    )
+    v = check(gateway("a", server), gateway("b", server.replace("a.example", "b.example")))
+    assert [i.resource for i in v.issues.warnings if i.code == "IST0138"] == [
+        "Gateway/istio-system/a",
+        "Gateway/istio-system/b",
+    ]
+
+
+def test_conflicting_gateways_through_a_workload_both_select_ist0145():
+    """conflicting-gateways-subSelector.yaml: different selectors, one pod (here a WorkloadEntry)
+    selected by both."""
+    beta = doc(
+        "Gateway",
+        "beta",
+        "selector: {istio: ingressgateway, app: istio-ingressgateway, cusKey: cusValue}\n"
+        f"servers:\n- {TCP_80}",
+    )
+    alpha = doc(
+        "Gateway",
+        "alpha",
+        f"selector: {{istio: ingressgateway, cusKey: cusValue}}\nservers:\n- {HTTP_80}",
+    )
+    pod = doc(
+        "WorkloadEntry",
+        "my-ingressgateway-1",
+        "labels: {istio: ingressgateway, app: istio-ingressgateway, cusKey: cusValue}",
+    )
+    assert [i.resource for i in check(beta, alpha).issues.warnings if i.code == "IST0145"] == []
+    v = check(beta, alpha, pod)
+    assert sorted(i.resource for i in v.issues.warnings if i.code == "IST0145") == [
+        "Gateway/default/alpha",
+        "Gateway/default/beta",
+    ]

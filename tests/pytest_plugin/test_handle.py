@@ -314,7 +314,7 @@ def test_tcp_address_opens_a_listener_and_tcp_faults_are_evidence(chaos: Chaos) 
     with TcpEcho(b"hello\n") as echo:
         chaos.apply(
             "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: redis}\n"
-            "spec:\n  hosts: [redis]\n  ports: [{number: 6379, name: tcp-redis, protocol: TCP}]\n"
+            "spec:\n  hosts: [redis]\n  addresses: [240.240.0.10]\n  ports: [{number: 6379, name: tcp-redis, protocol: TCP}]\n"
             f"  resolution: STATIC\n  endpoints: [{{address: 127.0.0.1, ports: {{tcp-redis: "
             f"{echo.port}}}}}]\n",
             fault_yaml("host: redis\nlimitData: {bytes: 4}\n", "cut-redis"),

@@ -44,6 +44,10 @@ class EndpointSpec:
     labels: tuple[tuple[str, str], ...]
 
 
+#: Port protocols Istio sends as HTTP/2 (``protocol.IsHTTP2``: HTTP2, GRPC, GRPC-Web).
+HTTP2_PROTOCOLS = frozenset({"HTTP2", "GRPC", "GRPC-WEB"})
+
+
 class Cluster:
     """One upstream cluster and its live state (used on the proxy loop only)."""
 
@@ -57,6 +61,7 @@ class Cluster:
         original_destination: bool = False,
         default_connect_timeout: float = 10.0,
         scheme: str = "http",
+        http2: bool = False,
         now: float = 0.0,
         clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
     ) -> None:
@@ -76,6 +81,9 @@ class Cluster:
         #: How to talk to endpoints: TLS when the service port says HTTPS/TLS or the rule
         #: originates TLS (``tls.mode: SIMPLE|MUTUAL``), plain HTTP otherwise.
         self.scheme = scheme
+        #: Speak HTTP/2 to endpoints: the port's protocol is HTTP2, GRPC or GRPC-Web, or the
+        #: rule says ``h2UpgradePolicy: UPGRADE`` (istio/istio ``protocol.IsHTTP2``).
+        self.http2 = http2
         self.active_requests = 0
         tcp = policy.connection_pool.tcp if policy.connection_pool is not None else None
         # DestinationRule connectTimeout, else the mesh's (MeshConfig connectTimeout, 10 s).
@@ -227,6 +235,7 @@ class ClusterManager:
                 original_destination=original,
                 default_connect_timeout=self.mesh.defaults.connect_timeout,
                 scheme=self._scheme(key, policy),
+                http2=self._http2(key, policy),
                 now=self.now(),
                 clock=self.now,
             )
@@ -265,6 +274,15 @@ class ClusterManager:
         ):
             return "https"
         return "http"
+
+    def _http2(self, key: ClusterKey, policy: TrafficPolicy) -> bool:
+        svc = self.mesh.defined_by(key.host, key.service_entry)
+        port = svc.entry.port(key.port) if svc is not None else None
+        if port is not None and (port.protocol or "").upper() in HTTP2_PROTOCOLS:
+            return True
+        pool = policy.connection_pool
+        http = pool.http if pool is not None else None
+        return http is not None and http.effective_h2_upgrade_policy == "UPGRADE"
 
     def _build(
         self, key: ClusterKey

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+from collections.abc import Sequence
 from typing import Protocol
 
 from chaoskit.proxy.exchange import Exchange
@@ -28,7 +29,7 @@ class Sink(Protocol):
 
     async def send(self, data: bytes) -> None: ...
 
-    async def end(self) -> None: ...
+    async def end(self, trailers: Sequence[tuple[str, str]] = ()) -> None: ...
 
     async def reset(self) -> None: ...
 
@@ -80,15 +81,15 @@ async def relay_body(first: bytes, body: BodyStream, sink: Sink) -> Relayed:
     return Relayed(RelayEnd.COMPLETE, sent, tail=tail)
 
 
-async def conclude(sink: Sink, relayed: Relayed) -> None:
-    """End the client's stream (its held-back last piece first), or reset it for a body
-    that did not end."""
+async def conclude(sink: Sink, relayed: Relayed, trailers: Sequence[tuple[str, str]] = ()) -> None:
+    """End the client's stream (its held-back last piece first, its ``trailers`` last), or
+    reset it for a body that did not end."""
     if relayed.end is not RelayEnd.COMPLETE:
         await sink.reset()
         return
     if relayed.tail:
         await sink.send(relayed.tail)
-    await sink.end()
+    await sink.end(trailers)
 
 
 def settle(ex: Exchange, reply: Reply, relayed: Relayed | None, stats: Stats) -> Reply:

@@ -8,7 +8,9 @@ container; what it holds, in order:
 2. :class:`~chaoskit.proxy.identity.CallerIdentity` — who is calling (before anything routes);
 3. :class:`~chaoskit.proxy.tunnels.TunnelScope` — which connections are intercepted, where
    tunnels go, and that mitmproxy opens no other upstream connection;
-4. :class:`~chaoskit.proxy.enforcer.Enforcer` — answers every HTTP request through the
+4. :class:`~chaoskit.proxy.h2c.PriorKnowledge` — a cleartext client that opens with the HTTP/2
+   preface speaks HTTP/2 (gRPC through a ``CONNECT`` tunnel);
+5. :class:`~chaoskit.proxy.enforcer.Enforcer` — answers every HTTP request through the
    :class:`~chaoskit.proxy.pipeline.Pipeline`;
 5. :class:`~chaoskit.proxy.websocket_relay.WebSockets` — a WebSocket handshake the enforcer
    routed and handed over: the socket's faults and its record (only when the pipeline's
@@ -30,6 +32,7 @@ from chaoskit.config.mesh import Mesh
 from chaoskit.proxy.annotate import FlowAnnotator
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.enforcer import Enforcer
+from chaoskit.proxy.h2c import PriorKnowledge
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.proxy.listeners import ListenerTable
@@ -65,7 +68,9 @@ class ChaosCore:
             self.enforcer.websockets = self.websockets
         self.annotator: FlowAnnotator | None = None
         #: mitmproxy registers these after this container, in this order
-        self.addons: list[Any] = [self.options, self.identity, self.tunnels, self.enforcer]
+        self.addons: list[Any] = [
+            self.options, self.identity, self.tunnels, PriorKnowledge(), self.enforcer
+        ]  # fmt: skip
         if self.websockets is not None:
             self.addons.append(self.websockets)
         self.annotate = annotate

@@ -30,7 +30,7 @@ class UpstreamSender(Protocol):
     async def send(
         self, method: str, scheme: str, address: str, port: int, path: str,
         headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float,
-        *, streamable: bool = False,
+        *, streamable: bool = False, http2: bool = False,
     ) -> UpstreamResponse: ...  # fmt: skip
 
 

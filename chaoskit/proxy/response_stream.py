@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -59,6 +59,12 @@ class BodyEnd(events.MessageInjected[None]):
 
 
 @dataclasses.dataclass
+class BodyTrailers(events.MessageInjected[tuple[tuple[str, str], ...]]):
+    """A streamed reply's trailers (``grpc-status``), just before its end: HTTP/2 clients only
+    (HTTP/1.1 trailers would need the client's ``te: trailers`` and a chunked body)."""
+
+
+@dataclasses.dataclass
 class BodyReset(events.MessageInjected[str]):
     """The body was broken off: the client's stream is reset (HTTP/1.1: its connection
     closes; HTTP/2: RST_STREAM)."""
@@ -88,7 +94,9 @@ class ClientStream:
             with contextlib.suppress(OSError):  # the client went away: the watch cancels us
                 await writer.drain()
 
-    async def end(self) -> None:
+    async def end(self, trailers: Sequence[tuple[str, str]] = ()) -> None:
+        if trailers and self.flow.request.http_version == "HTTP/2.0":
+            await self.handler.server_event(BodyTrailers(self.flow, tuple(trailers)))
         await self.handler.server_event(BodyEnd(self.flow, None))
 
     async def reset(self) -> None:
@@ -157,7 +165,7 @@ class StreamedReplies:
             self.finish(flow, ex, final, gone or relayed is None)
         if relayed is not None and sink is not None and not gone:
             try:  # recorded first: a client that saw its body end finds the record there
-                await conclude(sink, relayed)
+                await conclude(sink, relayed, getattr(body, "trailers", ()))
             except Exception:
                 logger.exception("chaoskit could not end the body of request %s", ex.request_id)
 
@@ -196,6 +204,9 @@ def wrappers() -> dict[str, Wrap]:
     def translate(event: Any, stream_id: int) -> Any:
         if isinstance(event, BodyData):
             return layers.ResponseData(stream_id, event.message)
+        if isinstance(event, BodyTrailers):
+            fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in event.message]
+            return layers.ResponseTrailers(stream_id, http.Headers(fields))
         if isinstance(event, BodyEnd):
             return layers.ResponseEndOfMessage(stream_id)
         return layers.ResponseProtocolError(
@@ -204,7 +215,7 @@ def wrappers() -> dict[str, Wrap]:
 
     def wrap_layer(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
         def _handle_event(self: Any, event: Any) -> Iterator[Any]:
-            if not isinstance(event, (BodyData, BodyEnd, BodyReset)):
+            if not isinstance(event, (BodyData, BodyTrailers, BodyEnd, BodyReset)):
                 yield from original(self, event)
                 return
             for stream in list(self.streams.values()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from chaoskit.proxy.budget import ALWAYS_FITS, Holding, current_holding
 from chaoskit.proxy.http1_connection import ConnectionLost
@@ -22,6 +23,9 @@ from chaoskit.proxy.http1_response import Head, ParseError, ResponseParser
 from chaoskit.proxy.own_sockets import OwnSockets
 from chaoskit.proxy.replies import BodyStream
 from chaoskit.proxy.upstream_body import UpstreamBody
+
+if TYPE_CHECKING:
+    from chaoskit.proxy.http2_pool import Http2Pool
 
 #: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1, plus proxy credentials).
 HOP_BY_HOP = frozenset(
@@ -131,6 +135,7 @@ class UpstreamClient:
 
     def __init__(self) -> None:
         self._pool: Http1Pool | None = None
+        self._h2: Http2Pool | None = None
 
     @property
     def own_sockets(self) -> OwnSockets:
@@ -153,6 +158,9 @@ class UpstreamClient:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+        if self._h2 is not None:
+            h2, self._h2 = self._h2, None
+            await h2.close()
 
     async def send(
         self,
@@ -166,10 +174,16 @@ class UpstreamClient:
         connect_timeout: float | None,
         *,
         streamable: bool = False,
+        http2: bool = False,
     ) -> UpstreamResponse:
-        """One HTTP/1.1 exchange; raises :class:`UpstreamFailure` when no response arrived.
-        ``connect_timeout`` ``None``: no limit on connecting. ``streamable``: a body still
-        arriving with the head comes as :attr:`UpstreamResponse.rest`, not buffered."""
+        """One HTTP/1.1 exchange (``http2``: an HTTP/2 one); raises :class:`UpstreamFailure`
+        when no response arrived. ``connect_timeout`` ``None``: no limit on connecting.
+        ``streamable``: a body still arriving with the head comes as
+        :attr:`UpstreamResponse.rest`, not buffered."""
+        if http2:
+            return await self._send_h2(
+                method, scheme, address, port, path, headers, body, connect_timeout, streamable
+            )
         if self._pool is None:
             await self.start()
         pool = self._pool
@@ -211,6 +225,23 @@ class UpstreamClient:
             rest = UpstreamBody(conn, pool, parser, keep_alive)
             return UpstreamResponse(head.status, head.reason, tuple(out), b"", rest)
         return UpstreamResponse(head.status, head.reason, tuple(out), parser.body())
+
+    async def _send_h2(
+        self, method: str, scheme: str, address: str, port: int, path: str,
+        headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float | None,
+        streamable: bool,
+    ) -> UpstreamResponse:  # fmt: skip
+        # imported here: the HTTP/2 modules use this module's failure types
+        from chaoskit.proxy.http2_pool import Http2Pool  # noqa: PLC0415
+        from chaoskit.proxy.upstream_h2 import send_h2  # noqa: PLC0415
+
+        if self._h2 is None:
+            self._h2 = Http2Pool(self.own_sockets)
+            self._h2.start()
+        return await send_h2(
+            self._h2, method, scheme, address, port, path, headers, body, connect_timeout,
+            streamable=streamable,
+        )  # fmt: skip
 
 
 #: Request methods that carry ``content-length: 0`` without a body (RFC 9110 §8.6: a

@@ -173,6 +173,7 @@ class UpstreamRequest:
         resp = await s.client.send(
             ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
             ex.body, cluster.connect_timeout, streamable=s.streaming and not plan.acts_on_body,
+            http2=cluster.http2,
         )  # fmt: skip
         if ex.in_flight is not None:  # a cut from now on still records the upstream's status
             ex.in_flight.status = resp.status

@@ -76,12 +76,13 @@ class HandoffClient(UpstreamClient):
         connect_timeout: float | None,
         *,
         streamable: bool = False,
+        http2: bool = False,
     ) -> UpstreamResponse:
         handoff = _CURRENT.get()
         if handoff is None or handoff.task is not asyncio.current_task():
             return await super().send(
                 method, scheme, address, port, path, headers, body, connect_timeout,
-                streamable=streamable,
+                streamable=streamable, http2=http2,
             )  # fmt: skip
         handoff.target = Target(scheme, address, port, path, tuple(headers))
         return HANDED_OVER

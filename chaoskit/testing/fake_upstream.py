@@ -94,7 +94,7 @@ class FakeUpstream:
     async def send(
         self, method: str, scheme: str, address: str, port: int, path: str,
         headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float,
-        *, streamable: bool = False,
+        *, streamable: bool = False, http2: bool = False,
     ) -> UpstreamResponse:  # fmt: skip
         self.requests.append(SentRequest(method, scheme, address, port, path, tuple(headers), body))
         self.entered.set()

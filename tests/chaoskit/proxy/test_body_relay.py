@@ -4,6 +4,7 @@ and a list for the client; deadlines already passed or never reached."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -25,7 +26,7 @@ class ListSink:
     async def send(self, data: bytes) -> None:
         self.events.append(("data", data))
 
-    async def end(self) -> None:
+    async def end(self, trailers: Sequence[tuple[str, str]] = ()) -> None:
         self.events.append(("end", b""))
 
     async def reset(self) -> None:

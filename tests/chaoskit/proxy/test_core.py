@@ -10,6 +10,7 @@ from chaoskit.proxy.annotate import FlowAnnotator
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.enforcer import Enforcer
+from chaoskit.proxy.h2c import PriorKnowledge
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.proxy.options import ChaosOptions
@@ -23,7 +24,9 @@ from chaoskit.rng import Seeds
 def test_the_addons_run_in_order_identity_before_tunnels_before_the_enforcer() -> None:
     core = ChaosCore()
     kinds = [type(a) for a in core.addons]
-    assert kinds == [ChaosOptions, CallerIdentity, TunnelScope, Enforcer, WebSockets]
+    assert kinds == [
+        ChaosOptions, CallerIdentity, TunnelScope, PriorKnowledge, Enforcer, WebSockets
+    ]  # fmt: skip
     assert core.enforcer.websockets is core.websockets
 
 

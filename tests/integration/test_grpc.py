@@ -1,0 +1,252 @@
+"""gRPC through the mesh with a real ``grpcio`` client and server: the client reaches chaoskit
+through its HTTP proxy setting (``grpc.http_proxy``: a ``CONNECT`` tunnel carrying HTTP/2 with
+prior knowledge), chaoskit routes each call and sends it to the endpoint over HTTP/2, trailers
+and all (issue #14 items 4-5)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+
+import pytest
+
+grpc = pytest.importorskip("grpc")
+
+from chaoskit.proxy.api import Proxy  # noqa: E402
+from tests.builders import fault  # noqa: E402
+
+
+class Echo:
+    """A grpcio server with raw-bytes methods (no generated code): ``Say`` echoes,
+    ``Stream`` answers three messages 100 ms apart (``count`` of them, slowly, when asked),
+    ``Flaky`` answers UNAVAILABLE to its first ``fail_first`` calls."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls = 0
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+        handler = grpc.method_handlers_generic_handler(
+            "demo.Echo",
+            {
+                "Say": grpc.unary_unary_rpc_method_handler(self.say),
+                "Stream": grpc.unary_stream_rpc_method_handler(self.stream),
+                "Flaky": grpc.unary_unary_rpc_method_handler(self.flaky),
+            },
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(8))
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    def say(self, request: bytes, context: object) -> bytes:
+        return b"echo:" + request
+
+    def stream(self, request: bytes, context: object) -> Iterator[bytes]:
+        count = int(request or b"3")
+        for i in range(count):
+            yield b"msg%d" % i
+            threading.Event().wait(0.1)
+
+    def flaky(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        with self.lock:
+            self.calls += 1
+            failing = self.calls <= self.fail_first
+        if failing:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
+        return b"ok"
+
+
+def mesh(port: int, extra: str = "") -> str:
+    return (
+        textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: greeter}}
+        spec:
+          hosts: [greeter]
+          ports: [{{number: 50051, name: grpc, protocol: GRPC}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{grpc: {port}}}}}]
+        """)
+        + extra
+    )
+
+
+def route(spec: str) -> str:
+    return "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n" + (
+        "metadata: {name: greeter}\nspec:\n  hosts: [greeter]\n  http:\n  - route: "
+        "[{destination: {host: greeter}}]\n" + textwrap.indent(textwrap.dedent(spec), "    ")
+    )
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[Echo]:
+    server = Echo(fail_first=0)
+    server.server.start()
+    yield server
+    server.server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def proxy(echo: Echo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    state = tmp_path_factory.mktemp("chaoskit-state")
+    with Proxy(mesh(echo.port), seed=5, state_dir=state) as p:
+        yield p
+
+
+@pytest.fixture
+def channel(proxy: Proxy) -> Iterator[grpc.Channel]:
+    proxy.apply()
+    proxy.reset()
+    options = [("grpc.http_proxy", proxy.url), ("grpc.enable_http_proxy", 1)]
+    with grpc.insecure_channel("greeter:50051", options=options) as ch:
+        yield ch
+
+
+def test_unary_and_server_streaming_calls_go_through_the_mesh(proxy, channel):
+    assert channel.unary_unary("/demo.Echo/Say")(b"hi", timeout=10) == b"echo:hi"
+    t0 = time.monotonic()
+    arrived = []
+    for message in channel.unary_stream("/demo.Echo/Stream")(b"3", timeout=10):
+        arrived.append((time.monotonic() - t0, message))
+    assert [m for _, m in arrived] == [b"msg0", b"msg1", b"msg2"]
+    assert arrived[-1][0] - arrived[0][0] >= 0.15  # streamed as sent, not at the end
+    say, stream = proxy.records
+    assert (say.protocol, say.method, say.path, say.status, say.flags) == (
+        "HTTP/2", "POST", "/demo.Echo/Say", 200, (),
+    )  # fmt: skip
+    assert say.cluster == "outbound|50051||greeter.default.svc.cluster.local"
+    assert stream.path == "/demo.Echo/Stream" and stream.flags == ()
+
+
+def test_a_grpc_status_abort_reaches_the_client(proxy, channel):
+    proxy.apply(
+        mesh(0)[:0] + route("fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n")
+    )
+    with pytest.raises(grpc.RpcError) as failed:
+        channel.unary_unary("/demo.Echo/Say")(b"hi", timeout=10)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    record = proxy.records[-1]
+    assert record.flags == ("FI",) and record.attempts == ()
+
+
+def test_retry_on_unavailable_recovers(proxy, channel):
+    flaky = Echo(fail_first=2)
+    flaky.server.start()
+    try:
+        se = mesh(flaky.port).replace("greeter", "flaky")
+        vs = route("retries: {attempts: 3, retryOn: unavailable}\n").replace("greeter", "flaky")
+        proxy.apply(se + vs)
+        options = [("grpc.http_proxy", proxy.url), ("grpc.enable_http_proxy", 1)]
+        with grpc.insecure_channel("flaky:50051", options=options) as ch:
+            assert ch.unary_unary("/demo.Echo/Flaky")(b"", timeout=10) == b"ok"
+    finally:
+        flaky.server.stop(0)
+    record = proxy.records[-1]
+    assert [a.status for a in record.attempts] == [200, 200, 200] and flaky.calls == 3
+    assert record.status == 200 and record.flags == ()
+
+
+def test_an_upstream_fault_delay_fires_on_a_call(proxy, channel):
+    proxy.apply(fault("host: greeter\ndelay: {fixedDelay: 300ms}\n"))
+    t0 = time.monotonic()
+    assert channel.unary_unary("/demo.Echo/Say")(b"x", timeout=10) == b"echo:x"
+    assert time.monotonic() - t0 >= 0.3
+    assert proxy.records[-1].attempts[0].faults == ("UpstreamFault/default/f:delay",)
+
+
+def test_a_stream_cut_by_the_route_timeout_is_reset_and_not_retried(proxy, channel):
+    proxy.apply(route("timeout: 500ms\nretries: {attempts: 2, retryOn: 'unavailable,reset'}\n"))
+    got = []
+    with pytest.raises(grpc.RpcError):
+        for message in channel.unary_stream("/demo.Echo/Stream")(b"20", timeout=10):
+            got.append(message)
+    assert 2 <= len(got) < 20
+    record = proxy.records[-1]
+    assert "UT" in record.flags and len(record.attempts) == 1
+
+
+# -- HTTP/2 to endpoints for any client, and HTTP/2 with prior knowledge from clients ----------
+
+
+def web_mesh(port: int, protocol: str, extra: str = "") -> str:
+    return (
+        textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: web2}}
+        spec:
+          hosts: [web2]
+          ports: [{{number: 80, name: web, protocol: {protocol}}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{web: {port}}}}}]
+        """)
+        + extra
+    )
+
+
+UPGRADE = """\
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web2}
+spec:
+  host: web2
+  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("protocol", "extra"), [("HTTP2", ""), ("HTTP", UPGRADE)], ids=["http2-port", "h2-upgrade"]
+)
+def test_an_http11_client_reaches_an_http2_endpoint(proxy, protocol, extra):
+    import requests
+
+    from chaoskit.testing import Http2Upstream
+
+    with Http2Upstream("h2") as up:
+        proxy.apply(web_mesh(up.port, protocol, extra))
+        with requests.Session() as s:
+            s.trust_env = False
+            r = s.get("http://web2/chunks/3/100", proxies={"http": proxy.url}, timeout=10)
+        assert r.status_code == 200 and r.text == "chunk 0\nchunk 1\nchunk 2\n"
+        sent = up.requests[-1]
+        assert (sent.method, sent.path, sent.headers["x-envoy-attempt-count"]) == (
+            "GET", "/chunks/3/100", "1",
+        )  # fmt: skip
+    record = proxy.records[-1]
+    assert (record.protocol, record.status, record.flags) == ("HTTP/1.1", 200, ())
+
+
+def test_an_http1_endpoint_stays_http1(proxy):
+    import requests
+
+    from chaoskit.testing import Http2Upstream
+
+    with Http2Upstream("h2") as up:  # an HTTP/2-only server behind an HTTP port
+        proxy.apply(web_mesh(up.port, "HTTP"))
+        with requests.Session() as s:
+            s.trust_env = False
+            r = s.get("http://web2/", proxies={"http": proxy.url}, timeout=10)
+    assert r.status_code == 503  # chaoskit spoke HTTP/1.1, as Istio's DO_NOT_UPGRADE default
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_curl_with_prior_knowledge_through_a_tunnel(proxy, echo):
+    import subprocess
+
+    from chaoskit.testing import Upstream
+
+    with Upstream("web") as up:
+        proxy.apply(web_mesh(up.port, "HTTP"))
+        out = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+             "--http2-prior-knowledge", "-p", "-x", proxy.url, "http://web2/x"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+    assert out == "200 2"
+    record = proxy.records[-1]
+    assert (record.protocol, record.status, record.path) == ("HTTP/2", 200, "/x")

@@ -12,11 +12,24 @@ from mitmproxy import http
 from chaoskit.records import Record
 
 
+def caller(record: Record) -> str:
+    """Who sent the request, first in the comment: a request's caller decides its Sidecar scope
+    and ``sourceLabels`` matches, and mitmweb shows no proxy credentials to tell callers apart."""
+    who = f"from {record.source}" if record.source else "from an anonymous caller"
+    if record.listener != "mesh":  # "gateway:<port>": the Gateway's own listener
+        return f"{who} via {record.listener.replace(':', ' ')}"
+    return who
+
+
 class FlowAnnotator:
     def annotate(self, flow: http.HTTPFlow, record: Record) -> None:
         """Called by the enforcer with each answered flow and its record."""
         flow.metadata["chaoskit"] = record.to_dict()
-        parts = [f"route {record.route_name or '-'}", f"cluster {record.cluster or '-'}"]
+        parts = [
+            caller(record),
+            f"route {record.route_name or '-'}",
+            f"cluster {record.cluster or '-'}",
+        ]
         if record.upstream_host:
             parts.append(f"endpoint {record.upstream_host}")
         if record.flags:

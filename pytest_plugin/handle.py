@@ -25,6 +25,7 @@ from chaoskit.config.resource import Resource
 from chaoskit.config.upstream_fault import UpstreamFault
 from chaoskit.config.virtual_service import MESH, VirtualService
 from chaoskit.config.yamlsource import Location
+from chaoskit.errors import ConfigError
 
 from . import assertions
 from .evidence import (
@@ -37,6 +38,7 @@ from .evidence import (
     plural,
     stats_for_host,
 )
+from .hints import IssueHint, host_issue_hint, unknown_host_hint
 from .keywords import FAULT_ALIASES, ROUTE_FAULT_ALIASES, yaml_keywords
 from .markers import resolve_path
 from .resources import (
@@ -177,11 +179,21 @@ class Chaos:
         invalid; validation warnings become :class:`ChaosConfigWarning`.
         """
         __tracebackhide__ = True
+        return self._apply(sources)
+
+    def _apply(self, sources: Sequence[Any], hint: IssueHint | None = None) -> Validation:
+        """``apply``, with ``hint`` rewriting the issues it reports (errors and warnings)."""
+        __tracebackhide__ = True
         resolved = [_resolve(s, self._search) for s in sources]
-        validation = self.proxy.apply(*self._layers, *resolved)
+        try:
+            validation = self.proxy.apply(*self._layers, *resolved)
+        except ConfigError as e:
+            if hint is None:
+                raise
+            raise ConfigError([hint(i) for i in e.issues]) from None
         self._layers.extend(resolved)
         for issue in validation.issues:
-            text = str(issue)
+            text = str(hint(issue) if hint is not None else issue)
             if issue.severity == "warning" and text not in self._warned:
                 self._warned.add(text)
                 warnings.warn(text, ChaosConfigWarning, stacklevel=_caller_level())
@@ -233,7 +245,9 @@ class Chaos:
             nth=nth, sequence=sequence, repeat=repeat, window=window, subset=subset,
             endpoint=endpoint, endpoint_labels=endpoint_labels, match=match,
         )  # fmt: skip
-        validation = self.apply(resource)
+        hint = unknown_host_hint(self.proxy.validation.mesh, host, namespace)
+        ref = f"{UpstreamFault.KIND}/{namespace}/{name}"
+        validation = self._apply([resource], host_issue_hint(ref, hint))
         return _find(validation, UpstreamFault, namespace, name)
 
     @yaml_keywords(ROUTE_FAULT_ALIASES)
@@ -263,13 +277,17 @@ class Chaos:
             rules: list[dict[str, Any]] = [{"fault": fault, "route": dest}]
             if matches:
                 rules = [{"match": matches, "fault": fault, "route": dest}, {"route": dest}]
-            validation = self.apply(
-                {
-                    "apiVersion": ISTIO_API,
-                    "kind": "VirtualService",
-                    "metadata": {"name": name, "namespace": "default"},
-                    "spec": {"hosts": [host], "http": rules},
-                }
+            hint = unknown_host_hint(self.proxy.validation.mesh, host)
+            validation = self._apply(
+                [
+                    {
+                        "apiVersion": ISTIO_API,
+                        "kind": "VirtualService",
+                        "metadata": {"name": name, "namespace": "default"},
+                        "spec": {"hosts": [host], "http": rules},
+                    }
+                ],
+                host_issue_hint(f"{VirtualService.KIND}/default/{name}", hint),
             )
             return _find(validation, VirtualService, "default", name)
         parsed_fault, parsed_matches = parse_rule_parts(host, fault, matches)
@@ -295,9 +313,22 @@ class Chaos:
         """The proxy URL (``http://127.0.0.1:PORT``) for ``proxies=`` or ``HTTP_PROXY``."""
         return self.proxy.url
 
-    def url_for(self, workload: str) -> str:
-        """The proxy URL that names the caller ``workload`` (a WorkloadEntry)."""
+    def proxy_url_as(self, workload: str) -> str:
+        """The proxy URL through which a client calls as ``workload`` (a WorkloadEntry): the
+        proxy's address, with the caller's name in it (``http://productpage:…@127.0.0.1:PORT``).
+        """
         return self.proxy.url_for(workload)
+
+    def url_for(self, workload: str) -> str:
+        """Deprecated: :meth:`proxy_url_as`. pytest-httpserver's ``url_for(path)`` is a URL on
+        the test server; this one never was, so it was renamed."""
+        warnings.warn(
+            "chaos.url_for(workload) is deprecated: use chaos.proxy_url_as(workload), the proxy "
+            "URL that names the caller (url_for reads like pytest-httpserver's URL on a server)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.proxy_url_as(workload)
 
     def gateway_url(self, port: int) -> str:
         """Where the Gateway server declared on ``port`` listens."""

@@ -21,6 +21,7 @@ import pytest
 from chaoskit import safefiles
 from chaoskit.rng import new_seed, parse_seed
 
+from .failures import config_error_repr, is_config_error
 from .fixtures import (
     Settings,
     _chaos_marked,
@@ -208,6 +209,10 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.failed and call.excinfo is not None and is_config_error(call.excinfo):
+        short = config_error_repr(item, call.excinfo)
+        if short is not None:
+            report.longrepr = short
     handle = item.stash.get(handle_key, None)
     if handle is None:
         return report

@@ -172,6 +172,8 @@ class Proxy(ConfigLayers):
         addons = default_addons(
             self.core, limits=self.limits, budget=self.budget_guard, admin=admin
         )
+        if self.web_port is not None:  # what mitmweb shows: no admin flows, the real address
+            addons.append(webui.WebView(self._plan.main, admin_spec=self._admin_spec))
         listeners = self._plan.listeners(self.pipeline.snapshot.mesh)
         self._plan.check_free(listeners.modes, listeners)
         self.runtime = ProxyRuntime(

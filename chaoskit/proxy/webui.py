@@ -12,9 +12,10 @@ case never forwards a request to the UI's port (it is one of the proxy's own lis
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from mitmproxy import version
+from mitmproxy import ctx, version
 
 #: The first mitmproxy whose web UI needs a token (GHSA-wg33-5h85-7q5p).
 FIXED_VERSION = (11, 1, 2)
@@ -59,3 +60,80 @@ def web_address(master: Any) -> tuple[str, int] | None:
         return str(master.options.web_host), int(master.options.web_port)
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
+
+
+class _Hiding:
+    """A view filter: the user's own (``view_filter``), minus the flows chaoskit hides."""
+
+    def __init__(self, inner: Any, hidden: Callable[[Any], bool]) -> None:
+        self.inner = inner
+        self.hidden = hidden
+        self.pattern: str = getattr(inner, "pattern", "")
+
+    def __call__(self, f: Any) -> bool:
+        return not self.hidden(f) and bool(self.inner(f))
+
+    def __str__(self) -> str:
+        return str(self.inner)
+
+
+class WebView:
+    """What mitmweb shows beside ``chaoskit proxy --web``: the mesh's traffic, and where it enters.
+
+    - The admin listener's requests (``/stats``, ``/ready``, a scraper every few seconds) are
+      the proxy's own bookkeeping, not the mesh's traffic: they are left out of the flow list,
+      through the view's filter (so a ``view_filter`` the user sets still applies), and dropped
+      from mitmweb's store once answered.
+    - mitmweb's footer shows ``listen_host:listen_port`` as "the proxy's address", and 8080
+      when that option is unset; chaoskit's listeners are mode specs with their own addresses,
+      so those two options are set to where the forward proxy really listens (they bind
+      nothing: every mode names its address).
+    """
+
+    def __init__(self, listen_spec: str, *, admin_spec: str | None) -> None:
+        #: the mode specs of the forward-proxy listener (``regular@127.0.0.1:15001``) and of
+        #: the admin listener (``None``: the proxy has none)
+        self.listen_spec = listen_spec
+        self.admin_spec = admin_spec
+        self._answering: list[Any] = []
+
+    def hidden(self, flow: Any) -> bool:
+        """Is ``flow`` one of the admin listener's?"""
+        mode = getattr(flow.client_conn, "proxy_mode", None)
+        return self.admin_spec is not None and getattr(mode, "full_spec", None) == self.admin_spec
+
+    def _view(self) -> Any:
+        return getattr(ctx.master, "view", None)
+
+    def _hide(self) -> None:
+        view = self._view()
+        if view is not None and not isinstance(view.filter, _Hiding):
+            view.set_filter(_Hiding(view.filter, self.hidden))
+
+    def configure(self, updated: set[str]) -> None:
+        if "view_filter" in updated:  # the view has just installed the user's filter
+            self._hide()
+
+    def running(self) -> None:
+        self._hide()
+        ctx.master.addons.get("proxyserver").servers.changed.connect(self._show_listen_address)
+        self._show_listen_address()
+
+    def _show_listen_address(self) -> None:
+        for server in ctx.master.addons.get("proxyserver").servers:
+            if server.mode.full_spec == self.listen_spec and server.listen_addrs:
+                host, port = server.listen_addrs[0][:2]
+                if (ctx.options.listen_host, ctx.options.listen_port) != (host, port):
+                    ctx.options.update(listen_host=str(host), listen_port=int(port))
+
+    def requestheaders(self, flow: Any) -> None:
+        if not self.hidden(flow):
+            return
+        # Forget the hidden flows already answered (a flow still live would be killed).
+        view = self._view()
+        done = [f for f in self._answering if not f.live]
+        if view is not None:
+            for f in done:  # one at a time: removing several at once logs an alert in the UI
+                view.remove([f])
+        self._answering = [f for f in self._answering if f.live]
+        self._answering.append(flow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -68,6 +69,30 @@ def test_fault_with_an_invalid_combination_raises_config_error_and_changes_nothi
     with pytest.raises(ConfigError, match="is not in the registry"):
         mesh.fault("nowhere", abort=503)
     assert mesh.proxy.validation is before
+
+
+@pytest.mark.parametrize(
+    ("host", "hint"),
+    [
+        ("paymnts", 'not in the registry: the fault could never fire; did you mean "payments"?'),
+        ("nowhere", "hosts in the registry: payments, ratings"),
+    ],
+)
+def test_an_unknown_fault_host_names_the_hosts_of_the_registry(mesh: Chaos, host, hint):
+    with pytest.raises(ConfigError, match=re.escape(f"spec.host: host {host!r}")) as raised:
+        mesh.fault(host, abort=503)
+    assert hint in str(raised.value)
+
+
+def test_an_unknown_route_fault_host_gets_a_did_you_mean(mesh: Chaos):
+    with pytest.raises(ConfigError, match=r'destination\.host: .*; did you mean "ratings"'):
+        mesh.route_fault("ratngs", abort=503)
+
+
+def test_a_known_fault_host_gets_no_hint(mesh: Chaos):
+    with pytest.raises(ConfigError) as raised:
+        mesh.fault("payments", abort=503, subset="v9")  # an error about something else
+    assert "did you mean" not in str(raised.value) and "registry" not in str(raised.value)
 
 
 # -- apply, isolation ----------------------------------------------------------------------------
@@ -195,6 +220,20 @@ def test_session_goes_through_the_proxy_and_trusts_its_ca(mesh: Chaos, monkeypat
     named.get("http://payments/")
     assert [r.source for r in mesh.records] == ["", "checkout"]
     assert mesh.records.where(source="checkout")[0].source == "checkout"
+
+
+def test_proxy_url_as_sends_requests_as_a_workload(mesh: Chaos):
+    url = mesh.proxy_url_as("checkout")
+    assert url.startswith("http://checkout:") and url.endswith(f"@127.0.0.1:{mesh.proxy.port}")
+    requests.get("http://payments/", proxies={"http": url}, timeout=10)
+    assert [r.source for r in mesh.records] == ["checkout"]
+
+
+def test_url_for_is_deprecated_and_names_its_replacement(mesh: Chaos):
+    with pytest.warns(DeprecationWarning, match=r"use chaos\.proxy_url_as\(workload\)") as seen:
+        url = mesh.url_for("checkout")
+    assert url == mesh.proxy_url_as("checkout")
+    assert seen[0].filename == __file__  # it points at the caller's line
 
 
 def test_env_sends_a_subprocess_through_the_proxy(mesh: Chaos):

@@ -52,3 +52,34 @@ def test_the_addon_refuses_to_run_inside_an_unfixed_mitmweb(monkeypatch):
 
     asyncio.run(run())
     assert stopped == [True]
+
+
+ADMIN = "reverse:http://127.0.0.1:9@127.0.0.1:15000"
+
+
+def test_admin_flows_are_hidden_and_forgotten_once_answered():
+    from mitmproxy.addons.view import View
+    from mitmproxy.proxy.mode_specs import ProxyMode
+    from mitmproxy.test import taddons, tflow
+
+    view = View()
+    web = webui.WebView("regular@127.0.0.1:15001", admin_spec=ADMIN)
+
+    def arrive(mode: str | None) -> object:
+        flow = tflow.tflow(live=True)
+        if mode is not None:
+            flow.client_conn.proxy_mode = ProxyMode.parse(mode)
+        view.requestheaders(flow)  # mitmweb's view first, as in WebMaster's addon order
+        web.requestheaders(flow)
+        return flow
+
+    with taddons.context(view, web) as tctx:
+        tctx.master.view = view  # what WebMaster has
+        web.configure({"view_filter"})
+        first = arrive(ADMIN)
+        mesh = arrive(None)
+        assert list(view) == [mesh] and view.store_count() == 2  # hidden, kept while live
+        first.live = False  # answered
+        arrive(ADMIN)
+        assert list(view) == [mesh] and view.store_count() == 2  # the answered one is gone
+        assert first.error is None  # forgotten, never killed

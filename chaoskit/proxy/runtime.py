@@ -173,7 +173,13 @@ class ProxyRuntime:
         self.master.options.update(mode=self.modes)
         for _ in range(int(timeout / 0.005)):  # bounded wait for the servers to settle
             await asyncio.sleep(0.005)
-            if not ps.servers.is_updating and all(s.is_running for s in ps.servers):
+            # the update may not have begun yet: wait until every new mode has its server
+            specs = {s.mode.full_spec for s in ps.servers}
+            if (
+                not ps.servers.is_updating
+                and specs >= set(modes)
+                and all(s.is_running for s in ps.servers)
+            ):
                 break
         self.bound = {
             s.mode.full_spec: (str(s.listen_addrs[0][0]), int(s.listen_addrs[0][1]))

@@ -11,7 +11,8 @@ The folder (``work/``) holds what the docs assume a reader has:
 shows in output as ``/home/you/.chaoskit``, as the docs print it. Proxy variables of the
 environment running the tests are dropped. Every command and script is bounded in time; a
 process still running at its deadline is killed with its whole process group (a proxy started
-by an example never outlives it).
+by an example never outlives it). A transcript's command that serves (``chaoskit proxy``) is
+stopped once the output the docs quote for it has appeared.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from tests.docs.markdown import ALL_BLOCKS, BLOCKS, ROOT, Block
@@ -78,19 +81,24 @@ class Sandbox:
                 (box.work / block.args[0]).write_text(block.text, encoding="utf-8")
         return box
 
-    def run(self, args: list[str], *, timeout: float = TIMEOUT, cwd: Path | None = None) -> Ran:
-        """Run ``args`` in the folder (stdout and stderr together, as a terminal shows them);
-        kill its process group when it outlives ``timeout``."""
-        proc = subprocess.Popen(
+    def _start(self, args: list[str], cwd: Path | None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
             args,
             cwd=cwd or self.work,
             env=environment(self.home),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT,  # together, as a terminal shows them
             text=True,
             start_new_session=True,
         )
+
+    def _clean(self, text: str) -> str:
+        return text.replace(str(self.root), "")
+
+    def run(self, args: list[str], *, timeout: float = TIMEOUT, cwd: Path | None = None) -> Ran:
+        """Run ``args`` in the folder; kill its process group when it outlives ``timeout``."""
+        proc = self._start(args, cwd)
         try:
             out, _ = proc.communicate(timeout=timeout)
             timed_out = False
@@ -99,10 +107,52 @@ class Sandbox:
             out, _ = proc.communicate()
             timed_out = True
         finally:
-            # whatever the example left running in the background goes too
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        return Ran(args, proc.returncode, out.replace(str(self.root), ""), timed_out)
+            _kill_group(proc)  # whatever the example left running in the background goes too
+        return Ran(args, proc.returncode, self._clean(out), timed_out)
+
+    def run_until(self, args: list[str], expected: list[str], *, timeout: float = TIMEOUT) -> Ran:
+        """Run a transcript's command until it exits or — a server, such as ``chaoskit proxy``
+        — until all the output the docs quote for it has appeared; then stop it (SIGTERM to its
+        process group, SIGKILL if it lingers). The output is what had appeared by then."""
+        proc = self._start(args, None)
+        lines: list[str] = []
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(self._clean(line.rstrip("\n")))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        seen: list[str] | None = None
+        while seen is None and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                reader.join(5)
+                seen = list(lines)
+            elif expected and output_matches(expected, list(lines)):
+                seen = list(lines)
+            else:
+                reader.join(0.05)  # a bounded wait for more output
+        try:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            _kill_group(proc)
+            proc.wait()
+            reader.join(5)
+            assert proc.stdout is not None
+            proc.stdout.close()
+        output = "\n".join(lines if seen is None else seen) + "\n"
+        return Ran(args, proc.returncode, output, timed_out=seen is None)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @dataclasses.dataclass(frozen=True)

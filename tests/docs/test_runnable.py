@@ -65,9 +65,9 @@ def test_example_runs_as_written(block: Block, tmp_path: Path):
     with holding(block):
         if block.kind == "transcript":
             for step in transcript_steps(block.text):
-                ran = box.run(["bash", "-c", step.command])
+                ran = box.run_until(["bash", "-c", step.command], step.expected)
                 what = f"{block.where}: $ {step.command}"
-                assert not ran.timed_out, f"{what}: still running after {ran.args}"
+                assert not ran.timed_out, f"{what}: neither exited nor printed the quoted output"
                 assert output_matches(step.expected, ran.output.splitlines()), mismatch(
                     what, step.expected, ran.output
                 )

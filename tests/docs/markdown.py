@@ -30,7 +30,7 @@ PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 _FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 _MARKER = re.compile(r"^<!--\s*doctest:\s*(.*?)\s*-->$")
-SHELL_LANGS = frozenset({"bash", "sh", "shell", "console"})
+SHELL_LANGS = frozenset({"bash", "sh", "shell"})
 PYTHON_LANGS = frozenset({"python", "py"})
 ACTIONS = ("run", "skip", "output", "file", "pytest")
 
@@ -51,7 +51,7 @@ class Block:
     def is_transcript(self) -> bool:
         """A shell session as a user sees it: ``$ command`` lines, each followed by its output."""
         first = self.text.lstrip("\n").split("\n", 1)[0]
-        return self.lang in ("text", "") and first.startswith("$ ")
+        return self.lang in ("text", "console", "") and first.startswith("$ ")
 
     @property
     def kind(self) -> str | None:

@@ -33,6 +33,7 @@ _MARKER = re.compile(r"^<!--\s*doctest:\s*(.*?)\s*-->$")
 SHELL_LANGS = frozenset({"bash", "sh", "shell"})
 PYTHON_LANGS = frozenset({"python", "py"})
 ACTIONS = ("run", "skip", "output", "file", "pytest")
+OPTIONS = frozenset({"bookinfo-ports"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,8 @@ def marker_problem(block: Block) -> str | None:
         return f"{block.where}: unknown doctest action {action!r} (one of {', '.join(ACTIONS)})"
     if action == "skip" and len(block.skip_reason.split()) < 3:
         return f"{block.where}: a skip needs a reason of a few words: <!-- doctest: skip: WHY -->"
+    if action == "run" and not block.options <= OPTIONS:
+        return f"{block.where}: unknown run options {sorted(block.options - OPTIONS)}"
     if action == "run" and block.kind is None:
         return f"{block.where}: only Python, shell and transcript ($ ...) blocks can run"
     if action == "file" and len(args) != 1:

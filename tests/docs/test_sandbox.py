@@ -32,6 +32,7 @@ def test_a_marker_is_the_comment_right_above_the_fence(tmp_path: Path):
         ("yaml", "a: 1\n", "run", "only Python, shell and transcript"),
         ("text", "$ ls\n", "file x.sh", "a transcript can only run or be skipped"),
         ("bash", "true\n", "pytest checkout", "is for Python blocks"),
+        ("bash", "true\n", "run; bookinfo-port", "unknown run options ['bookinfo-port']"),
     ],
 )
 def test_marker_problems_are_named(lang, text, marker, problem):

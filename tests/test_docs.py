@@ -6,56 +6,23 @@
   ``FILE:LINE: error|warning|note: ...`` quotes issues that validating the ```yaml-invalid block right
   above it (layered over the same mesh) really produces. ``FILE`` is ignored; ``LINE`` counts
   from the first line inside the yaml-invalid block.
+
+The shell and Python examples run in tests/docs/ (test_runnable.py), and what the docs quote of
+``chaoskit --help`` is checked in tests/docs/test_cli_help.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
 from chaoskit.config import load_paths, load_text, validate
+from tests.docs.markdown import DOCS, ROOT, Block, read_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs"
 BOOKINFO_MESH = ROOT / "experiments" / "bookinfo" / "mesh"
 
-_FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 _ISSUE = re.compile(r"^\S*?:(?=\d+: (?:error|warning|note): )")
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    doc: str
-    line: int  # line of the first line inside the fence, 1-based
-    lang: str
-    text: str
-
-    @property
-    def where(self) -> str:
-        return f"{self.doc}:{self.line}"
-
-
-def read_blocks(path: Path) -> list[Block]:
-    """Fenced blocks of a Markdown file, in order."""
-    out: list[Block] = []
-    lang: str | None = None
-    start = 0
-    body: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fence = _FENCE.match(line)
-        if lang is None:
-            if fence:
-                lang, start, body = fence.group(1), number + 1, []
-        elif line.strip() == "```":
-            out.append(Block(path.name, start, lang, "\n".join(body) + "\n"))
-            lang = None
-        else:
-            body.append(line)
-    assert lang is None, f"{path.name}:{start - 1}: unterminated ``` block"
-    return out
 
 
 DOC_FILES = sorted(DOCS.glob("*.md"))

@@ -31,4 +31,4 @@ def test_the_checkout_example_suite_passes():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 passed" in result.stdout, result.stdout
+    assert "6 passed" in result.stdout, result.stdout

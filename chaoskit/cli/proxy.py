@@ -344,6 +344,9 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.BAD_INPUT
     # The process is ours: use every descriptor the hard limit allows (macOS starts at 256).
     limits.raise_open_files_limit()
+    # Taken before the files are read: an edit made while the proxy starts (or just after its
+    # ready line, before the watcher's first look) is a change the watcher then sees.
+    seen = _fingerprint(files)
     try:
         proxy = Proxy(
             *_with_yaml(files), seed=seed, host=listen_host, port=listen_port,
@@ -406,7 +409,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             f"seed={proxy.seed} ca={proxy.ca_path}{web}",
             flush=True,
         )
-        _watch(proxy, files, stop)
+        _watch(proxy, files, stop, seen)
     finally:
         proxy.stop()
         writer.flush()
@@ -427,12 +430,15 @@ def _refreeze() -> None:
     gc.freeze()
 
 
-def _watch(proxy: Any, files: list[str], stop: threading.Event) -> None:
+def _watch(
+    proxy: Any, files: list[str], stop: threading.Event,
+    last: tuple[tuple[str, int, int], ...] | OSError,
+) -> None:  # fmt: skip
     """Poll the files; swap in valid changes, report invalid ones and keep the last good config.
 
     A scan that fails (no descriptor left, a folder briefly unreadable) keeps the last
-    fingerprint and is tried again on the next tick; the first failure of a run is reported."""
-    last = _fingerprint(files)
+    fingerprint and is tried again on the next tick; the first failure of a run is reported.
+    ``last`` is the files' fingerprint from before they were loaded."""
     scan_failed = isinstance(last, OSError)
     while not stop.wait(RELOAD_POLL_SECONDS):
         current = _fingerprint(files)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from mitmproxy import options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
+from mitmproxy.proxy import mode_specs
 
 from chaoskit.errors import ProxyError
 from chaoskit.proxy import patches
@@ -92,6 +93,7 @@ class ProxyRuntime:
         self.master: Master | None = None
         #: mode spec → bound (host, port), filled once listening
         self.bound: dict[str, tuple[str, int]] = {}
+        self._updates: set[asyncio.Future[bool]] = set()  # listener updates still running
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
@@ -171,10 +173,18 @@ class ProxyRuntime:
         ps = self.master.addons.get("proxyserver")
         self.modes = list(modes)
         self.master.options.update(mode=self.modes)
-        for _ in range(int(timeout / 0.005)):  # bounded wait for the servers to settle
-            await asyncio.sleep(0.005)
-            if not ps.servers.is_updating and all(s.is_running for s in ps.servers):
-                break
+        # Update the servers here rather than wait for the option change to do it: proxyserver
+        # only does so once its `running` hook has run, which can come after start() returned
+        # (a change right after start then never opened its listener). A second update of the
+        # same modes is a no-op. Past the timeout the update goes on, unwaited (never cancelled
+        # halfway).
+        update = asyncio.ensure_future(
+            ps.servers.update([mode_specs.ProxyMode.parse(m) for m in self.modes])
+        )
+        self._updates.add(update)
+        update.add_done_callback(self._updates.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(update), timeout * 0.8)
         self.bound = {
             s.mode.full_spec: (str(s.listen_addrs[0][0]), int(s.listen_addrs[0][1]))
             for s in ps.servers

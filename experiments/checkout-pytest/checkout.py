@@ -13,6 +13,7 @@ is where it listens; it prints ``listening on http://127.0.0.1:PORT`` when ready
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -44,6 +45,11 @@ def charge(order: str, amount: float) -> tuple[int, dict[str, object]]:
                 break  # the payment was refused: retrying will not help
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             reason = f"payments did not answer within {PAYMENTS_TIMEOUT:g}s"
+        except http.client.HTTPException:
+            # The connection broke mid-answer (IncompleteRead: a reset after the headers or
+            # part of the body). Whether payments charged is unknown; the retry carries the
+            # same idempotency key, so it cannot charge twice.
+            reason = "payments broke off its answer"
     return 503, {"status": "payment-unavailable", "reason": reason}
 
 

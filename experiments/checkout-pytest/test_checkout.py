@@ -69,3 +69,11 @@ def test_the_mesh_retries_a_failing_payments_attempt(chaos, checkout, client):
     chaos.assert_fired(fault)
     chaos.assert_retried("payments", times=1)
     chaos.assert_no_requests_bypassed()
+
+
+def test_an_answer_cut_off_mid_body_is_retried_with_the_same_key(chaos, checkout, client, payments):
+    # payments starts its answer, then the connection breaks (the body is cut after 5 bytes):
+    # checkout must not crash on the broken read; its retry carries the same idempotency key.
+    chaos.fault("payments", reset=5, first=1)
+    assert pay(client, checkout, "o-cut") == (200, {"status": "paid", "attempts": 2})
+    assert {r.headers["idempotency-key"] for r in payments.requests} == {"o-cut"}

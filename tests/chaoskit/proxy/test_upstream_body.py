@@ -149,24 +149,25 @@ def test_broken_chunk_framing_mid_body_is_a_protocol_error() -> None:
 
 def test_a_body_nobody_reads_stops_being_read_from_the_socket() -> None:
     async def main(client: UpstreamClient, up: Scripted) -> None:
-        sending = asyncio.ensure_future(send(client, up.port))
-        await up.write(HEAD + chunk(b"x"))
-        resp = await sending
-        assert isinstance(resp.rest, UpstreamBody)
-        assert up.writer is not None
-        piece = chunk(b"y" * 65536)
-        for _ in range(64):  # 4 MiB offered; the proxy side must stop taking it
-            up.writer.write(piece)
-        for _ in range(200):
-            await asyncio.sleep(0.005)
-            if up.writer.transport.get_write_buffer_size() > 0:
-                break
-        conn = resp.rest._conn
-        assert conn is not None and conn._reading_paused
-        assert conn._queued <= STREAM_HIGH_WATER + 256 * 1024  # + at most one read
-        total = 0
-        while total < 64 * 65536:  # reading it resumes the socket
-            total += len(await resp.rest.read())
-        resp.rest.close()
+        async with asyncio.timeout(30):  # a stuck read fails here, not in pytest's timeout
+            sending = asyncio.ensure_future(send(client, up.port))
+            await up.write(HEAD + chunk(b"x"))
+            resp = await sending
+            assert isinstance(resp.rest, UpstreamBody)
+            conn = resp.rest._conn
+            assert conn is not None and up.writer is not None
+            piece = chunk(b"y" * 65536)
+            for _ in range(64):  # 4 MiB offered; the proxy side must stop taking it
+                up.writer.write(piece)
+            for _ in range(400):  # bounded: until the client side stops reading
+                if conn._reading_paused:
+                    break
+                await asyncio.sleep(0.01)
+            assert conn._reading_paused
+            assert conn._queued <= STREAM_HIGH_WATER + 256 * 1024  # + at most one read
+            total = 0
+            while total < 64 * 65536:  # reading it resumes the socket
+                total += len(await resp.rest.read())
+            resp.rest.close()
 
     streamed(main)

@@ -164,7 +164,7 @@ def test_a_failed_scan_keeps_the_last_fingerprint_and_tries_again(monkeypatch, t
             self.rebased += 1
 
     fake = FakeProxy()
-    cli_proxy._watch(fake, [str(tmp_path)], stop)  # type: ignore[arg-type]
+    cli_proxy._watch(fake, [str(tmp_path)], stop, first)  # type: ignore[arg-type]
     assert fake.rebased == 1
     err = capsys.readouterr().err
     assert err.count("cannot scan the configuration files") == 1

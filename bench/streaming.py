@@ -405,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chaoskit streaming bench ({args.mode}); {place.description}", flush=True)
     try:
         with Processes(run_dir, place) as procs:
+            # Bench's plan and its realistic mesh.yaml are not used here (only its servers)
             bench = StreamBench(PLANS["smoke"], run_dir, procs, place, load)
             for name, scenario in (("sse", sse_ttfb), ("download", downloads)):
                 s0 = time.monotonic()

@@ -9,7 +9,8 @@ output, run pinned to the client CPU), for the two measurements of :mod:`bench.s
               request to having the whole first event; the requests of one tick are timed
               one after another, never overlapping, while the rest of each stream (its later
               events and its last chunk) is read in the background, after which its connection
-              is idle again. ``warmup`` requests per target come first and are not counted.
+              is idle again. ``warmup`` requests per target come first and are not counted;
+              ``events`` (target name → count) is how many events each stream must have.
 ``download``  one ``GET`` of ``bytes`` on a new connection, read to its end into one reused
               buffer; seconds from the request to the last byte, and MB/s (MiB, 2**20).
 
@@ -92,6 +93,12 @@ class Framing:
         return bytes(out)
 
 
+def _payload(framing: Framing, data: bytes) -> bytes:
+    """The payload in ``data``, whichever the framing."""
+    decoded = framing.feed(data)
+    return decoded if framing.chunked else data
+
+
 class SseConn:
     """One keep-alive connection of an SSE target."""
 
@@ -133,7 +140,7 @@ class SseStream:
             data = await conn.reader.read(65536)
             if not data:
                 raise ConnectionError("the stream ended before its first event")
-            self.text += framing.feed(data) if framing.chunked else bytes(data)
+            self.text += _payload(framing, data)
             if framing.done and b"\n\n" not in self.text:
                 raise ConnectionError("the stream ended before its first event")
         return time.perf_counter() - t0
@@ -146,7 +153,7 @@ class SseStream:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionError("the stream was cut off")
-            self.text += framing.feed(data) if framing.chunked else bytes(data)
+            self.text += _payload(framing, data)
         return self.text.count(b"\n\n")
 
 
@@ -155,7 +162,8 @@ async def sse(spec: dict[str, Any]) -> dict[str, Any]:
     rate = float(spec.get("rate", 10))
     count = int(spec["count"])
     warmup = int(spec.get("warmup", 10))
-    expect = int(spec.get("events", 0))
+    #: events each target's streams must have (name → count)
+    expect: dict[str, int] = spec.get("events", {})
     timeout = float(spec.get("timeout", 10))
     loop = asyncio.get_running_loop()
     idle: dict[str, list[SseConn]] = {t.name: [] for t in targets}
@@ -175,8 +183,8 @@ async def sse(spec: dict[str, Any]) -> dict[str, Any]:
             return
         if counted:
             events[name][str(n)] = events[name].get(str(n), 0) + 1
-        if expect and n != expect:
-            errors[name].append(f"{n} events, not {expect}")
+        if name in expect and n != expect[name]:
+            errors[name].append(f"{n} events, not {expect[name]}")
         idle[name].append(stream.conn)
 
     t0 = loop.time()

@@ -9,6 +9,9 @@
                           transport is refilled from one reused buffer whenever asyncio's flow
                           control resumes writing, so the origin holds at most its write buffer
                           and that buffer, never the body (a 1 GB download costs it nothing).
+``GET /event``            the first event alone, ``content-length``, in one write with the head:
+                          a body complete with its head, which chaoskit buffers (the control
+                          the streamed first event is compared with).
 ``GET`` anything else     ``200`` with a short body (the harness's readiness probe).
 
 A raw :class:`asyncio.Protocol` like :mod:`bench.origin`; it prints ``ready`` once listening.
@@ -52,6 +55,14 @@ _SSE_HEAD = _head(
     ],
 )
 _OK = _head("200 OK", [("content-type", "text/plain"), ("content-length", "3")]) + b"ok\n"
+_EVENT = b"id: 0\ndata: event 0\n\n"
+_ONE_EVENT = (
+    _head(
+        "200 OK",
+        [("content-type", "text/event-stream"), ("content-length", str(len(_EVENT)))],
+    )
+    + _EVENT
+)
 _NOT_FOUND = _head("404 Not Found", [("content-length", "0")])
 
 
@@ -125,6 +136,8 @@ class StreamOrigin(asyncio.Protocol):
                 ("content-type", "application/octet-stream"), ("content-length", str(size)),
             ]))  # fmt: skip
             self._pump()
+        elif path == "/event":
+            self.transport.write(_ONE_EVENT)
         else:
             self.transport.write(_OK)
 

@@ -135,9 +135,21 @@ class StreamBench(Bench):
         return super()._spawn(name)
 
 
-def _at(ep: Endpoint, path: str) -> Endpoint:
+def _at(ep: Endpoint, path: str, name: str | None = None) -> Endpoint:
     """The endpoint's request-target with ``path`` (``/sse``, ``http://stream/sse``)."""
-    return dataclasses.replace(ep, target=ep.target.rstrip("/") + path)
+    return dataclasses.replace(ep, name=name or ep.name, target=ep.target.rstrip("/") + path)
+
+
+#: The SSE measurement's targets: (name, server, path, events per response, compared with).
+#: The two ``-buffered`` ones get the first event alone, complete with its head (chaoskit
+#: buffers such a body): the buffered cost of the same moment, next to the streamed one.
+SSE_TARGETS = (
+    ("direct", "direct", "/sse", 3, None),
+    ("mitmdump", "mitmdump", "/sse", 3, "direct"),
+    ("chaoskit", "chaoskit", "/sse", 3, "direct"),
+    ("direct-buffered", "direct", "/event", 1, None),
+    ("chaoskit-buffered", "chaoskit", "/event", 1, "direct-buffered"),
+)
 
 
 def _client(b: Bench, spec: dict[str, Any], eps: list[Endpoint], timeout: float) -> Any:
@@ -151,24 +163,26 @@ def _client(b: Bench, spec: dict[str, Any], eps: list[Endpoint], timeout: float)
 
 
 def sse_ttfb(b: StreamBench, plan: StreamPlan) -> dict[str, Any]:
-    servers = b.ensure(*CONFIGS)
-    eps = [_at(s.endpoint, "/sse") for s in servers]
+    servers = {s.name: s for s in b.ensure(*CONFIGS)}
+    eps = [_at(servers[srv].endpoint, path, name) for name, srv, path, _, _ in SSE_TARGETS]
     total = plan.sse_count + plan.sse_warmup
     spec = {"mode": "sse", "rate": 10, "count": plan.sse_count, "warmup": plan.sse_warmup,
-            "events": 3, "timeout": 10}  # fmt: skip
+            "events": {t[0]: t[3] for t in SSE_TARGETS}, "timeout": 10}  # fmt: skip
     res = _client(b, spec, eps, timeout=total / 10 + 60)
     per = res["targets"]
     samples = {name: per[name].pop("samples_ms") for name in per}
     added: dict[str, Any] = {}
-    for name in CONFIGS[1:]:
-        d = {}
+    for name, _, _, _, base in SSE_TARGETS:
+        if base is None:
+            continue
+        d: dict[str, Any] = {"vs": base}
         for q in ("p50", "p90", "p99"):
-            a, c = per[name]["ttfb_ms"].get(q), per["direct"]["ttfb_ms"].get(q)
+            a, c = per[name]["ttfb_ms"].get(q), per[base]["ttfb_ms"].get(q)
             d[q] = round(a - c, 3) if a is not None and c is not None else None
         blocks = []
         for i in range(0, len(samples[name]) - 99, 100):
             x = percentile(samples[name][i : i + 100], 50)
-            y = percentile(samples["direct"][i : i + 100], 50)
+            y = percentile(samples[base][i : i + 100], 50)
             if x is not None and y is not None:
                 blocks.append(x - y)
         d["p50_by_block_of_100"] = spread(blocks, 3)
@@ -263,7 +277,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"<= {TTFB_ADDED_P50_MS:g} ms", fmt(add.get("p50"), 2, " ms"),
             report._le(add.get("p50"), TTFB_ADDED_P50_MS),
             f"p90 +{fmt(add.get('p90'), 2)} ms, p99 +{fmt(add.get('p99'), 2)} ms; stock "
-            f"mitmdump (streaming) +{fmt(md, 2)} ms p50",
+            f"mitmdump (streaming) +{fmt(md, 2)} ms p50; at the same moment chaoskit adds "
+            f"{fmt(get(sse, 'added_ms', 'chaoskit-buffered', 'p50'), 2)} ms p50 to the same "
+            "event answered whole (buffered)",
         ))  # fmt: skip
     dl = results.get("download")
     if dl:
@@ -320,7 +336,8 @@ def markdown(run: dict[str, Any]) -> str:
             f"## 1. SSE time to first event ({sse['requests_per_target']} streams per "
             f"configuration at {sse['rate_per_target']}/s, interleaved, after "
             f"{sse['warmup_per_target']} not counted; {sse['events_per_stream']} events 100 ms "
-            "apart, each stream read to its end)",
+            "apart, each stream read to its end; the `-buffered` rows get the first event alone, "
+            "complete with its head, and are compared with direct-buffered)",
             "",
             row("Configuration", "p50 ms", "p90 ms", "p99 ms", "max ms", "added p50 ms",
                 "added p99 ms", "errors", "connections"),

@@ -41,14 +41,15 @@ async def _session(*targets: str) -> list[tuple[Framing, list[tuple[float, bytes
         server.close()
 
 
-def test_downloads_have_exactly_their_length_and_keep_the_connection() -> None:
+def test_downloads_and_the_single_event_have_exactly_their_length_and_keep_the_connection() -> None:
     size = 3 * 256 * 1024 + 17  # several reused-buffer pieces and a partial one
-    results = asyncio.run(_session(f"/download/{size}", "/download/5", "/"))
-    (big, pieces), (small, _), (probe, _) = results
+    results = asyncio.run(_session(f"/download/{size}", "/download/5", "/event", "/"))
+    (big, pieces), (small, _), (one, one_pieces), (probe, _) = results
     assert (big.status, big.length, big.payload) == (200, size, size)
     body = b"".join(p for _, p in pieces)
     assert body[:256] == bytes(range(256)) and body[-17:] == bytes(range(17))
     assert (small.length, small.payload) == (5, 5)
+    assert not one.chunked and b"".join(p for _, p in one_pieces) == b"id: 0\ndata: event 0\n\n"
     assert probe.status == 200
 
 

@@ -35,14 +35,19 @@ def test_smoke_run_streams_through_every_configuration(tmp_path: Path) -> None:
     plan = run["meta"]["plan"]
 
     sse = run["results"]["sse"]["targets"]
-    for name in ("direct", "mitmdump", "chaoskit"):
+    events = {"direct": 3, "mitmdump": 3, "chaoskit": 3, "direct-buffered": 1,
+              "chaoskit-buffered": 1}  # fmt: skip
+    assert set(sse) == set(events)
+    for name, n in events.items():
         row = sse[name]
         assert row["requests"] == plan["sse_count"] and row["errors"] == 0, (name, row)
         # every counted stream had all its events: the proxies relayed whole streams
-        assert row["events_per_stream"] == {"3": plan["sse_count"]}, (name, row)
+        assert row["events_per_stream"] == {str(n): plan["sse_count"]}, (name, row)
         assert 0 < row["ttfb_ms"]["p50"] < 1000, name
     added = run["results"]["sse"]["added_ms"]
-    assert set(added) == {"mitmdump", "chaoskit"}
+    assert {k: v["vs"] for k, v in added.items()} == {
+        "mitmdump": "direct", "chaoskit": "direct", "chaoskit-buffered": "direct-buffered"
+    }  # fmt: skip
 
     dl = run["results"]["download"]
     assert dl["bytes"] == plan["download_mb"] * 2**20

@@ -140,7 +140,8 @@ class StreamedReplies:
         body = reply.stream
         assert body is not None
         relayed: Relayed | None = None
-        gone = True
+        gone = True  # until the relay says otherwise (a cancellation: the client, a shutdown)
+        failed = False
         sink: ClientStream | None = None
         try:
 
@@ -156,18 +157,28 @@ class StreamedReplies:
             relayed, gone = await self.watch.run(flow, work(), lambda: None)
         except Exception:
             logger.exception("chaoskit could not stream the body of request %s", ex.request_id)
-            ex.notes.append("chaoskit internal error while streaming the body")
+            failed, gone = True, False
         finally:
             body.close()
             final = dataclasses.replace(reply, stream=None, body=b"")
             ex.streamed = sink.sent if sink is not None else 0  # what a cut-off relay sent
-            final = settle(ex, final, relayed, self.stats())
-            self.finish(flow, ex, final, gone or relayed is None)
-        if relayed is not None and sink is not None and not gone:
-            try:  # recorded first: a client that saw its body end finds the record there
+            if failed:  # said as it happened: not a client that went away
+                ex.notes.append(
+                    f"chaoskit internal error while streaming the body ({ex.streamed} bytes "
+                    "sent): the client's stream was reset"
+                )
+            else:
+                final = settle(ex, final, relayed, self.stats())
+            self.finish(flow, ex, final, gone)
+        if sink is None or gone:
+            return
+        try:  # recorded first: a client that saw its body end finds the record there
+            if relayed is not None:
                 await conclude(sink, relayed, getattr(body, "trailers", ()))
-            except Exception:
-                logger.exception("chaoskit could not end the body of request %s", ex.request_id)
+            else:
+                await sink.reset()
+        except Exception:
+            logger.exception("chaoskit could not end the body of request %s", ex.request_id)
 
 
 # -- the patches (installed by chaoskit.proxy.patches) ------------------------------------------

@@ -260,3 +260,23 @@ def test_httpx_with_http2_on_streams_server_sent_events(mesh, upstreams):
     assert events[-1][0] - events[0][0] >= 0.4
     record = mesh.records[-1]
     assert (record.protocol, record.status, record.flags) == (spoken, 200, ())
+
+
+def test_an_internal_error_mid_body_is_recorded_as_such_and_resets_the_client(
+    mesh, client, monkeypatch
+):
+    from chaoskit.proxy import response_stream
+
+    async def broken(first, body, sink):
+        await sink.send(b"data: 0\n\n")
+        raise RuntimeError("a bug in the relay")
+
+    monkeypatch.setattr(response_stream, "relay_body", broken)
+    with client.get("http://ratings:9080/sse/5/100", stream=True, timeout=10) as r:
+        assert r.status_code == 200
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            list(r.iter_lines())
+    record = mesh.records[-1]
+    assert "DC" not in record.flags and record.bytes_sent == len(b"data: 0\n\n")
+    assert any("chaoskit internal error while streaming the body" in n for n in record.notes)
+    assert not any("went away" in n for n in record.notes)

@@ -215,7 +215,8 @@ class Chaos:
         reset: str | int | Mapping[str, Any] | None = None,
         hang: bool = False,
         slow_body: int | None = None,
-        truncate_body: int | None = None,
+        pause_body: Mapping[str, Any] | None = None,
+        truncate_body: int | Mapping[str, Any] | None = None,
         corrupt_body: int | None = None,
         websocket: Mapping[str, Any] | None = None,
         window: Mapping[str, Any] | None = None,
@@ -229,9 +230,11 @@ class Chaos:
 
         ``delay``: ``"250ms"``, seconds, or a dict (``{"distribution": "lognormal", ...}``);
         ``abort``: an HTTP status, a gRPC status name or a dict (``{"httpStatus": 503,
-        "headers": {"retry-after": "1"}}``); ``reset``: ``"connect"``, ``"headers"`` or a byte
-        count; ``first``/``nth``/``sequence`` choose attempts deterministically, ``percent``
-        randomly (seeded). Returns the applied resource.
+        "headers": {"retry-after": "1"}}``); ``reset``: ``"connect"``, ``"headers"``, a byte
+        count or a dict (``{"afterEvents": 2}``); ``pause_body``: a dict (``{"afterEvents": 1,
+        "for": "2s"}``); ``truncate_body``: a byte count or a dict; ``first``/``nth``/
+        ``sequence`` choose attempts deterministically, ``percent`` randomly (seeded). Returns
+        the applied resource.
 
         There is one keyword per action of :data:`chaoskit.faults.actions.ACTIONS` (its
         ``attr``), which writes it (``Action.from_keyword``); a test keeps them in step.
@@ -240,7 +243,7 @@ class Chaos:
         name = name or f"{label_for(host)}-fault-{next(self._names)}"
         resource = build_upstream_fault(
             host, name=name, namespace=namespace, delay=delay, abort=abort, reset=reset,
-            hang=hang, slow_body=slow_body, truncate_body=truncate_body,
+            hang=hang, slow_body=slow_body, pause_body=pause_body, truncate_body=truncate_body,
             corrupt_body=corrupt_body, websocket=websocket, percent=percent, first=first,
             nth=nth, sequence=sequence, repeat=repeat, window=window, subset=subset,
             endpoint=endpoint, endpoint_labels=endpoint_labels, match=match,

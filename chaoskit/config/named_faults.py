@@ -45,6 +45,7 @@ from chaoskit.config.resource import CHAOSKIT_API, parse_metadata
 from chaoskit.config.upstream_fault import UpstreamFault, parse_upstream_fault
 from chaoskit.config.virtual_service import MESH
 from chaoskit.config.yamlsource import Location, YamlError, YMap, parse_documents
+from chaoskit.faults.actions import ACTIONS
 
 ROUTE = "route"
 UPSTREAM = "upstream"
@@ -55,8 +56,9 @@ ISTIO_API = "networking.istio.io/v1"
 COMMON_FIELDS = ("name", "namespace", "type", "host")
 #: UpstreamFault fields a ``route`` fault cannot have: named in the message, not just "unknown".
 UPSTREAM_ONLY = (
-    "subset", "endpoint", "endpointLabels", "reset", "hang", "slowBody", "truncateBody",
-    "corruptBody", "percentage", "firstN", "nth", "sequence", "repeat", "window",
+    "subset", "endpoint", "endpointLabels",
+    *(a.name for a in ACTIONS if a.name not in ("delay", "abort")),
+    "percentage", "firstN", "nth", "sequence", "repeat", "window",
 )  # fmt: skip
 
 

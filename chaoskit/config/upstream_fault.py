@@ -18,8 +18,8 @@ and ``match``:
 Without a sequence every configured action applies to a selected attempt, so the actions must
 fit together: delay (always first) plus at most one other action.
 
-The actions themselves (``delay``, ``abort``, ``reset``, ``hang``, ``slowBody``, ``truncateBody``,
-``corruptBody``, ``webSocket``), each with its config type and parser, are in
+The actions themselves (``delay``, ``abort``, ``reset``, ``hang``, ``slowBody``, ``pauseBody``,
+``truncateBody``, ``corruptBody``, ``webSocket``), each with its config type and parser, are in
 :mod:`chaoskit.faults.actions`; this module reads what is common to every fault (target,
 selection, window) and the rules between actions.
 
@@ -48,6 +48,7 @@ from chaoskit.faults.actions import ACTION_NAMES, ACTIONS, Action, Stage
 from chaoskit.faults.actions.abort import FaultAbort, parse_abort
 from chaoskit.faults.actions.corrupt_body import FaultCorruptBody
 from chaoskit.faults.actions.delay import DISTRIBUTIONS, Distribution, FaultDelay, parse_delay
+from chaoskit.faults.actions.pause_body import FaultPauseBody
 from chaoskit.faults.actions.reset import FaultReset, ResetPoint, parse_reset
 from chaoskit.faults.actions.slow_body import FaultSlowBody
 from chaoskit.faults.actions.truncate_body import FaultTruncateBody
@@ -65,6 +66,7 @@ __all__ = [
     "FaultAbort",
     "FaultCorruptBody",
     "FaultDelay",
+    "FaultPauseBody",
     "FaultReset",
     "FaultSlowBody",
     "FaultTruncateBody",
@@ -128,6 +130,7 @@ class UpstreamFault(Resource):
     reset: FaultReset | None = None
     hang: bool = False
     slow_body: FaultSlowBody | None = None
+    pause_body: FaultPauseBody | None = None
     truncate_body: FaultTruncateBody | None = None
     corrupt_body: FaultCorruptBody | None = None
     websocket: FaultWebSocket | None = None
@@ -389,7 +392,8 @@ def check_protocol(fault: UpstreamFault, entry: ServiceEntry, issues: Issues) ->
         return
     ports = ", ".join(describe(p) for p in entry.ports)
     if tcp:
-        hint = "use delay, abort, reset, hang, slowBody, truncateBody or corruptBody"
+        *names, last = (a.name for a in ACTIONS if a.stage is not Stage.SOCKET)
+        hint = f"use {', '.join(names)} or {last}"
         message = f"{fault.host} has no TCP port ({ports}): TCP actions never apply to it; {hint}"
     else:
         hint = f"use {', '.join(TCP_ACTION_NAMES)}"

@@ -8,17 +8,19 @@ endpoint and before connecting, and then carries the :class:`AttemptPlan` out:
    ``abort`` → answer :attr:`AttemptPlan.abort` as an upstream response; ``reset`` ``connect``
    → a connect failure (Envoy flag ``UF``, retried on ``connect-failure``), ``headers`` → the
    real response headers, then the connection drops, ``body`` → dropped after
-   ``reset.after_bytes`` body bytes; ``hang`` → never answer (only timeouts end it);
-3. otherwise (or with a ``body`` reset) forward to the real upstream and transform its response:
-   :meth:`AttemptPlan.transform_body` (truncate, then corrupt), sent at
-   :attr:`AttemptPlan.slow_body_bps` bytes per second when set; a ``body`` reset counts its
-   bytes on the transformed body (a shorter truncation ends the body cleanly first).
+   ``afterBytes``/``afterEvents`` of body; ``hang`` → never answer (only timeouts end it);
+3. otherwise (or with a ``body`` reset) forward to the real upstream and shape its body as it
+   streams (:class:`~chaoskit.faults.body_shaper.BodyShaper`): truncated at the first
+   :attr:`AttemptPlan.truncate` point reached, corrupted, paused at each of
+   :attr:`AttemptPlan.pauses`, paced at :attr:`AttemptPlan.slow_body_bps` bytes per second; a
+   ``body`` reset counts on the shaped body (a cut reached first ends the body cleanly).
 
 Each action's module (:mod:`chaoskit.faults.actions`) says how it changes the plan, and its
 stage how it combines. Faults combine in config order: delays add up, the first terminal effect
-wins (later ones are not applied and not named), body transforms combine (the lowest rate and the
-shortest truncation win, corrupted byte counts add up). Body transforms are dropped when the
-terminal effect leaves no upstream body to transform (abort, hang, connect or headers reset).
+wins (later ones are not applied and not named), body actions combine (the lowest rate and the
+shortest cut of each unit win, pauses all apply, corrupted byte counts add up). Body actions
+are dropped when the terminal effect leaves no upstream body to act on (abort, hang, connect or
+headers reset).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from typing import Any
 from chaoskit.config.upstream_fault import UpstreamFault
 from chaoskit.faults.actions import BY_NAME, Action, Stage
 from chaoskit.faults.actions.abort import AbortResponse
-from chaoskit.faults.actions.corrupt_body import corrupt
+from chaoskit.faults.actions.pause_body import FaultPauseBody
 from chaoskit.faults.actions.reset import FaultReset
-from chaoskit.faults.actions.truncate_body import truncate
 from chaoskit.faults.actions.websocket import is_websocket_upgrade
+from chaoskit.faults.body_point import BodyPoint
 from chaoskit.faults.selection import FaultStates, actions_for, select
 from chaoskit.faults.targeting import targets
 from chaoskit.loadbalancing.base import UpstreamHost
@@ -53,10 +55,13 @@ class AttemptPlan:
     reset: FaultReset | None = None
     hang: bool = False
     slow_body_bps: int | None = None
-    truncate_after: int | None = None
+    #: Where the body ends cleanly: the shortest cut of each unit (the first reached wins).
+    truncate: tuple[BodyPoint, ...] = ()
     corrupt_bytes: int = 0
-    #: Seed of the stream :meth:`transform_body` draws corrupted positions from.
+    #: Seed of the stream corrupted positions are drawn from.
     corrupt_seed: int = 0
+    #: Where the body stops, and for how long, in config order.
+    pauses: tuple[FaultPauseBody, ...] = ()
     #: What was applied, e.g. ``("UpstreamFault/default/flaky:delay", "…:abort")``.
     faults: tuple[str, ...] = ()
 
@@ -75,21 +80,14 @@ class AttemptPlan:
 
     @property
     def acts_on_body(self) -> bool:
-        """Does the plan change or pace the body? Such a body is buffered, not streamed."""
+        """Does the plan change, pace, pause or cut the body (a job for a body shaper)?"""
         return bool(
             self.slow_body_bps
-            or self.truncate_after is not None
+            or self.truncate
             or self.corrupt_bytes
+            or self.pauses
             or (self.reset is not None and self.reset.after != "connect")
         )
-
-    def transform_body(self, body: bytes) -> bytes:
-        """The upstream body as the client gets it: truncated, then corrupted (pure)."""
-        if self.truncate_after is not None:
-            body = truncate(body, self.truncate_after)
-        if self.corrupt_bytes:
-            body = corrupt(body, self.corrupt_bytes, random.Random(self.corrupt_seed))
-        return body
 
 
 NO_FAULT = AttemptPlan()
@@ -143,9 +141,10 @@ class PlanDraft:
     reset: FaultReset | None = None
     hang: bool = False
     slow_body_bps: int | None = None
-    truncate_after: int | None = None
+    truncate: list[BodyPoint] = dataclasses.field(default_factory=list)
     corrupt_bytes: int = 0
     corrupt_seed: int = 0
+    pauses: list[FaultPauseBody] = dataclasses.field(default_factory=list)
     #: Whether the upstream's body will be sent (``False`` after an abort, a hang or a reset
     #: before the body), i.e. whether body transforms have anything to act on.
     upstream_body: bool = True
@@ -170,7 +169,7 @@ class PlanDraft:
         named = self.named
         if not self.upstream_body or not upstream_body:
             # No upstream body will be sent: body transforms have nothing to act on.
-            self.slow_body_bps, self.truncate_after = None, None
+            self.slow_body_bps, self.truncate, self.pauses = None, [], []
             self.corrupt_bytes, self.corrupt_seed = 0, 0
             named = [(n, stage) for n, stage in named if stage is not Stage.BODY]
         return AttemptPlan(
@@ -179,8 +178,9 @@ class PlanDraft:
             reset=self.reset,
             hang=self.hang,
             slow_body_bps=self.slow_body_bps,
-            truncate_after=self.truncate_after,
+            truncate=tuple(self.truncate),
             corrupt_bytes=self.corrupt_bytes,
             corrupt_seed=self.corrupt_seed,
+            pauses=tuple(self.pauses),
             faults=tuple(n for n, _ in named),
         )

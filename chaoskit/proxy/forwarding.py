@@ -72,12 +72,14 @@ def with_host(headers: Headers, authority: str) -> Headers:
     return [(k, v) for k, v in headers if k.lower() != "host"] + [("host", authority)]
 
 
-def relay(resp: UpstreamResponse, elapsed: float) -> Reply:
+def relay(resp: UpstreamResponse, elapsed: float, length: int | None = None) -> Reply:
     """The upstream's answer as the client gets it: its own ``content-length`` for a buffered
-    body (a streamed one keeps the length the upstream announced, if it did), and Envoy's
-    ``x-envoy-upstream-service-time`` (milliseconds)."""
+    body (a streamed one keeps the length the upstream announced, if it did; ``length`` says
+    another, for a body cut short), and Envoy's ``x-envoy-upstream-service-time``
+    (milliseconds)."""
     rest = resp.rest
-    length = len(resp.body) if rest is None else rest.announced
+    if length is None:
+        length = len(resp.body) if rest is None else rest.announced
     headers = [*resp.headers]
     if length is not None:
         headers.append(("content-length", str(length)))

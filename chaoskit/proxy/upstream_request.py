@@ -18,6 +18,7 @@ from chaoskit.faults import AttemptPlan, plan_attempt
 from chaoskit.faults.plan import NO_FAULT
 from chaoskit.loadbalancing.base import UpstreamHost
 from chaoskit.proxy import replies
+from chaoskit.proxy.body_faults import shape_whole, stream_shaped
 from chaoskit.proxy.exchange import Exchange
 from chaoskit.proxy.forwarding import Headers, relay, too_large_note, upstream_headers, with_host
 from chaoskit.proxy.replies import Reply
@@ -78,14 +79,15 @@ class UpstreamRequest:
             cluster.active_requests -= 1
 
         resp: UpstreamResponse | None = None
+        cut: int | None = None
         try:
             # Envoy's per-try timeout ends once the response headers are in: a body that
             # streams on is bounded by the route timeout only.
             if per_try is None:  # no timer to arm (asyncio.timeout costs ~1 % of the CPU)
-                resp = await self._send(ex, fwd, cluster, host, headers, plan)
+                resp, cut = await self._send(ex, fwd, cluster, host, headers, plan)
             else:
                 async with asyncio.timeout(per_try):
-                    resp = await self._send(ex, fwd, cluster, host, headers, plan)
+                    resp, cut = await self._send(ex, fwd, cluster, host, headers, plan)
         except UpstreamFailure as f:
             kind = AttemptOutcome.CONNECT_FAILURE if f.is_connect_failure else AttemptOutcome.RESET
             if f.is_connect_failure:
@@ -121,16 +123,19 @@ class UpstreamRequest:
                 resp.rest.on_end.append(done)
         self._count_status(cluster, resp.status)
         self._report(ex, cluster, host, resp.status)
-        reply = relay(resp, s.clock.monotonic() - t0)
-        if plan.reset is not None and plan.reset.after != "connect":
-            # Envoy had already sent the response headers downstream when the upstream dropped:
-            # the client gets them and a cut body, and nothing can be retried any more.
+        elapsed = s.clock.monotonic() - t0
+        if cut is not None:
+            # A whole body the fault reset (streaming off): Envoy had already sent the response
+            # headers downstream when the upstream dropped, so the client gets them and a cut
+            # body, and nothing can be retried any more.
             record(AttemptOutcome.RESET_AFTER_HEADERS, resp.status)
             ex.flags.add(ResponseFlag.UC)
             ex.notes.append("upstream connection dropped after response headers (UpstreamFault)")
-            cut = resp.body[: plan.reset.after_bytes or 0]
-            outcome = Outcome(AttemptOutcome.RESPONSE, resp.status)
-            return dataclasses.replace(reply, body=cut, cut=True), outcome
+            reply = relay(resp, elapsed, cut)
+            return dataclasses.replace(reply, cut=True), Outcome(
+                AttemptOutcome.RESPONSE, resp.status
+            )
+        reply = relay(resp, elapsed)
         record(AttemptOutcome.RESPONSE, resp.status)
         # Only a retry policy reads the headers (grpc-status, retriable status codes).
         lower = {k.lower(): v for k, v in resp.headers} if policy is not None else {}
@@ -159,30 +164,49 @@ class UpstreamRequest:
     async def _send(
         self, ex: Exchange, fwd: Forward, cluster: Cluster, host: UpstreamHost,
         headers: Headers, plan: AttemptPlan,
-    ) -> UpstreamResponse:  # fmt: skip
-        """One attempt on the wire, with the UpstreamFault plan acted out around it."""
+    ) -> tuple[UpstreamResponse, int | None]:  # fmt: skip
+        """One attempt on the wire, with the UpstreamFault plan acted out around it; with the
+        response, the length announced for a whole body the fault reset (else ``None``)."""
         s = self.s
         if plan.delay > 0:
             await s.sleep(plan.delay)
         if plan.abort is not None:
-            return UpstreamResponse(plan.abort.status, "", plan.abort.headers, plan.abort.body)
+            abort = plan.abort
+            return UpstreamResponse(abort.status, "", abort.headers, abort.body), None
         if plan.reset is not None and plan.reset.after == "connect":
             raise UpstreamFailure("connection failure", "UF", "injected by UpstreamFault")
         if plan.hang:
             await asyncio.Event().wait()  # only a per-try or route timeout ends this attempt
         resp = await s.client.send(
             ex.request.method, cluster.scheme, host.address, host.port, fwd.path, headers,
-            ex.body, cluster.connect_timeout, streamable=s.streaming and not plan.acts_on_body,
-            http2=cluster.http2,
+            ex.body, cluster.connect_timeout, streamable=s.streaming, http2=cluster.http2,
         )  # fmt: skip
         if ex.in_flight is not None:  # a cut from now on still records the upstream's status
             ex.in_flight.status = resp.status
-        if plan.slow_body_bps:
-            # Bodies are buffered, so a slow body arrives whole, after the time it would take.
-            await s.sleep(len(resp.body) / plan.slow_body_bps)
-        if plan.truncate_after is not None or plan.corrupt_bytes:
-            resp = dataclasses.replace(resp, body=plan.transform_body(resp.body))
-        return resp
+        if not plan.acts_on_body:
+            return resp, None
+        if s.streaming:
+            # after the head, like a real body: retries and the per-try timeout are over
+            number = ex.in_flight.number if ex.in_flight is not None else 0
+            return stream_shaped(
+                resp, plan, s, ex.notes.append, lambda: self._reset_mid_body(ex, number)
+            ), None  # fmt: skip
+        shaped = shape_whole(resp, plan)
+        ex.notes.extend(shaped.notes)
+        if shaped.wait is None:
+            await asyncio.Event().wait()  # a pause with no end: only a timeout ends it
+        elif shaped.wait > 0:
+            # a buffered body arrives whole, after the time the pace and the pauses take
+            await s.sleep(shaped.wait)
+        return shaped.resp, shaped.length if shaped.reset else None
+
+    def _reset_mid_body(self, ex: Exchange, number: int) -> None:
+        """The fault reset a streamed body: the attempt, recorded as answered when its head
+        came, is recorded as what it was (the flag and the note come from the relay)."""
+        for i, attempt in enumerate(ex.attempts):
+            if attempt.number == number:
+                outcome = AttemptOutcome.RESET_AFTER_HEADERS
+                ex.attempts[i] = dataclasses.replace(attempt, outcome=outcome)
 
     def _report(self, ex: Exchange, cluster: Cluster, host: UpstreamHost, event: Event) -> None:
         """Feed outlier detection; an ejection is counted and noted on the request."""

@@ -5,6 +5,7 @@ one per process, so modules never overlap and tests reset it instead of starting
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -61,6 +62,21 @@ def all_released(proxy: Proxy) -> bool:
         if any(h["active_requests"] for h in c["hosts"]):
             return False
     return True
+
+
+@contextlib.contextmanager
+def buffered(proxy: Proxy) -> Iterator[None]:
+    """Response bodies buffered whole, as where mitmproxy is not patched to stream them (a
+    mitmproxy version chaoskit does not know): the path every body took before bodies
+    streamed, and the one the body limits guard."""
+    services = proxy.pipeline.services
+    runtime = proxy.runtime
+    assert runtime is not None and services.streaming
+    runtime.call(lambda: setattr(services, "streaming", False))
+    try:
+        yield
+    finally:
+        runtime.call(lambda: setattr(services, "streaming", True))
 
 
 def session(proxy_url: str | None = None) -> requests.Session:

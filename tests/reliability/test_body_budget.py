@@ -21,8 +21,7 @@ import pytest
 
 from chaoskit import accesslog
 from chaoskit.proxy.api import Proxy
-from tests.builders import fault
-from tests.reliability.conftest import service, wait_for
+from tests.reliability.conftest import buffered, service, wait_for
 
 MiB = 1024 * 1024
 
@@ -411,14 +410,10 @@ def test_an_upstream_body_over_the_budget_is_refused_and_the_record_says_which_l
     proxy: Proxy,
 ) -> None:
     set_budget(proxy, "1m")
-    # a body that streams holds no budget; one an UpstreamFault acts on is buffered
-    proxy.apply(fault("host: up\ntruncateBody: {afterBytes: 2000000000}\n"))
-    try:
-        with connect(proxy) as s:
-            s.sendall(head("GET", f"/big/{2 * MiB}", {}))
-            status, headers, _, _ = read_response(s)
-    finally:
-        proxy.apply()
+    # a body that streams holds no budget; a buffered one does
+    with buffered(proxy), connect(proxy) as s:
+        s.sendall(head("GET", f"/big/{2 * MiB}", {}))
+        status, headers, _, _ = read_response(s)
     assert status == 500 and headers["x-chaoskit-error"] == "response-payload-too-large"
     record = proxy.records[-1]
     assert record.details == "response_payload_too_large"

@@ -20,8 +20,7 @@ from chaoskit.errors import ProxyError
 from chaoskit.proxy.api import Proxy
 from tests.builders import service_entry
 from tests.files import OTHER_UID, as_root, mode
-from tests.reliability.conftest import healthy, session
-from tests.reliability.test_upstream_misbehaviour import BUFFERED
+from tests.reliability.conftest import buffered, healthy, session
 from tests.soak.soak import ProxyProcess
 
 
@@ -412,12 +411,13 @@ def test_local_replies_are_envoys_texts_only(mesh, client):
         "request loop detected", "Internal Server Error", "Bad Request",
         "Request Header Fields Too Large",
     }  # fmt: skip
-    mesh.apply(BUFFERED)  # a body too large to buffer gets its local reply
+    with buffered(mesh):  # a body too large to buffer gets its local reply
+        too_large = client.get("http://bad:9080/huge-announced", timeout=30).text
     bodies = [
         client.get("http://dead:9080/").text,
         client.get("http://bad:9080/close").text,
         client.get("http://bad:9080/malformed").text,
-        client.get("http://bad:9080/huge-announced", timeout=30).text,
+        too_large,
         client.get(f"http://127.0.0.1:{mesh.port}/").text,
         client.get("http://ratings:9080/", headers={"x-a": "a\x01b"}).text,
     ]

@@ -12,16 +12,25 @@ import pytest
 import requests
 
 from chaoskit.proxy import upstream
-from tests.builders import fault, route_to
-from tests.reliability.conftest import all_released, healthy, rss_mb, session, wait_for
+from tests.builders import route_to
+from tests.reliability.conftest import (
+    all_released,
+    buffered,
+    healthy,
+    rss_mb,
+    session,
+    wait_for,
+)
 from tests.reliability.servers import MiB
 
 RESET_PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
 
 
-#: An UpstreamFault that leaves the body as it is but acts on it, so it is buffered, not streamed
-#: (the path every body took before bodies streamed).
-BUFFERED = fault("host: bad\ntruncateBody: {afterBytes: 2000000000}\n", name="buffered")
+@pytest.fixture
+def whole(mesh):
+    """Bodies buffered whole (:func:`~tests.reliability.conftest.buffered`)."""
+    with buffered(mesh):
+        yield
 
 
 def bad_route(extra: str = "") -> str:
@@ -58,9 +67,8 @@ def test_upstream_resets_mid_body(mesh, client, bad):
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_a_reset_mid_body_is_a_clean_503_when_the_body_is_buffered(mesh, client, bad):
-    # a body an UpstreamFault acts on is buffered: the client has seen nothing yet
-    mesh.apply(BUFFERED)
+def test_a_reset_mid_body_is_a_clean_503_when_the_body_is_buffered(mesh, client, bad, whole):
+    # a buffered body: the client has seen nothing yet
     r = client.get("http://bad:9080/reset-mid-body")
     assert (r.status_code, r.text) == (503, RESET_PREFIX + "connection termination")
     assert mesh.records[-1].flags == ("UC",)
@@ -108,10 +116,9 @@ def test_headers_then_stall_is_not_cut_by_the_per_try_timeout(mesh, client, bad)
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_headers_then_stall_ends_at_each_per_try_timeout_when_buffered(mesh, client, bad):
+def test_headers_then_stall_ends_at_each_per_try_timeout_when_buffered(mesh, client, bad, whole):
     mesh.apply(
-        BUFFERED,
-        bad_route("timeout: 20s\nretries: {attempts: 2, perTryTimeout: 0.2s, retryOn: 5xx}\n"),
+        bad_route("timeout: 20s\nretries: {attempts: 2, perTryTimeout: 0.2s, retryOn: 5xx}\n")
     )
     r = client.get("http://bad:9080/stall-after-headers", timeout=30)
     assert (r.status_code, r.text) == (504, "upstream request timeout")
@@ -177,8 +184,7 @@ def _assert_too_large(mesh, r):
     assert any("larger than 64 MiB" in n for n in record.notes)
 
 
-def test_a_huge_announced_body_to_buffer_is_refused_before_it_is_read(mesh, client, bad):
-    mesh.apply(BUFFERED)
+def test_a_huge_announced_body_to_buffer_is_refused_before_it_is_read(mesh, client, bad, whole):
     before = rss_mb()
     r = client.get("http://bad:9080/huge-announced", timeout=30)
     _assert_too_large(mesh, r)
@@ -190,8 +196,7 @@ def test_a_huge_announced_body_to_buffer_is_refused_before_it_is_read(mesh, clie
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_a_huge_chunked_body_to_buffer_is_cut_off_at_the_buffer_limit(mesh, client, bad):
-    mesh.apply(BUFFERED)
+def test_a_huge_chunked_body_to_buffer_is_cut_off_at_the_buffer_limit(mesh, client, bad, whole):
     r = client.get("http://bad:9080/huge-chunked", timeout=60)
     _assert_too_large(mesh, r)
     assert wait_for(lambda: all(c.peer_closed for c in bad.for_path("/huge-chunked")))
@@ -201,8 +206,8 @@ def test_a_huge_chunked_body_to_buffer_is_cut_off_at_the_buffer_limit(mesh, clie
     assert healthy(mesh) and all_released(mesh)
 
 
-def test_a_too_large_body_is_not_retried_when_the_upstream_said_200(mesh, client, bad):
-    mesh.apply(BUFFERED, bad_route("retries: {attempts: 3, retryOn: 5xx}\n"))
+def test_a_too_large_body_is_not_retried_when_the_upstream_said_200(mesh, client, bad, whole):
+    mesh.apply(bad_route("retries: {attempts: 3, retryOn: 5xx}\n"))
     r = client.get("http://bad:9080/huge-announced", timeout=30)
     _assert_too_large(mesh, r)
     assert len(mesh.records[-1].attempts) == 1

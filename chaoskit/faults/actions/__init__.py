@@ -1,10 +1,9 @@
 """The UpstreamFault actions: one module each, one table (:data:`ACTIONS`) that everything reads.
 
-Each module (``delay``, ``abort``, ``reset``, ``hang``, ``slow_body``, ``truncate_body``,
-``corrupt_body``, ``websocket``) holds the action's frozen config type, the parser of its YAML
-mapping and how it folds into the plan of one upstream attempt, in one :class:`~.base.Action`
-value. What reads
-this table instead of keeping its own list:
+Each module (``delay``, ``abort``, ``reset``, ``hang``, ``slow_body``, ``pause_body``,
+``truncate_body``, ``corrupt_body``, ``websocket``) holds the action's frozen config type, the
+parser of its YAML mapping and how it folds into the plan of one upstream attempt, in one
+:class:`~.base.Action` value. What reads this table instead of keeping its own list:
 
 - the YAML parser (:mod:`chaoskit.config.upstream_fault`): which fields are actions, their
   order, the "needs at least one action" and ``sequence`` step messages, the combination rules;
@@ -31,6 +30,7 @@ from chaoskit.faults.actions import (
     corrupt_body,
     delay,
     hang,
+    pause_body,
     reset,
     slow_body,
     truncate_body,
@@ -46,6 +46,7 @@ ACTIONS: tuple[Action[Any], ...] = (
     reset.ACTION,
     hang.ACTION,
     slow_body.ACTION,
+    pause_body.ACTION,
     truncate_body.ACTION,
     corrupt_body.ACTION,
     websocket.ACTION,

@@ -2,7 +2,9 @@
 
 Positions come from a seed drawn from the fault's stream when the plan is made, so the plan
 carries them and replays exactly. With several selected faults the byte counts add up; it
-applies after ``truncateBody``.
+applies after ``truncateBody``. A streamed body gets the same positions as the whole body would
+when its length is announced; without a length they are drawn among the bytes of the first
+piece that arrives (:mod:`chaoskit.faults.body_shaper`).
 """
 
 from __future__ import annotations
@@ -39,15 +41,22 @@ def corrupt(body: bytes, n: int, rng: random.Random) -> bytes:
     Every chosen byte changes; a body shorter than ``n`` has all its bytes flipped and an empty
     body stays empty. Positions come only from ``rng``, so a seeded stream replays exactly.
     """
-    if n < 0:
-        raise ValueError(f"cannot corrupt {n} bytes")
-    count = min(n, len(body))
-    if count == 0:
+    positions = flip_positions(len(body), n, rng)
+    if not positions:
         return body
     out = bytearray(body)
-    for position in rng.sample(range(len(out)), count):
+    for position in positions:
         out[position] ^= 0xFF
     return bytes(out)
+
+
+def flip_positions(length: int, n: int, rng: random.Random) -> list[int]:
+    """The ``min(n, length)`` distinct positions in a body of ``length`` bytes that
+    :func:`corrupt` flips, in the order drawn."""
+    if n < 0:
+        raise ValueError(f"cannot corrupt {n} bytes")
+    count = min(n, length)
+    return rng.sample(range(length), count) if count else []
 
 
 def fold(plan: PlanDraft, flip: FaultCorruptBody, rng: random.Random) -> None:

@@ -18,6 +18,7 @@ from chaoskit.config.upstream_fault import (
     FaultWindow,
     UpstreamFault,
 )
+from chaoskit.faults.body_point import BodyPoint
 from tests.chaoskit.config import helpers
 
 HEAD = """\
@@ -215,6 +216,7 @@ def test_abort(abort: str, expected: FaultAbort) -> None:
         ("{after: connect}", FaultReset("connect")),
         ("{after: headers}", FaultReset("headers")),
         ("{afterBytes: 1}", FaultReset("body", after_bytes=1)),
+        ("{afterEvents: 3}", FaultReset("body", after_events=3)),
     ],
 )
 def test_reset(reset: str, expected: FaultReset) -> None:
@@ -233,7 +235,8 @@ def test_hang_false_is_no_action() -> None:
         (
             "spec",
             "an UpstreamFault needs at least one action: delay, "
-            "abort, reset, hang, slowBody, truncateBody, corruptBody, webSocket (HTTP) or latency, "
+            "abort, reset, hang, slowBody, pauseBody, truncateBody, corruptBody, webSocket (HTTP) or "
+            "latency, "
             "bandwidth, slicer, limitData, resetPeer, timeout (TCP)",
         )
     ]
@@ -241,7 +244,10 @@ def test_hang_false_is_no_action() -> None:
 
 def test_body_actions() -> None:
     assert fault("host: p\nslowBody: {bytesPerSecond: 1024}\n").slow_body == FaultSlowBody(1024)
-    assert fault("host: p\ntruncateBody: {afterBytes: 0}\n").truncate_body == FaultTruncateBody(0)
+    cut = FaultTruncateBody(BodyPoint("bytes", 0))
+    assert fault("host: p\ntruncateBody: {afterBytes: 0}\n").truncate_body == cut
+    cut = FaultTruncateBody(BodyPoint("events", 2))
+    assert fault("host: p\ntruncateBody: {afterEvents: 2}\n").truncate_body == cut
     assert fault("host: p\ncorruptBody: {}\n").corrupt_body == FaultCorruptBody(1)
     assert fault("host: p\ncorruptBody: {bytes: 3}\n").corrupt_body == FaultCorruptBody(3)
 
@@ -413,7 +419,21 @@ INVALID = [
     ("host: p\nhang: 'yes'", "spec.hang", "must be true or {}"),
     ("host: p\nhang: {forever: true}", "spec.hang.forever", 'unknown field "forever"'),
     ("host: p\nslowBody: {bytesPerSecond: 0}", "spec.slowBody.bytesPerSecond", "less than 1"),
-    ("host: p\ntruncateBody: {}", "spec.truncateBody", '"afterBytes" is required'),
+    ("host: p\ntruncateBody: {}", "spec.truncateBody", "needs afterBytes or afterEvents"),
+    (
+        "host: p\ntruncateBody: {afterBytes: 1, afterEvents: 1}",
+        "spec.truncateBody",
+        "only one of afterBytes, afterEvents",
+    ),
+    ("host: p\nreset: {afterEvents: 0}", "spec.reset.afterEvents", "at least 1"),
+    ("host: p\npauseBody: {for: 1s}", "spec.pauseBody", "needs afterBytes or afterEvents"),
+    ("host: p\npauseBody: {afterBytes: -1}", "spec.pauseBody.afterBytes", "at least 0"),
+    ("host: p\npauseBody: {afterBytes: 1, for: 0s}", "spec.pauseBody.for", ""),
+    (
+        "host: p\npauseBody: {afterBytes: 1, percentage: {value: 5}}",
+        "spec.pauseBody.percentage",
+        "selection is set once",
+    ),
     ("host: p\ncorruptBody: {bytes: 0}", "spec.corruptBody.bytes", "less than 1"),
     # combinations
     (
@@ -500,7 +520,7 @@ def _fault_doc(name: str, spec: str) -> str:
     [
         ("reviews", "latency: {fixedDelay: 1ms}",
          "reviews has no TCP port (9080/HTTP): TCP actions never apply to it; use delay, abort, "
-         "reset, hang, slowBody, truncateBody or corruptBody"),
+         "reset, hang, slowBody, pauseBody, truncateBody or corruptBody"),
         ("redis", "abort: {httpStatus: 503}",
          "redis has only non-HTTP ports (6379/REDIS): HTTP actions never apply to its "
          "connections; use latency, bandwidth, slicer, limitData, resetPeer, timeout"),

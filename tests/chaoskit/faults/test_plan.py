@@ -9,6 +9,8 @@ import pytest
 from chaoskit.config.upstream_fault import FaultReset, UpstreamFault
 from chaoskit.faults.actions.corrupt_body import corrupt
 from chaoskit.faults.actions.truncate_body import truncate
+from chaoskit.faults.body_point import BodyPoint
+from chaoskit.faults.body_shaper import BodyShaper
 from chaoskit.faults.plan import NO_FAULT, AbortResponse, AttemptPlan, plan_attempt
 from chaoskit.faults.selection import FaultStates
 from chaoskit.loadbalancing.base import UpstreamHost
@@ -51,8 +53,9 @@ H = "host: payments\n"
 def test_no_matching_fault_is_no_fault() -> None:
     plan = Run(H + "abort: {httpStatus: 503}\n").attempt(fqdn="orders.default.svc.cluster.local")
     assert plan is NO_FAULT
-    assert (plan.injected, plan.terminal, plan.delay) == (False, None, 0.0)
-    assert plan.transform_body(b"abc") == b"abc"
+    assert (plan.injected, plan.terminal, plan.delay, plan.acts_on_body) == (
+        False, None, 0.0, False,
+    )  # fmt: skip
 
 
 def test_delay_then_abort_with_headers_and_body() -> None:
@@ -121,21 +124,44 @@ def test_body_transforms_combine() -> None:
         H + "corruptBody: {bytes: 2}\n",
     )
     plan = run.attempt()
-    assert (plan.slow_body_bps, plan.truncate_after, plan.corrupt_bytes) == (500, 10, 3)
-    assert plan.terminal is None
+    assert (plan.slow_body_bps, plan.truncate, plan.corrupt_bytes) == (
+        500, (BodyPoint("bytes", 10),), 3,
+    )  # fmt: skip
+    assert plan.terminal is None and plan.acts_on_body
     assert len(plan.faults) == 6
     body = bytes(range(64))
-    out = plan.transform_body(body)
+    out = shaped(plan, body)
     assert len(out) == 10
     assert sum(a != b for a, b in zip(out, truncate(body, 10), strict=True)) == 3
-    assert plan.transform_body(body) == out  # pure: the corrupt seed is part of the plan
+    assert shaped(plan, body) == out  # pure: the corrupt seed is part of the plan
     assert out == corrupt(body[:10], 3, rng(plan.corrupt_seed))
+
+
+def shaped(plan: AttemptPlan, body: bytes) -> bytes:
+    shaper = BodyShaper(plan, len(body), "")
+    steps = [*shaper.start(), *shaper.feed(body)]
+    return b"".join(step for step in steps if isinstance(step, bytes))
+
+
+def test_cuts_of_each_unit_are_kept_and_pauses_all_apply() -> None:
+    run = Run(
+        H + "truncateBody: {afterEvents: 3}\n",
+        H + "truncateBody: {afterBytes: 50}\n",
+        H + "truncateBody: {afterEvents: 2}\n",
+        H + "pauseBody: {afterBytes: 0, for: 1s}\n",
+        H + "pauseBody: {afterEvents: 1}\n",
+    )
+    plan = run.attempt()
+    assert set(plan.truncate) == {BodyPoint("bytes", 50), BodyPoint("events", 2)}
+    assert [(p.at, p.seconds) for p in plan.pauses] == [
+        (BodyPoint("bytes", 0), 1.0), (BodyPoint("events", 1), None),
+    ]  # fmt: skip
 
 
 def test_body_transforms_are_dropped_when_no_upstream_body_is_sent() -> None:
     run = Run(H + "truncateBody: {afterBytes: 5}\n", H + "abort: {httpStatus: 500}\n")
     plan = run.attempt()
-    assert (plan.truncate_after, plan.faults) == (None, (REF + "f1:abort",))
+    assert (plan.truncate, plan.faults, plan.acts_on_body) == ((), (REF + "f1:abort",), False)
 
 
 def test_body_transforms_apply_before_a_mid_body_reset() -> None:

@@ -37,8 +37,8 @@ def test_one_module_per_action_in_the_table_in_apply_order() -> None:
     modules = sorted(p.stem for p in Path(registry.__file__).parent.glob("*.py"))
     assert modules == sorted(["__init__", "base", *(a.attr for a in ACTIONS)])
     assert ACTION_NAMES == (
-        "delay", "abort", "reset", "hang", "slowBody", "truncateBody", "corruptBody",
-        "webSocket",
+        "delay", "abort", "reset", "hang", "slowBody", "pauseBody", "truncateBody",
+        "corruptBody", "webSocket",
     )  # fmt: skip
     assert [a.stage for a in ACTIONS][:1] == [Stage.DELAY]  # "delay first"
     assert {a.name: a for a in ACTIONS} == BY_NAME
@@ -83,6 +83,7 @@ KEYWORDS = {
     "reset": "connect",
     "hang": True,
     "slow_body": 10,
+    "pause_body": {"afterEvents": 1, "for": "1ms"},
     "truncate_body": 0,
     "corrupt_body": 1,
     "websocket": {"messageDelay": "1ms"},

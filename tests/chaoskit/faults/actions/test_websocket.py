@@ -119,7 +119,7 @@ def test_body_actions_do_not_apply_to_a_handshake() -> None:
         [f], states, host_fqdn=PAYMENTS, subset=None, endpoint=host(),
         request=request(headers=UPGRADE), now=0.0, rng_for=lambda ref: rng(),
     )  # fmt: skip
-    assert plan.faults == () and plan.truncate_after is None
+    assert plan.faults == () and plan.truncate == () and not plan.acts_on_body
 
 
 def test_socket_faults_from_the_attempt_names_combine_in_order() -> None:

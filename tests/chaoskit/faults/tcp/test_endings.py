@@ -44,7 +44,7 @@ def test_ending_forms() -> None:
          '"slowBody" is not configured in this fault'),
         ("hang: false", "spec",
          "an UpstreamFault needs at least one action: delay, abort, reset, hang, slowBody, "
-         "truncateBody, corruptBody, webSocket (HTTP) or latency, bandwidth, slicer, limitData, "
+         "pauseBody, truncateBody, corruptBody, webSocket (HTTP) or latency, bandwidth, slicer, limitData, "
          "resetPeer, timeout (TCP)"),
     ],
 )  # fmt: skip

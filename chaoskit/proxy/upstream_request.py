@@ -185,7 +185,7 @@ class UpstreamRequest:
             ex.in_flight.status = resp.status
         if not plan.acts_on_body:
             return resp, None
-        if s.streaming:
+        if s.streaming and resp.status != 101:  # (a WebSocket's 101 has frames, no body)
             # after the head, like a real body: retries and the per-try timeout are over
             number = ex.in_flight.number if ex.in_flight is not None else 0
             return stream_shaped(

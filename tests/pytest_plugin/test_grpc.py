@@ -34,3 +34,19 @@ def test_a_grpc_abort_reaches_the_client_and_the_record(chaos: Chaos, echo: Echo
     ok, aborted = chaos.records.where(host="greeter")
     assert (ok.protocol, ok.status, ok.flags) == ("HTTP/2", 200, ())
     assert aborted.flags == ("FI",)
+
+
+def test_a_server_stream_cut_after_one_message_through_chaos_fault(chaos: Chaos, echo: Echo):
+    chaos.apply(mesh(echo.port))
+    chaos.fault("greeter", reset={"afterEvents": 1}, first=1)
+    options = [("grpc.http_proxy", chaos.url), ("grpc.enable_http_proxy", 1)]
+    got = []
+    with grpc.insecure_channel("greeter:50051", options=options) as channel:
+        stream = channel.unary_stream("/demo.Echo/Stream")
+        with pytest.raises(grpc.RpcError):
+            for message in stream(b"3", timeout=10):
+                got.append(message)
+        assert list(stream(b"2", timeout=10)) == [b"msg0", b"msg1"]  # firstN: 1 is spent
+    assert got == [b"msg0"]
+    cut, whole = chaos.records.where(host="greeter")
+    assert (cut.status, cut.flags, whole.flags) == (200, ("UC",), ())

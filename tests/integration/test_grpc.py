@@ -333,7 +333,9 @@ def test_a_grpcio_call_ends_at_its_own_deadline(proxy, slow, spec):
     assert 0.25 <= took < 1.5
     assert timeout_ms(slow.requests[-1].headers["grpc-timeout"]) <= 300
     record = wait_for_record(proxy)
-    assert record.flags == ("UT",) and record.duration < 1.5
+    # the mesh's timer fires a few ms after grpcio's, whose cancel chaoskit sees within 50 ms:
+    # mostly UT, DC when the machine is slow (the 504 as gRPC itself: the curl test below)
+    assert record.flags in (("UT",), ("DC",)) and record.duration < 1.5
     (note,) = [n for n in record.notes if n.startswith("grpc-timeout ")]  # grpcio: "298m"
     told = re.fullmatch(r"grpc-timeout (\S+) set the timeout to ([0-9.]+)s \(.*\)", note)
     assert told is not None and timeout_ms(told[1]) / 1000 == float(told[2]), note

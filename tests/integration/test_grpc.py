@@ -319,6 +319,24 @@ def test_a_call_without_a_deadline_is_told_the_route_timeout(proxy, slow):
     assert slow.requests[-1].headers["grpc-timeout"] == "10000m"  # as Envoy adds it
 
 
+def test_each_attempt_is_told_what_is_left(proxy, slow):
+    """Envoy rewrites ``grpc-timeout`` per attempt: the per-try timeout while it is the shorter,
+    then what the route timeout has left."""
+    retry = "retries: {attempts: 2, perTryTimeout: 600ms, retryOn: reset}\n"
+    proxy.apply(slow_mesh(slow.port, "timeout: 1s\n" + retry))
+    proxy.reset()
+    slow.requests.clear()
+    with slow_channel(proxy) as ch, pytest.raises(grpc.RpcError) as failed:
+        ch.unary_unary("/grpc/0/2000")(b"hi", timeout=5)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    first, second = (timeout_ms(r.headers["grpc-timeout"]) for r in slow.requests)
+    assert first == 600  # the per-try timeout, shorter than the route's 1 s
+    assert 0 < second <= 400  # sent after 600 ms and a back-off: what the route has left
+    record = proxy.records[-1]
+    assert [a.outcome for a in record.attempts] == ["per-try-timeout", "route-timeout"]
+    assert record.flags == ("UT",)
+
+
 @pytest.mark.parametrize("spec", ["", "timeout: 10s\n"], ids=["no-route-timeout", "10s"])
 def test_a_grpcio_call_ends_at_its_own_deadline(proxy, slow, spec):
     proxy.apply(slow_mesh(slow.port, spec) + (NO_ROUTE_TIMEOUT if not spec else ""))

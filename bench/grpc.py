@@ -318,7 +318,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.grpc", description=__doc__)
     mode = p.add_mutually_exclusive_group()
     for flag, help_text in (
-        ("--fast", "200 latency calls, 2 rounds of 2,000 calls (about a minute)"),
+        ("--fast", "200 latency calls, 2 rounds of 2,000 calls (about 30 s)"),
         ("--smoke", "tiny sizes: only proves the harness works (tests/bench)"),
     ):
         mode.add_argument(flag, dest="mode", action="store_const", const=flag[2:], help=help_text)

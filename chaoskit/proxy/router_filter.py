@@ -28,6 +28,7 @@ from chaoskit.records import AttemptOutcome, AttemptRecord
 from chaoskit.resilience.circuit_breaker import Overflow
 from chaoskit.resilience.retry import Outcome, RetryDecision, RetryPolicy, RetryState, RetryStatus
 from chaoskit.routing.decision import Forward
+from chaoskit.routing.grpc_timeout import final_timeout, for_attempt, is_grpc
 
 
 class RouterFilter:
@@ -38,26 +39,34 @@ class RouterFilter:
     async def forward(
         self, ex: Exchange, fwd: Forward, cluster: Cluster, headers: Headers
     ) -> Reply:
-        """The answer for ``ex`` from ``cluster`` within the route timeout (``504 UT`` when it
-        expires: the attempt running then is recorded as cut off)."""
+        """The answer for ``ex`` from ``cluster`` within the route timeout, or a gRPC call's
+        ``grpc-timeout`` up to it (``504 UT`` when it expires: the attempt running then is
+        recorded as cut off)."""
+        req = ex.request.headers
+        call = final_timeout(fwd.timeout, req.get("content-type"), req.get("grpc-timeout"))
+        if call.note:
+            ex.notes.append(call.note)
         try:
-            async with asyncio.timeout(fwd.timeout) as timer:
-                reply = await self._attempts(ex, fwd, cluster, headers)
+            async with asyncio.timeout(call.timeout) as timer:
+                reply = await self._attempts(ex, fwd, cluster, headers, call.timeout)
             if reply.stream is not None:  # the route timeout goes on over the body
                 reply.stream.deadline = timer.when()
             return reply
         except TimeoutError:
             self.s.stats.cluster_inc(cluster.name, "upstream_rq_timeout")
-            ex.notes.append(f"route timeout {fwd.timeout:g}s expired")
+            ex.notes.append(f"route timeout {call.timeout:g}s expired")
             ex.cut_attempt(AttemptOutcome.ROUTE_TIMEOUT, self.s.clock.monotonic())
             return replies.upstream_timeout()
 
     async def _attempts(
-        self, ex: Exchange, fwd: Forward, cluster: Cluster, headers: Headers
-    ) -> Reply:
+        self, ex: Exchange, fwd: Forward, cluster: Cluster, headers: Headers,
+        timeout: float | None,
+    ) -> Reply:  # fmt: skip
         """First try and retries; a refused retry is answered at once, with no back-off."""
         policy = RetryPolicy.from_route(fwd.retry)
-        ex.retry, ex.timeout = policy, fwd.timeout
+        ex.retry, ex.timeout = policy, timeout
+        grpc = is_grpc(ex.request.headers.get("content-type"))
+        per_try, start = policy.per_try_timeout if policy else None, self.s.clock.monotonic()
         state = RetryState.start(policy) if policy is not None else None
         tried: list[UpstreamHost] = []
         hash_key, set_cookie = self._hash_key(ex, cluster)
@@ -66,9 +75,12 @@ class RouterFilter:
         number = 0
         while True:
             number += 1
+            sent = headers  # a gRPC server is told the deadline the mesh enforces (Envoy)
+            if grpc:
+                sent = for_attempt(headers, timeout, per_try, self.s.clock.monotonic() - start)
             try:
                 reply, outcome = await self._admitted_attempt(
-                    ex, fwd, cluster, number, policy, headers, tried if avoid else (), tried,
+                    ex, fwd, cluster, number, policy, sent, tried if avoid else (), tried,
                     hash_key,
                 )  # fmt: skip
             finally:

@@ -5,6 +5,7 @@ and all (issue #14 items 4-5)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 import threading
@@ -17,7 +18,10 @@ import pytest
 grpc = pytest.importorskip("grpc")
 
 from chaoskit.proxy.api import Proxy  # noqa: E402
+from chaoskit.records import Record  # noqa: E402
+from chaoskit.testing import Http2Upstream  # noqa: E402
 from tests.builders import fault  # noqa: E402
+from tests.reliability.conftest import wait_for  # noqa: E402
 
 
 class Echo:
@@ -250,3 +254,144 @@ def test_curl_with_prior_knowledge_through_a_tunnel(proxy, echo):
     assert out == "200 2"
     record = proxy.records[-1]
     assert (record.protocol, record.status, record.path) == ("HTTP/2", 200, "/x")
+
+
+# -- grpc-timeout: the call's own deadline, up to the route timeout (issue #14 item 5) ---------
+
+NO_ROUTE_TIMEOUT = """\
+---
+apiVersion: chaoskit.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec: {timeout: 0s}
+"""
+
+
+@pytest.fixture(scope="module")
+def slow() -> Iterator[Http2Upstream]:
+    """An HTTP/2 gRPC endpoint that ignores deadlines (``/grpc/0/<ms>`` answers after ``ms``)
+    and keeps the headers each request came with."""
+    with Http2Upstream("slow") as up:
+        yield up
+
+
+def slow_mesh(port: int, spec: str) -> str:
+    return (mesh(port) + (route(spec) if spec else "")).replace("greeter", "slow")
+
+
+def slow_channel(proxy: Proxy) -> grpc.Channel:
+    options = [("grpc.http_proxy", proxy.url), ("grpc.enable_http_proxy", 1)]
+    return grpc.insecure_channel("slow:50051", options=options)
+
+
+def timeout_ms(value: str) -> float:
+    from chaoskit.routing.grpc_timeout import parse_ms
+
+    ms = parse_ms(value)
+    assert ms is not None, value
+    return ms
+
+
+def test_the_route_timeout_caps_a_longer_grpc_timeout(proxy, slow):
+    proxy.apply(slow_mesh(slow.port, "timeout: 200ms\n"))
+    proxy.reset()
+    slow.requests.clear()
+    t0 = time.monotonic()
+    with slow_channel(proxy) as ch, pytest.raises(grpc.RpcError) as failed:
+        ch.unary_unary("/grpc/0/2000")(b"hi", timeout=5)
+    took = time.monotonic() - t0
+    # Envoy's local reply for a gRPC call: 200 with grpc-status 14 (504 → UNAVAILABLE)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert failed.value.details() == "upstream request timeout"
+    assert 0.2 <= took < 1.5
+    # the endpoint was told the deadline the mesh enforces, not the client's 5 s
+    assert 150 <= timeout_ms(slow.requests[-1].headers["grpc-timeout"]) <= 200
+    record = proxy.records[-1]
+    assert record.flags == ("UT",)
+    assert "grpc-timeout 5S capped by the route timeout of 0.2s" in record.notes
+
+
+def test_a_call_without_a_deadline_is_told_the_route_timeout(proxy, slow):
+    proxy.apply(slow_mesh(slow.port, "timeout: 10s\n"))
+    slow.requests.clear()
+    with slow_channel(proxy) as ch:
+        assert ch.unary_unary("/grpc/0")(b"hi") == b"hi"
+    assert slow.requests[-1].headers["grpc-timeout"] == "10000m"  # as Envoy adds it
+
+
+def test_each_attempt_is_told_what_is_left(proxy, slow):
+    """Envoy rewrites ``grpc-timeout`` per attempt: the per-try timeout while it is the shorter,
+    then what the route timeout has left."""
+    retry = "retries: {attempts: 2, perTryTimeout: 600ms, retryOn: reset}\n"
+    proxy.apply(slow_mesh(slow.port, "timeout: 1s\n" + retry))
+    proxy.reset()
+    slow.requests.clear()
+    with slow_channel(proxy) as ch, pytest.raises(grpc.RpcError) as failed:
+        ch.unary_unary("/grpc/0/2000")(b"hi", timeout=5)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    first, second = (timeout_ms(r.headers["grpc-timeout"]) for r in slow.requests)
+    assert first == 600  # the per-try timeout, shorter than the route's 1 s
+    assert 0 < second <= 400  # sent after 600 ms and a back-off: what the route has left
+    record = proxy.records[-1]
+    assert [a.outcome for a in record.attempts] == ["per-try-timeout", "route-timeout"]
+    assert record.flags == ("UT",)
+
+
+@pytest.mark.parametrize("spec", ["", "timeout: 10s\n"], ids=["no-route-timeout", "10s"])
+def test_a_grpcio_call_ends_at_its_own_deadline(proxy, slow, spec):
+    proxy.apply(slow_mesh(slow.port, spec) + (NO_ROUTE_TIMEOUT if not spec else ""))
+    proxy.reset()
+    slow.requests.clear()
+    t0 = time.monotonic()
+    with slow_channel(proxy) as ch, pytest.raises(grpc.RpcError) as failed:
+        ch.unary_unary("/grpc/0/2000")(b"hi", timeout=0.3)
+    took = time.monotonic() - t0
+    # grpcio's own deadline and the mesh's fire together: either status may reach the client
+    assert failed.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    assert 0.25 <= took < 1.5
+    assert timeout_ms(slow.requests[-1].headers["grpc-timeout"]) <= 300
+    record = wait_for_record(proxy)
+    # the mesh's timer fires a few ms after grpcio's, whose cancel chaoskit sees within 50 ms:
+    # mostly UT, DC when the machine is slow (the 504 as gRPC itself: the curl test below)
+    assert record.flags in (("UT",), ("DC",)) and record.duration < 1.5
+    (note,) = [n for n in record.notes if n.startswith("grpc-timeout ")]  # grpcio: "298m"
+    told = re.fullmatch(r"grpc-timeout (\S+) set the timeout to ([0-9.]+)s \(.*\)", note)
+    assert told is not None and timeout_ms(told[1]) / 1000 == float(told[2]), note
+    assert 0.2 < float(told[2]) <= 0.3
+
+
+def wait_for_record(proxy: Proxy) -> Record:
+    """The record of the last request: written just after the client's own deadline fired."""
+    assert wait_for(lambda: proxy.records), "no record"
+    return proxy.records[-1]
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+@pytest.mark.parametrize("spec", ["", "timeout: 10s\n"], ids=["no-route-timeout", "10s"])
+def test_the_mesh_answers_a_call_past_its_grpc_timeout(proxy, slow, spec, tmp_path):
+    """A client that sends ``grpc-timeout`` without enforcing it (curl) gets Envoy's answer:
+    the 504 local reply as gRPC, HTTP 200 with ``grpc-status: 14``, once the header's 300 ms
+    are over."""
+    import subprocess
+
+    from chaoskit.testing.http2_upstream import grpc_message
+
+    proxy.apply(slow_mesh(slow.port, spec) + (NO_ROUTE_TIMEOUT if not spec else ""))
+    proxy.reset()
+    body = tmp_path / "body"
+    body.write_bytes(grpc_message(b"hi"))
+    out = subprocess.run(
+        ["curl", "-s", "-D", "-", "-o", "/dev/null", "-w", "%{time_total}",
+         "--http2-prior-knowledge", "-p", "-x", proxy.url, "http://slow:50051/grpc/0/2000",
+         "-H", "content-type: application/grpc", "-H", "te: trailers",
+         "-H", "grpc-timeout: 300m", "--data-binary", f"@{body}"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    head, _, took = out.rpartition("\n")
+    lines = [x.strip() for x in head.lower().splitlines()]  # the CONNECT's answer, then ours
+    reply = lines[lines.index("http/2 200") :]
+    assert "grpc-status: 14" in reply and "grpc-message: upstream request timeout" in reply
+    assert 0.3 <= float(took) < 1.5
+    record = wait_for_record(proxy)
+    assert record.flags == ("UT",) and record.attempts[0].outcome == "route-timeout"
+    assert record.notes[0].startswith("grpc-timeout 300m set the timeout to 0.3s")

@@ -94,6 +94,12 @@ def _streams(name: str) -> Callable[[], Callable[[Any], Any]]:
     return make
 
 
+def _alpn() -> Callable[[Any], Any]:
+    from chaoskit.proxy.alpn import prefer_h2  # noqa: PLC0415
+
+    return prefer_h2
+
+
 def _no_typechecks() -> Callable[[Any], Any]:
     def wrap(original: Any) -> Callable[..., None]:
         def __post_init__(self: Any) -> None:  # the dataclass __init__ calls this
@@ -272,6 +278,28 @@ PATCHES: tuple[Patch, ...] = (
             ),
             Code("mitmproxy.addonmanager:safecall", {"d3efc056da121665": _M11_12}),
             Code("mitmproxy.addonmanager:traverse", {"7235ad007525990a": _M11_12}),
+        ),
+    ),
+    Patch(
+        "tls.alpn_prefers_h2",
+        Code("mitmproxy.addons.tlsconfig:alpn_select_callback", {"81a5253eec328577": _M11_12}),
+        "mitmproxy/addons/tlsconfig.py, alpn_select_callback, picks the client's first HTTP "
+        "protocol when nothing else fixes it: httpx with http2=True offers http/1.1 before h2 "
+        "and got HTTP/1.1, where Envoy (ALPN h2, http/1.1, server preference) chooses h2. The "
+        "wrapper (chaoskit.proxy.alpn) answers h2 when the client offers it, no protocol is "
+        "fixed for the client, no upstream connection exists and the http2 option is on; "
+        "every other case is mitmproxy's. It reads the AppData TlsConfig.tls_start_client "
+        "stores on the connection.",
+        _alpn,
+        relies_on=(
+            Code(
+                "mitmproxy.addons.tlsconfig:TlsConfig.tls_start_client",
+                {
+                    "2996e186e35e5044": "mitmproxy 11.0.2, 12.0.0",
+                    "0ad7dc07afc886ab": "mitmproxy 12.1.0-12.2.0",
+                    "4c415f49cffb4438": "mitmproxy 12.3.1",
+                },
+            ),
         ),
     ),
 )

@@ -243,9 +243,8 @@ def test_the_route_timeout_resets_an_http2_stream(mesh, upstreams):
 
 
 def test_httpx_with_http2_on_streams_server_sent_events(mesh, upstreams):
-    """httpx offers ALPN ``http/1.1`` before ``h2``, and mitmproxy keeps the client's order, so
-    the intercepted connection is HTTP/1.1 (istio-compatibility.md); the events still stream
-    one by one, and the record names the protocol spoken."""
+    """httpx offers ALPN ``http/1.1`` before ``h2``; chaoskit chooses ``h2`` as Envoy does
+    (chaoskit.proxy.alpn), and the events stream one by one as HTTP/2 DATA frames."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("h2")
     mesh.apply(SECURE.format(port=upstreams["other"].port, timeout="10s"))
@@ -254,12 +253,12 @@ def test_httpx_with_http2_on_streams_server_sent_events(mesh, upstreams):
         t0 = time.monotonic()
         with client.stream("GET", "https://secure.example.test/sse/3/250") as r:
             assert r.status_code == 200
-            spoken = r.http_version
+            assert r.http_version == "HTTP/2"
             events = [(time.monotonic() - t0, line) for line in r.iter_lines() if line]
     assert [e for _, e in events] == ["data: 0", "data: 1", "data: 2"]
     assert events[-1][0] - events[0][0] >= 0.4
     record = mesh.records[-1]
-    assert (record.protocol, record.status, record.flags) == (spoken, 200, ())
+    assert (record.protocol, record.status, record.flags) == ("HTTP/2", 200, ())
 
 
 def test_an_internal_error_mid_body_is_recorded_as_such_and_resets_the_client(

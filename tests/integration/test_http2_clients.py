@@ -4,14 +4,18 @@
 
 from __future__ import annotations
 
-import socket
+import json
 import ssl
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
+from chaoskit.testing.http2_upstream import Http2Upstream
+from tests.integration.h2_client import h2_exchange, tls_through_connect
+
 httpx = pytest.importorskip("httpx")
-pytest.importorskip("h2")
+h2_events = pytest.importorskip("h2.events")
 
 SECURE = """\
 apiVersion: networking.istio.io/v1
@@ -23,19 +27,6 @@ spec:
   resolution: STATIC
   endpoints: [{{address: 127.0.0.1, ports: {{https: {port}}}}}]
 """
-
-
-def tls_through_connect(mesh, alpn: list[str]) -> ssl.SSLSocket:
-    """A TLS connection to ``secure.example.test`` through the proxy's ``CONNECT``, offering
-    ``alpn`` in that order."""
-    raw = socket.create_connection(("127.0.0.1", mesh.port), timeout=10)
-    raw.sendall(
-        b"CONNECT secure.example.test:443 HTTP/1.1\r\nHost: secure.example.test:443\r\n\r\n"
-    )
-    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
-    ctx = ssl.create_default_context(cafile=str(mesh.ca_path))
-    ctx.set_alpn_protocols(alpn)
-    return ctx.wrap_socket(raw, server_hostname="secure.example.test")
 
 
 # -- ALPN --------------------------------------------------------------------------------------
@@ -92,3 +83,58 @@ def test_the_mesh_applies_to_http2_clients_of_httpx(mesh, upstreams):
     with httpx.Client(http2=True, proxy=mesh.url, verify=ca, timeout=10) as client:
         r = client.get("https://secure.example.test/teapot")
     assert (r.status_code, r.http_version) == (418, "HTTP/2")
+
+
+# -- request trailers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def h2_upstream() -> Iterator[Http2Upstream]:
+    with Http2Upstream("h2") as up:
+        yield up
+
+
+def post(path: str) -> list[tuple[str, str]]:
+    return [(":method", "POST"), (":scheme", "https"), (":authority", "secure.example.test"),
+            (":path", path), ("content-type", "text/plain")]  # fmt: skip
+
+
+def answer(seen: list[tuple[float, object]]) -> tuple[str, bytes, object]:
+    """The ``:status``, the body and the last event of an h2 exchange."""
+    status = next(
+        dict(e.headers)[b":status"].decode()
+        for _, e in seen
+        if isinstance(e, h2_events.ResponseReceived)
+    )
+    body = b"".join(e.data for _, e in seen if isinstance(e, h2_events.DataReceived))
+    return status, body, seen[-1][1]
+
+
+@pytest.mark.parametrize("body", [b"hello", b""], ids=["with-body", "no-body"])
+def test_request_trailers_reach_an_http2_upstream(mesh, h2_upstream, body):
+    """Envoy's router forwards a request's trailers to an HTTP/2 upstream; so does chaoskit
+    (the endpoint speaks h2c: the port's protocol is HTTP2)."""
+    h2_upstream.clear()
+    mesh.apply(SECURE.format(protocol="HTTP2", port=h2_upstream.port))
+    trailers = [("x-checksum", "abc123"), ("x-more", "yes")]
+    status, _, last = answer(h2_exchange(tls_through_connect(mesh), post("/up"), body, trailers))
+    assert status == "200" and isinstance(last, h2_events.StreamEnded)
+    (received,) = h2_upstream.requests
+    assert (received.method, received.path, received.body) == ("POST", "/up", body)
+    assert h2_upstream.request_trailers == [{"x-checksum": "abc123", "x-more": "yes"}]
+    record = mesh.records[-1]
+    assert (record.protocol, record.status, record.flags) == ("HTTP/2", 200, ())
+
+
+def test_request_trailers_are_dropped_toward_an_http1_upstream(mesh, upstreams):
+    """Envoy's HTTP/1 codec drops request trailers (``enable_trailers`` is off in Istio); the
+    request itself goes through, body and all."""
+    mesh.apply(SECURE.format(protocol="HTTP", port=upstreams["other"].port))
+    trailers = [("x-checksum", "abc123")]
+    seen = h2_exchange(tls_through_connect(mesh), post("/up"), b"hello", trailers)
+    status, body, last = answer(seen)
+    assert status == "200" and isinstance(last, h2_events.StreamEnded)
+    assert json.loads(body)["upstream"] == "other"
+    (received,) = upstreams["other"].requests
+    assert (received.method, received.body) == ("POST", b"hello")
+    assert "x-checksum" not in {k.lower() for k in received.headers}

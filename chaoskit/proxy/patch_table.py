@@ -94,6 +94,12 @@ def _streams(name: str) -> Callable[[], Callable[[Any], Any]]:
     return make
 
 
+def _extended_connect() -> Callable[[Any], Any]:
+    from chaoskit.proxy import http2_connect  # noqa: PLC0415
+
+    return http2_connect.wrappers()["handle_h2_event"]
+
+
 def _alpn() -> Callable[[Any], Any]:
     from chaoskit.proxy.alpn import prefer_h2  # noqa: PLC0415
 
@@ -117,6 +123,7 @@ def _dispatch() -> Callable[[Any], Any]:
 
 
 _HTTP1 = "mitmproxy.proxy.layers.http._http1"
+_HTTP2 = "mitmproxy.proxy.layers.http._http2"
 _STREAM = "mitmproxy.proxy.layers.http:HttpStream"
 
 #: The name of the patch :class:`~chaoskit.proxy.budget_guard.BodyBudgetGuard` needs to release a
@@ -300,6 +307,20 @@ PATCHES: tuple[Patch, ...] = (
                     "4c415f49cffb4438": "mitmproxy 12.3.1",
                 },
             ),
+        ),
+    ),
+    Patch(
+        "http2.extended_connect",
+        Code(f"{_HTTP2}:Http2Server.handle_h2_event", {"72a0e31b2a0dc610": _M11_12}),
+        "mitmproxy/proxy/layers/http/_http2.py, Http2Server.handle_h2_event, refuses an HTTP/2 "
+        "extended CONNECT (:protocol websocket, RFC 8441) as Istio's Envoy does (GOAWAY "
+        "PROTOCOL_ERROR: parse_h2_request_headers rejects the pseudo-header) but leaves no "
+        "record of it. The wrapper (chaoskit.proxy.http2_connect) records the request (status "
+        "0, DPE, http2.invalid.header.field) and hands it to mitmproxy unchanged.",
+        _extended_connect,
+        relies_on=(
+            Code(f"{_HTTP2}:parse_h2_request_headers", {"5a1c74d47be3dddc": _M11_12}),
+            Code(f"{_HTTP2}:Http2Connection.protocol_error", {"42c710bed5e1a602": _M11_12}),
         ),
     ),
 )

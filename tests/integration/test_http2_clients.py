@@ -138,3 +138,38 @@ def test_request_trailers_are_dropped_toward_an_http1_upstream(mesh, upstreams):
     (received,) = upstreams["other"].requests
     assert (received.method, received.body) == ("POST", b"hello")
     assert "x-checksum" not in {k.lower() for k in received.headers}
+
+
+# -- HTTP/2 WebSockets ---------------------------------------------------------------------------
+
+
+def test_an_http2_websocket_is_refused_as_istio_refuses_it_and_recorded(mesh, upstreams):
+    """Extended CONNECT (RFC 8441) without SETTINGS_ENABLE_CONNECT_PROTOCOL, which neither
+    Istio's Envoy (allow_connect off) nor chaoskit advertises: the connection is closed with
+    GOAWAY PROTOCOL_ERROR (Envoy's default for an invalid header), nothing reaches the
+    upstream, the proxy goes on serving, and the record says what happened."""
+    mesh.apply(SECURE.format(protocol="HTTP", port=upstreams["other"].port))
+    headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+               (":authority", "secure.example.test"), (":path", "/chat"),
+               ("sec-websocket-version", "13")]  # fmt: skip
+    tls = tls_through_connect(mesh)
+    settings = None
+    for _, event in h2_exchange(tls, headers, validate=False):
+        if isinstance(event, h2_events.RemoteSettingsChanged):
+            settings = event.changed_settings
+        last = event
+    assert isinstance(last, h2_events.ConnectionTerminated)
+    assert last.error_code == 1  # PROTOCOL_ERROR
+    enable_connect = 8  # SETTINGS_ENABLE_CONNECT_PROTOCOL: not offered
+    assert settings is not None and (
+        enable_connect not in settings or settings[enable_connect].new_value == 0
+    )
+    assert upstreams["other"].requests == []
+    (record,) = mesh.records
+    assert (record.method, record.path, record.protocol) == ("CONNECT", "/chat", "HTTP/2")
+    assert (record.status, record.flags, record.details) == (
+        0, ("DPE",), "http2.invalid.header.field",
+    )  # fmt: skip
+    assert any("extended CONNECT (:protocol websocket" in n for n in record.notes)
+    status, _, _ = answer(h2_exchange(tls_through_connect(mesh), post("/after"), b"x"))
+    assert status == "200"

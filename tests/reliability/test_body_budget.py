@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from chaoskit import accesslog
+from chaoskit.proxy import http2_connection
 from chaoskit.proxy.api import Proxy
 from chaoskit.testing.http2_upstream import Http2Upstream
 from tests.builders import fault
@@ -445,7 +446,8 @@ def test_an_http2_upstream_body_over_the_budget_is_refused_as_an_http1_one_is(
                 status, headers, _, _ = read_response(s)
         finally:
             proxy.apply()
-        assert up.sent < MiB  # refused when its head came, not read
+        # refused when its head came: the upstream sent at most one stream window (1 MiB)
+        assert up.sent <= http2_connection.STREAM_WINDOW < 2 * MiB
     assert status == 500 and headers["x-chaoskit-error"] == "response-payload-too-large"
     record = proxy.records[-1]
     assert (record.details, record.upstream_host) == (

@@ -280,3 +280,10 @@ class Enforcer:
         if note:
             ex.notes.append(note)
         self._record(flow, ex, self._respond(flow, ex, reply, listener))
+
+    def record_unanswered(self, flow: http.HTTPFlow, reply: Reply, note: str) -> None:
+        """Record ``flow`` as ended by ``reply`` (status 0: nothing sent) with ``note``: a
+        request mitmproxy's HTTP/2 layer refused before any hook (extended CONNECT)."""
+        ex = self.exchange(flow, self.listeners.listener_of(flow), trust_hops=False)
+        ex.notes.append(note)
+        self._record(flow, ex, reply)

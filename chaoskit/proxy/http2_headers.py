@@ -63,6 +63,26 @@ def request_header_block(
     return block
 
 
+def trailer_block(trailers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The header block of a request's trailers: ``trailers`` with names in lower case,
+    without pseudo-headers (never allowed in trailers, RFC 9113 §8.1) and without the
+    connection-specific headers HTTP/2 forbids (``te`` too: it is a request header only).
+
+    Raises :class:`ValueError` as :func:`request_header_block` does for a name that is not a
+    token or NUL, CR or LF in a value."""
+    block = []
+    for name, value in trailers:
+        lower = name.lower()
+        if lower.startswith(":") or lower in _NOT_FORWARDED or lower == "te":
+            continue
+        if _TOKEN.fullmatch(lower) is None:
+            raise ValueError(f"trailer name {name[:40]!r} is not a token")
+        if _VALUE_FORBIDDEN.search(value):
+            raise ValueError(f"NUL, CR or LF in the value of trailer {name[:40]!r}")
+        block.append((lower.encode("ascii"), value.strip(" \t").encode("utf-8", "surrogateescape")))
+    return block
+
+
 def header_list_size(block: Sequence[tuple[bytes, bytes]]) -> int:
     """The size HTTP/2 counts for a header list (RFC 9113 §6.5.2: name, value, 32 each)."""
     return sum(len(name) + len(value) + 32 for name, value in block)

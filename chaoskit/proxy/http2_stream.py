@@ -36,6 +36,7 @@ from chaoskit.proxy.http2_headers import (
     header_list_size,
     over_limits,
     request_header_block,
+    trailer_block,
 )
 from chaoskit.proxy.upstream import UpstreamFailure
 
@@ -149,6 +150,32 @@ class Http2Stream:
             if not view:
                 return
             await conn.drain()
+
+    async def send_trailers(self, trailers: Sequence[tuple[str, str]]) -> None:
+        """End the request with ``trailers`` (a header block with END_STREAM), after a body
+        sent with ``end_stream=False``. Raises ``protocol error`` (UPE) for trailers that
+        cannot be sent; returns without sending them when the upstream already answered in
+        full and asked for no more, as :meth:`send_data` does."""
+        conn, stream_id = self.connection, self.id
+        if stream_id is None:
+            raise RuntimeError("send the headers of a stream before its trailers")
+        if self._failure is not None:
+            raise self._failure
+        if self._local_ended:
+            if self._remote_ended:
+                return
+            raise RuntimeError("the request of this stream already ended")
+        try:
+            block = trailer_block(trailers)
+            conn.h2.send_headers(stream_id, block, end_stream=True)
+        except (ValueError, h2.exceptions.ProtocolError) as e:
+            why = f"{type(e).__name__}: {e}"[:300]
+            self._protocol_reset(why)
+            conn.flush()
+            raise self._failure_or_termination() from None
+        conn.flush()
+        self._local_ended = True
+        self._maybe_done()
 
     # -- response --------------------------------------------------------------------------
 

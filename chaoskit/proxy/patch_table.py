@@ -94,6 +94,18 @@ def _streams(name: str) -> Callable[[], Callable[[Any], Any]]:
     return make
 
 
+def _extended_connect() -> Callable[[Any], Any]:
+    from chaoskit.proxy import http2_connect  # noqa: PLC0415
+
+    return http2_connect.wrappers()["handle_h2_event"]
+
+
+def _alpn() -> Callable[[Any], Any]:
+    from chaoskit.proxy.alpn import prefer_h2  # noqa: PLC0415
+
+    return prefer_h2
+
+
 def _no_typechecks() -> Callable[[Any], Any]:
     def wrap(original: Any) -> Callable[..., None]:
         def __post_init__(self: Any) -> None:  # the dataclass __init__ calls this
@@ -111,6 +123,7 @@ def _dispatch() -> Callable[[Any], Any]:
 
 
 _HTTP1 = "mitmproxy.proxy.layers.http._http1"
+_HTTP2 = "mitmproxy.proxy.layers.http._http2"
 _STREAM = "mitmproxy.proxy.layers.http:HttpStream"
 
 #: The name of the patch :class:`~chaoskit.proxy.budget_guard.BodyBudgetGuard` needs to release a
@@ -272,6 +285,42 @@ PATCHES: tuple[Patch, ...] = (
             ),
             Code("mitmproxy.addonmanager:safecall", {"d3efc056da121665": _M11_12}),
             Code("mitmproxy.addonmanager:traverse", {"7235ad007525990a": _M11_12}),
+        ),
+    ),
+    Patch(
+        "tls.alpn_prefers_h2",
+        Code("mitmproxy.addons.tlsconfig:alpn_select_callback", {"81a5253eec328577": _M11_12}),
+        "mitmproxy/addons/tlsconfig.py, alpn_select_callback, picks the client's first HTTP "
+        "protocol when nothing else fixes it: httpx with http2=True offers http/1.1 before h2 "
+        "and got HTTP/1.1, where Envoy (ALPN h2, http/1.1, server preference) chooses h2. The "
+        "wrapper (chaoskit.proxy.alpn) answers h2 when the client offers it, no protocol is "
+        "fixed for the client, no upstream connection exists and the http2 option is on; "
+        "every other case is mitmproxy's. It reads the AppData TlsConfig.tls_start_client "
+        "stores on the connection.",
+        _alpn,
+        relies_on=(
+            Code(
+                "mitmproxy.addons.tlsconfig:TlsConfig.tls_start_client",
+                {
+                    "2996e186e35e5044": "mitmproxy 11.0.2, 12.0.0",
+                    "0ad7dc07afc886ab": "mitmproxy 12.1.0-12.2.0",
+                    "4c415f49cffb4438": "mitmproxy 12.3.1",
+                },
+            ),
+        ),
+    ),
+    Patch(
+        "http2.extended_connect",
+        Code(f"{_HTTP2}:Http2Server.handle_h2_event", {"72a0e31b2a0dc610": _M11_12}),
+        "mitmproxy/proxy/layers/http/_http2.py, Http2Server.handle_h2_event, refuses an HTTP/2 "
+        "extended CONNECT (:protocol websocket, RFC 8441) as Istio's Envoy does (GOAWAY "
+        "PROTOCOL_ERROR: parse_h2_request_headers rejects the pseudo-header) but leaves no "
+        "record of it. The wrapper (chaoskit.proxy.http2_connect) records the request (status "
+        "0, DPE, http2.invalid.header.field) and hands it to mitmproxy unchanged.",
+        _extended_connect,
+        relies_on=(
+            Code(f"{_HTTP2}:parse_h2_request_headers", {"5a1c74d47be3dddc": _M11_12}),
+            Code(f"{_HTTP2}:Http2Connection.protocol_error", {"42c710bed5e1a602": _M11_12}),
         ),
     ),
 )

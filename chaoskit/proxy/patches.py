@@ -2,8 +2,9 @@
 
 chaoskit needs a few behaviours mitmproxy's public addon API does not give: Envoy's HTTP/1
 codec limits below mitmproxy's parser, answering before a request body is read, a hook after a
-reply is sent, a descriptor-leak fix, a faster hook dispatch. Each is a :class:`Patch` of
-the one table, :data:`~chaoskit.proxy.patch_table.PATCHES`: what it replaces
+reply is sent, a descriptor-leak fix, a faster hook dispatch, Envoy's ALPN preference for ``h2``,
+a record of what mitmproxy's HTTP/2 layer refuses unseen (extended ``CONNECT``). Each is a
+:class:`Patch` of the one table, :data:`~chaoskit.proxy.patch_table.PATCHES`: what it replaces
 (``module:Class.attribute``), why (the mitmproxy code it wraps and the behaviour it fixes), and
 the fingerprints of the mitmproxy (and h11) code it was written against. The wrappers
 themselves live with the logic they serve

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from chaoskit.proxy import http2_trailers
+from chaoskit.proxy.budget import current_holding
+from chaoskit.proxy.http1_response import Head
+from chaoskit.proxy.http2_headers import Headers
 from chaoskit.proxy.http2_pool import Http2Pool
 from chaoskit.proxy.http2_stream import Http2Stream
 from chaoskit.proxy.upstream import (
     HOP_BY_HOP,
     MAX_RESPONSE_BODY,
+    BodyGuard,
     ResponseTooLarge,
     UpstreamFailure,
     UpstreamResponse,
@@ -90,13 +95,20 @@ async def send_h2(
     headers: Sequence[tuple[str, str]], body: bytes, connect_timeout: float | None,
     *, streamable: bool,
 ) -> UpstreamResponse:  # fmt: skip
-    """The response head with its body streaming (``streamable``), or the whole response."""
+    """The response head with its body streaming (``streamable``), or the whole response.
+    The client's request trailers (:func:`chaoskit.proxy.http2_trailers.current`) end the
+    request, as Envoy forwards them to an HTTP/2 upstream."""
     stream = await pool.open_stream((scheme, address, port), connect_timeout)
     authority, sent = _request_headers(headers)
+    trailers = http2_trailers.current()
     try:
-        await stream.send_headers(method, scheme, authority or address, path, sent, not body)
+        await stream.send_headers(
+            method, scheme, authority or address, path, sent, not body and not trailers
+        )
         if body:
-            await stream.send_data(body, end_stream=True)
+            await stream.send_data(body, end_stream=not trailers)
+        if trailers:
+            await stream.send_trailers(trailers)
         status, got = await stream.response_headers()
     except BaseException:
         stream.reset()
@@ -107,15 +119,28 @@ async def send_h2(
     rest = Http2Body(stream, announced)
     if streamable:
         return UpstreamResponse(status, "", kept, b"", rest)
-    parts, size = [], 0  # no streaming (mitmproxy unpatched): buffered, bounded, no trailers
+    return UpstreamResponse(status, "", kept, await _buffered(status, kept, rest))
+
+
+async def _buffered(status: int, headers: Headers, rest: Http2Body) -> bytes:
+    """The whole body (no streaming: mitmproxy unpatched, or a fault acts on the body), bounded
+    as an HTTP/1.1 one is (:class:`~chaoskit.proxy.upstream.BodyGuard`): by
+    :data:`~chaoskit.proxy.upstream.MAX_RESPONSE_BODY`, and by what the flow may still take of
+    the global body budget — an announced body before any of it is read, an unannounced one as
+    it arrives. Trailers are not kept (a buffered reply has none)."""
+    guard = BodyGuard(current_holding())
+    head = Head(status, "", headers, rest.announced, chunked=False, keep_alive=True)
+    parts, size = [], 0
     try:
+        guard.on_head(head)
         while chunk := await rest.read():
             size += len(chunk)
             if size > MAX_RESPONSE_BODY:
                 raise ResponseTooLarge(status, MAX_RESPONSE_BODY)
+            guard.on_body(head, len(chunk), size)
             parts.append(chunk)
     except UpstreamBodyError as e:
         raise UpstreamFailure(e.reason, e.flag, detail=e.detail) from None
     finally:
         rest.close()
-    return UpstreamResponse(status, "", kept, b"".join(parts))
+    return b"".join(parts)

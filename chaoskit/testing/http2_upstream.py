@@ -68,6 +68,8 @@ class _Stream:
         self.path = headers.get(":path", "")
         self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
         self.received = bytearray()
+        #: the request's trailers, if it ended with some
+        self.trailers: dict[str, str] = {}
         self.task: asyncio.Task[None] | None = None
 
     async def read(self) -> bytes:
@@ -144,11 +146,16 @@ class _Connection(asyncio.Protocol):
             stream.chunks.put_nowait(event.data)
             # padding is never the handler's to read: hand its share of the window back now
             self.acknowledge(event.flow_controlled_length - len(event.data), event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.trailers = {str(k): str(v) for k, v in event.headers}
         elif isinstance(event, h2.events.StreamEnded):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.chunks.put_nowait(b"")
                 with self.up.lock:
+                    self.up.request_trailers.append(stream.trailers)
                     self.up.requests.append(
                         ReceivedRequest(
                             stream.method, stream.path,
@@ -283,6 +290,8 @@ class Http2Upstream:
         self.max_concurrent_streams = max_concurrent_streams
         self.max_header_list_size = max_header_list_size
         self.requests: list[ReceivedRequest] = []
+        #: the trailers of each of :attr:`requests` (``{}``: it had none)
+        self.request_trailers: list[dict[str, str]] = []
         #: connections accepted so far
         self.connections = 0
         #: requests started so far (their headers arrived)
@@ -352,6 +361,7 @@ class Http2Upstream:
     def clear(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.request_trailers.clear()
 
     def __enter__(self) -> Http2Upstream:
         return self.start()

@@ -11,6 +11,7 @@ import time
 import pytest
 import requests
 
+from tests.integration.h2_client import get, h2_exchange, tls_through_connect
 from tests.integration.test_disconnects import wait_for
 from tests.integration.test_resilience import vs
 
@@ -184,38 +185,7 @@ spec:
 def h2_get(mesh, path: str) -> list[tuple[float, object]]:
     """GET ``path`` over HTTP/2 (TLS with ALPN h2, through CONNECT): each h2 event with the
     time it arrived, until the stream ends or is reset."""
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    raw = socket.create_connection(("127.0.0.1", mesh.port), timeout=10)
-    raw.sendall(
-        b"CONNECT secure.example.test:443 HTTP/1.1\r\nHost: secure.example.test:443\r\n\r\n"
-    )
-    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
-    ctx = ssl.create_default_context(cafile=str(mesh.ca_path))
-    ctx.set_alpn_protocols(["h2"])
-    tls = ctx.wrap_socket(raw, server_hostname="secure.example.test")
-    assert tls.selected_alpn_protocol() == "h2"
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    conn.initiate_connection()
-    headers = [(":method", "GET"), (":scheme", "https"), (":authority", "secure.example.test"),
-               (":path", path)]  # fmt: skip
-    conn.send_headers(1, headers, end_stream=True)
-    tls.sendall(conn.data_to_send())
-    t0, seen = time.monotonic(), []
-    with tls:
-        while True:
-            data = tls.recv(65536)
-            if not data:
-                return seen
-            for event in conn.receive_data(data):
-                seen.append((time.monotonic() - t0, event))
-                if isinstance(event, h2.events.DataReceived):
-                    conn.acknowledge_received_data(len(event.data), 1)
-                if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
-                    return seen
-            tls.sendall(conn.data_to_send())
+    return h2_exchange(tls_through_connect(mesh), get(path))
 
 
 def test_an_http2_client_gets_the_body_frame_by_frame(mesh, upstreams):
@@ -243,9 +213,8 @@ def test_the_route_timeout_resets_an_http2_stream(mesh, upstreams):
 
 
 def test_httpx_with_http2_on_streams_server_sent_events(mesh, upstreams):
-    """httpx offers ALPN ``http/1.1`` before ``h2``, and mitmproxy keeps the client's order, so
-    the intercepted connection is HTTP/1.1 (istio-compatibility.md); the events still stream
-    one by one, and the record names the protocol spoken."""
+    """httpx offers ALPN ``http/1.1`` before ``h2``; chaoskit chooses ``h2`` as Envoy does
+    (chaoskit.proxy.alpn), and the events stream one by one as HTTP/2 DATA frames."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("h2")
     mesh.apply(SECURE.format(port=upstreams["other"].port, timeout="10s"))
@@ -254,12 +223,12 @@ def test_httpx_with_http2_on_streams_server_sent_events(mesh, upstreams):
         t0 = time.monotonic()
         with client.stream("GET", "https://secure.example.test/sse/3/250") as r:
             assert r.status_code == 200
-            spoken = r.http_version
+            assert r.http_version == "HTTP/2"
             events = [(time.monotonic() - t0, line) for line in r.iter_lines() if line]
     assert [e for _, e in events] == ["data: 0", "data: 1", "data: 2"]
     assert events[-1][0] - events[0][0] >= 0.4
     record = mesh.records[-1]
-    assert (record.protocol, record.status, record.flags) == (spoken, 200, ())
+    assert (record.protocol, record.status, record.flags) == ("HTTP/2", 200, ())
 
 
 def test_an_internal_error_mid_body_is_recorded_as_such_and_resets_the_client(

@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from chaoskit import accesslog
+from chaoskit.proxy import http2_connection
 from chaoskit.proxy.api import Proxy
+from chaoskit.testing.http2_upstream import Http2Upstream
 from tests.reliability.conftest import buffered, service, wait_for
 
 MiB = 1024 * 1024
@@ -200,8 +202,8 @@ def connect(proxy: Proxy) -> socket.socket:
     return s
 
 
-def head(method: str, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} http://up:9080{path} HTTP/1.1", "Host: up:9080"]
+def head(method: str, path: str, headers: dict[str, str], host: str = "up") -> bytes:
+    lines = [f"{method} http://{host}:9080{path} HTTP/1.1", f"Host: {host}:9080"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -418,6 +420,35 @@ def test_an_upstream_body_over_the_budget_is_refused_and_the_record_says_which_l
     record = proxy.records[-1]
     assert record.details == "response_payload_too_large"
     assert any("body budget (1 MiB" in n for n in record.notes), record.notes
+
+
+def test_an_http2_upstream_body_over_the_budget_is_refused_as_an_http1_one_is(
+    proxy: Proxy,
+) -> None:
+    """The HTTP/2 upstream path buffers a body (where bodies are buffered) from the same
+    budget, with the same reply, before it reads it (its length is announced)."""
+    set_budget(proxy, "1m")
+    with Http2Upstream("h2") as up:
+        proxy.apply(
+            service("h2", up.port),
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: h2}\n"
+            "spec: {host: h2, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}}",
+        )
+        try:
+            with buffered(proxy), connect(proxy) as s:
+                s.sendall(head("GET", f"/bytes/{2 * MiB}", {}, host="h2"))
+                status, headers, _, _ = read_response(s)
+        finally:
+            proxy.apply()
+        # refused when its head came: the upstream sent at most one stream window (1 MiB)
+        assert up.sent <= http2_connection.STREAM_WINDOW < 2 * MiB
+    assert status == 500 and headers["x-chaoskit-error"] == "response-payload-too-large"
+    record = proxy.records[-1]
+    assert (record.details, record.upstream_host) == (
+        "response_payload_too_large", f"127.0.0.1:{up.port}",
+    )  # fmt: skip
+    assert any("body budget (1 MiB" in n for n in record.notes), record.notes
+    assert wait_for(lambda: guard(proxy).budget.in_use == 0, timeout=5)
 
 
 def test_requests_that_fit_pass_and_small_replies_always_do(proxy: Proxy) -> None:

@@ -11,6 +11,7 @@ from chaoskit.proxy.http2_headers import (
     header_list_size,
     over_limits,
     request_header_block,
+    trailer_block,
 )
 
 
@@ -61,3 +62,21 @@ def test_sizes_and_limits_count_as_rfc_9113_and_envoy_do() -> None:
 
 def test_values_decode_as_latin_1() -> None:
     assert decode([(b"x-name", b"caf\xe9")]) == (("x-name", "café"),)
+
+
+def test_request_trailers_keep_their_fields_in_lower_case_without_connection_ones() -> None:
+    trailers = [("X-Checksum", " abc "), (":path", "/x"), ("Connection", "close"),
+                ("TE", "trailers"), ("Host", "other"), ("grpc-status", "0")]  # fmt: skip
+    assert trailer_block(trailers) == [(b"x-checksum", b"abc"), (b"grpc-status", b"0")]
+
+
+@pytest.mark.parametrize(
+    ("trailers", "message"),
+    [
+        ([("x y", "1")], "trailer name 'x y' is not a token"),
+        ([("x-a", "1\r\nx-b: 2")], "NUL, CR or LF in the value of trailer 'x-a'"),
+    ],
+)
+def test_request_trailers_that_cannot_be_sent_are_refused(trailers, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        trailer_block(trailers)

@@ -28,7 +28,8 @@ mitmproxy whose wrapped code is not one chaoskit knows is left as it is, and say
   the request then ends as a disconnect, ``DC``).
 - **Closing** (``ConnectionHandler.handle_connection``): a connection closed while its reader
   waited for mitmproxy's event lock left the loop without closing its socket — the client's
-  sends stalled and a descriptor leaked, one per client cut off mid-body.
+  sends stalled and a descriptor leaked, one per client cut off mid-body. The same wrapper
+  corks the connection's writer (:mod:`chaoskit.proxy.write_cork`).
 
 These replies are written by the codec, before mitmproxy makes a flow, so they are not in the
 records or the access log; each is logged (INFO) and counted (:func:`set_stat_sink`).
@@ -56,6 +57,7 @@ from chaoskit.proxy.codec_limits import (
     invalid_head_lines,
     timeout_seconds,
 )
+from chaoskit.proxy.write_cork import cork
 
 logger = logging.getLogger("chaoskit")
 
@@ -252,6 +254,9 @@ def wrappers() -> dict[str, Wrap]:
 
     def guard_handle_connection(original: Callable[..., Any]) -> Callable[..., Any]:
         async def handle_connection(self: Any, connection: Any) -> None:
+            io = self.transports.get(connection)
+            if io is not None:
+                cork(io.writer)  # one write per loop turn (chaoskit.proxy.write_cork)
             try:
                 await original(self, connection)
             finally:

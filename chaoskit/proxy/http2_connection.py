@@ -102,6 +102,8 @@ class Http2Connection(asyncio.Protocol):
         self._preface: bytearray | None = bytearray()
         self._settled = False
         self._paused = False
+        #: a :meth:`flush_soon` is scheduled
+        self._flush_pending = False
         self._drain: list[asyncio.Future[None]] = []
         self._window: list[asyncio.Future[None]] = []
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -170,7 +172,7 @@ class Http2Connection(asyncio.Protocol):
             return
         for event in events:
             self._dispatch(event)
-        self.flush()
+        self.flush_soon()  # with what the consumers acknowledge as they read
 
     def _check_preface(self, data: bytes) -> bool:
         """The server's preface is a SETTINGS frame (RFC 9113 §3.4). h2 waits for a whole
@@ -261,9 +263,24 @@ class Http2Connection(asyncio.Protocol):
     # -- used by the streams ---------------------------------------------------------------
 
     def flush(self) -> None:
+        """Write what h2 queued, now."""
+        self._flush_pending = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def flush_soon(self) -> None:
+        """Write what h2 queued once the running callback is done: the frames a request (or
+        several streams' acknowledgements) queues in one go leave in one write, one system
+        call, instead of one each. What is queued stays in h2 until then, so an immediate
+        :meth:`flush` (or :meth:`close`) takes it along."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        if self._flush_pending:
+            self.flush()
 
     def acknowledge(self, size: int, stream_id: int) -> None:
         """The consumer took ``size`` flow-controlled bytes: the peer may send that much more."""
@@ -273,7 +290,7 @@ class Http2Connection(asyncio.Protocol):
             self.h2.acknowledge_received_data(size, stream_id)
         except WIRE_ERRORS:
             return
-        self.flush()
+        self.flush_soon()
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""

@@ -110,7 +110,10 @@ class Http2Stream:
         self.id = stream_id
         conn.stream_started(self, stream_id)
         self._local_ended = end_stream
-        conn.flush()
+        if end_stream:
+            conn.flush()
+        else:
+            conn.flush_soon()  # with the body, which follows at once
 
     async def send_data(self, data: bytes, end_stream: bool) -> None:
         """Send body bytes as the peer's windows allow. Returns early, without error, when the
@@ -142,7 +145,10 @@ class Http2Stream:
                 self._fail(UpstreamFailure(PROTOCOL, "UPE", detail=str(e)[:300]))
                 raise self._failure_or_termination() from None
             view = view[size:]
-            conn.flush()
+            if last:
+                conn.flush_soon()
+            else:
+                conn.flush()  # more to come: the transport's buffer level must show it
             if last:
                 self._local_ended = True
                 self._maybe_done()
@@ -173,7 +179,7 @@ class Http2Stream:
             self._protocol_reset(why)
             conn.flush()
             raise self._failure_or_termination() from None
-        conn.flush()
+        conn.flush_soon()
         self._local_ended = True
         self._maybe_done()
 

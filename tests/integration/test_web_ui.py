@@ -1,11 +1,12 @@
 """``chaoskit proxy --web``: what mitmweb shows of a real proxy, read through mitmweb's own API
-(``/flows``, ``/options``) with the token the UI needs, as its page reads it.
+(``/flows``, ``/options``, ``/state``) with the token the UI needs, as its page reads it.
 
 The proxy runs as the CLI, in its own process, as a user starts it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from typing import Any
 import pytest
 import requests
 
-from chaoskit.proxy import webui
+from chaoskit.proxy import web_state, webui
 from chaoskit.testing import Upstream
 from chaoskit.testing.upstream import free_port
-from tests.builders import service_entry
-from tests.integration.test_cli_proxy import BIN, start, stop
+from tests.builders import service_entry, tcp_service_entry
+from tests.integration.test_cli_proxy import BIN, gateway_mesh, start, stop
 
 pytestmark = pytest.mark.skipif(
     not webui.web_ui_is_safe(), reason="mitmproxy < 11.1.2: --web is refused"
@@ -31,6 +32,8 @@ class WebProxy:
     listen: int
     admin: int
     web: int
+    gateway: int  # the Gateway "edge"'s port, in the YAML and bound
+    tcp: int  # the TCP listener of redis:6379
     token: str
     session: requests.Session  # direct: ignores proxy variables of the environment
 
@@ -42,18 +45,20 @@ class WebProxy:
         r.raise_for_status()
         return r.json()
 
-    def set_option(self, **values: object) -> None:
+    def put_options(self, **values: object) -> requests.Response:
         """Change mitmweb options as its options dialog does: PUT with the token and the XSRF
         double-submit (the same value as cookie and header, as tornado checks it)."""
         self.session.cookies.set("_mitmproxy_xsrf", "chaoskit-test", domain="127.0.0.1")
-        r = self.session.put(
+        return self.session.put(
             f"http://127.0.0.1:{self.web}/options",
             params={"token": self.token},
             json=values,
             headers={"X-XSRFToken": "chaoskit-test"},
             timeout=10,
         )
-        r.raise_for_status()
+
+    def set_option(self, **values: object) -> None:
+        self.put_options(**values).raise_for_status()
 
     def get(self, url: str, proxy: str | None = None) -> requests.Response:
         proxies = {"http": proxy} if proxy else None
@@ -64,16 +69,23 @@ class WebProxy:
 def web_proxy(tmp_path: Path) -> Iterator[WebProxy]:
     with Upstream("web") as up, requests.Session() as session:
         session.trust_env = False
-        (tmp_path / "web.yaml").write_text(service_entry("web", up.port))
-        listen, admin, web = free_port(), free_port(), free_port()
+        listen, admin, web, gateway = free_port(), free_port(), free_port(), free_port()
+        (tmp_path / "web.yaml").write_text(
+            "---\n".join(
+                [service_entry("web", up.port), gateway_mesh(gateway),
+                 tcp_service_entry("redis", 6379, up.port)]
+            )
+        )  # fmt: skip
         proc, out, _err = start(
             [str(BIN / "chaoskit"), "proxy", str(tmp_path / "web.yaml"), "--listen",
-             f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}", "--web", str(web)], tmp_path)  # fmt: skip
+             f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}", "--web", str(web),
+             "--tcp", "redis:6379=0"], tmp_path)  # fmt: skip
         try:
             ready = out.wait_for("chaoskit proxy ready")
             match = re.search(r"web=http://127\.0\.0\.1:\d+/\?token=(\w+)", ready)
-            assert match, ready
-            yield WebProxy(listen, admin, web, match.group(1), session)
+            tcp = re.search(r" tcp=redis:6379=127\.0\.0\.1:(\d+)", ready)
+            assert match and tcp, ready
+            yield WebProxy(listen, admin, web, gateway, int(tcp[1]), match[1], session)
         finally:
             stop(proc)
 
@@ -104,3 +116,45 @@ def test_a_view_filter_set_in_the_ui_still_applies_and_admin_flows_stay_hidden(
     p.set_option(view_filter="!~u /drop")  # the admin request would match it
     p.get(f"http://127.0.0.1:{p.admin}/ready")
     assert [f["request"]["path"] for f in p.ui("/flows")] == ["/keep"]
+
+
+#: How chaoskit's listeners are spelled for mitmproxy: never what the page shows.
+INTERNAL = ("reverse:", "regular@", "127.0.0.1:9@")
+
+
+def test_the_page_names_each_listener_by_what_it_serves_and_hides_the_admin_one(
+    web_proxy: WebProxy,
+):
+    p = web_proxy
+    names = [
+        f"forward proxy at 127.0.0.1:{p.listen}",
+        f"gateway {p.gateway} (edge) at 127.0.0.1:{p.gateway}",
+        f"TCP redis:6379 at 127.0.0.1:{p.tcp}",
+    ]
+    mode = p.ui("/options")["mode"]["value"]  # the footer's badge
+    servers = p.ui("/state")["servers"]  # the Capture tab
+    assert mode == names and list(servers) == names
+    assert [s["listen_addrs"] for s in servers.values()] == [
+        [["127.0.0.1", port]] for port in (p.listen, p.gateway, p.tcp)
+    ]
+    assert all(s["is_running"] for s in servers.values())
+    shown = json.dumps([mode, servers, p.ui("/events")])
+    for internal in (*INTERNAL, f"127.0.0.1:{p.admin}"):
+        assert internal not in shown
+
+
+def test_the_named_views_still_need_the_token(web_proxy: WebProxy):
+    with requests.Session() as stranger:
+        stranger.trust_env = False
+        for path in ("/state", "/options"):
+            r = stranger.get(f"http://127.0.0.1:{web_proxy.web}{path}", timeout=10)
+            assert r.status_code == 403 and "forward proxy" not in r.text
+
+
+def test_the_page_cannot_change_the_listeners(web_proxy: WebProxy):
+    """The Capture tab sends a new mode list when a listener is switched or edited."""
+    p = web_proxy
+    r = p.put_options(mode=[f"regular@127.0.0.1:{free_port()}"])
+    assert r.status_code == 400 and web_state.MODE_REFUSAL in r.text
+    assert p.ui("/options")["mode"]["value"][0] == f"forward proxy at 127.0.0.1:{p.listen}"
+    assert p.get("http://web/x", proxy=f"http://127.0.0.1:{p.listen}").status_code == 200

@@ -211,7 +211,10 @@ def _record(patch: Patch, status: Status, detail: str) -> Status:
             " %s)", patch.name, release, UNVERIFIED_ENV, detail,
         )  # fmt: skip
     else:
-        logger.error(
+        # A web patch changes only what mitmweb's page shows; an ERROR while mitmweb starts
+        # would stop it (its ErrorCheck addon), so that refusal is a WARNING.
+        log = logger.warning if patch.scope is Scope.WEB else logger.error
+        log(
             "chaoskit: patch %s NOT applied on %s (%s): %s. Off as a result: %s Set %s=apply "
             "to apply it anyway.",
             patch.name, release, detail, status.value, patch.why, UNVERIFIED_ENV,

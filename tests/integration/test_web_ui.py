@@ -169,13 +169,10 @@ def test_the_page_names_each_listener_by_what_it_serves_and_hides_the_admin_one(
     shown = json.dumps([mode, servers, p.ui("/events")])
     for internal in (*INTERNAL, f"127.0.0.1:{p.admin}"):
         assert internal not in shown
-
-
-def test_the_named_views_still_need_the_token(web_proxy: WebProxy):
-    with requests.Session() as stranger:
+    with requests.Session() as stranger:  # the named views need the UI's token, as mitmweb's
         stranger.trust_env = False
         for path in ("/state", "/options"):
-            r = stranger.get(f"http://127.0.0.1:{web_proxy.web}{path}", timeout=10)
+            r = stranger.get(f"http://127.0.0.1:{p.web}{path}", timeout=10)
             assert r.status_code == 403 and "forward proxy" not in r.text
 
 

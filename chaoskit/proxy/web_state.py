@@ -27,11 +27,14 @@ shows are not specs, so such a change is refused with a message saying where the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from mitmproxy import optmanager
 from mitmproxy.tools.web import app
+
+logger = logging.getLogger("chaoskit")
 
 #: What ``PUT /options`` answers to a change of ``mode`` (the Capture tab shows it).
 MODE_REFUSAL = (
@@ -81,10 +84,18 @@ def options_json(dumped: dict[str, Any], shown: Sequence[Listener]) -> dict[str,
 
 
 def _shown(master: Any) -> Sequence[Listener] | None:
-    """The listeners of ``master``'s chaoskit proxy (``None``: not chaoskit's mitmweb)."""
+    """The listeners of ``master``'s chaoskit proxy (``None``: not chaoskit's mitmweb, or they
+    cannot be named: the page then gets mitmweb's own view, since these run inside mitmproxy's
+    option and server updates, which an exception would break)."""
     view = master.addons.get("webview")
     shown = getattr(view, "shown", None)
-    return shown() if callable(shown) else None
+    if not callable(shown):
+        return None
+    try:
+        return list(shown())
+    except Exception:
+        logger.warning("chaoskit: cannot name the listeners for the web UI", exc_info=True)
+        return None
 
 
 class StateHandler(app.State):

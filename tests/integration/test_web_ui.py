@@ -67,6 +67,13 @@ class WebProxy:
     def set_option(self, **values: object) -> None:
         self.put_options(**values).raise_for_status()
 
+    def add_gateway(self, name: str) -> int:
+        """Add a Gateway ``name`` on a free port to the YAML (the proxy reloads it); its port."""
+        port = free_port()
+        added = gateway_mesh(port).replace("edge", name)
+        self.config.write_text(f"{self.config.read_text()}---\n{added}")
+        return port
+
     def get(self, url: str, proxy: str | None = None) -> requests.Response:
         proxies = {"http": proxy} if proxy else None
         return self.session.get(url, proxies=proxies, timeout=10)
@@ -204,11 +211,9 @@ async def updates(p: WebProxy, change: Callable[[], object]) -> dict[str, Any]:
 
 def test_the_pages_updates_name_the_listeners_a_reload_opens(web_proxy: WebProxy):
     p = web_proxy
-    side = free_port()
-    added = gateway_mesh(side).replace("edge", "side")
-    got = asyncio.run(
-        updates(p, lambda: p.config.write_text(f"{p.config.read_text()}---\n{added}"))
-    )
+    ports: list[int] = []
+    got = asyncio.run(updates(p, lambda: ports.append(p.add_gateway("side"))))
+    side = ports[0]
     mode = got["options/update"]["mode"]["value"]
     servers = got["state/update"]["servers"]
     assert mode[:2] == [
@@ -251,3 +256,32 @@ def test_on_web_code_it_does_not_know_the_page_shows_the_specs_and_a_warning_say
         assert p.get("http://web/x", proxy=f"http://127.0.0.1:{p.listen}").status_code == 200
         warning = [e["message"] for e in p.ui("/events") if "web.listeners" in e["message"]]
         assert warning and "NOT applied" in warning[0], p.ui("/events")
+        assert "WARNING: chaoskit: patch web.listeners NOT applied" in p.err.wait_for("web.")
+
+
+#: A failure while naming the listeners (a bug of chaoskit's, say).
+NAMING_FAILS = """\
+import sys
+from chaoskit.proxy.webui import WebView
+from chaoskit.cli import main
+def shown(self):
+    raise RuntimeError("cannot name")
+WebView.shown = shown
+sys.exit(main())
+"""
+
+
+def test_listeners_it_cannot_name_leave_the_page_as_mitmweb_has_it_and_reloads_working(
+    tmp_path: Path,
+):
+    """The names are made inside mitmproxy's option and server updates: a failure there must
+    not fail a reload."""
+    with contextlib.closing(
+        run_web_proxy(tmp_path, [sys.executable, "-c", NAMING_FAILS])
+    ) as proxies:
+        p = next(proxies)
+        side = p.add_gateway("side")
+        p.err.wait_for("chaoskit proxy: reloaded")
+        assert p.get(f"http://127.0.0.1:{side}/").text == "side"
+        assert f"reverse:http://127.0.0.1:9@127.0.0.1:{side}" in p.ui("/state")["servers"]
+        assert "cannot name the listeners for the web UI" in p.err.wait_for("cannot name")

@@ -138,8 +138,8 @@ class _Receivers:
         app.ClientConnection.broadcast(type="state/update", payload=payload)
 
     def options_update(self, updated: set[str]) -> None:
-        shown = _shown(self.master)
-        if shown is None or "mode" not in updated:
+        shown = _shown(self.master) if "mode" in updated else None
+        if shown is None:  # another option, or not chaoskit's: mitmweb's own message
             self.master._sig_options_update(updated)
             return
         dumped = optmanager.dump_dicts(self.master.options, updated)

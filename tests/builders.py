@@ -30,6 +30,21 @@ def service_entry(name: str, port: int, address: str = "127.0.0.1") -> str:
         """)
 
 
+def tcp_service_entry(name: str, port: int, endpoint_port: int) -> str:
+    """A ServiceEntry for host ``name`` with one plain-TCP port (``tcp-NAME``, for a
+    ``--tcp`` / ``tcp_ports`` listener) and one endpoint at ``127.0.0.1:endpoint_port``."""
+    return textwrap.dedent(f"""\
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {{name: {name}}}
+        spec:
+          hosts: [{name}]
+          ports: [{{number: {port}, name: tcp-{name}, protocol: TCP}}]
+          resolution: STATIC
+          endpoints: [{{address: 127.0.0.1, ports: {{tcp-{name}: {endpoint_port}}}}}]
+        """)
+
+
 def route_to(host: str, extra: str = "") -> str:
     """A VirtualService named after ``host`` with one route to it, plus ``extra`` route fields."""
     return textwrap.dedent(f"""\

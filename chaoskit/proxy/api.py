@@ -173,7 +173,11 @@ class Proxy(ConfigLayers):
             self.core, limits=self.limits, budget=self.budget_guard, admin=admin
         )
         if self.web_port is not None:  # what mitmweb shows: no admin flows, the real address
-            addons.append(webui.WebView(self._plan.main, admin_spec=self._admin_spec))
+            shows = webui.WebView(
+                self._plan.main, admin_spec=self._admin_spec, listeners=self.core.listeners,
+                mesh=lambda: self.pipeline.snapshot.mesh, tcp=self.tcp_listeners.bound,
+            )  # fmt: skip
+            addons.append(shows)
         listeners = self._plan.listeners(self.pipeline.snapshot.mesh)
         self._plan.check_free(listeners.modes, listeners)
         self.runtime = ProxyRuntime(

@@ -14,6 +14,9 @@ from typing import Any
 _M11 = "mitmproxy 11.0.2"
 _M12 = "mitmproxy 12.0.0-12.3.1"
 _M11_12 = "mitmproxy 11.0.2, 12.0.0-12.3.1"
+#: the web UI's code (mitmproxy/tools/web/) was checked in these releases (12.0.0's differs)
+_W12 = "mitmproxy 12.1.0, 12.2.0, 12.3.1"
+_W12_2 = "mitmproxy 12.2.0, 12.3.1"
 _H14 = "h11 0.14.0-0.15.0"
 _H16 = "h11 0.16.0"
 
@@ -26,6 +29,13 @@ class Scope(enum.Enum):
     OWN_PROCESS = "own process"
     #: applied to one Master by ``apply(master)``, before any addon is added
     MASTER = "master"
+    #: applied to one mitmweb Master (``chaoskit proxy --web``) by ``apply(web_master=...)``
+    WEB = "web UI"
+
+    @property
+    def per_master(self) -> bool:
+        """Installed on one Master (``make`` returns an installer), not on mitmproxy's code."""
+        return self in (Scope.MASTER, Scope.WEB)
 
 
 class Status(enum.Enum):
@@ -106,6 +116,12 @@ def _alpn() -> Callable[[Any], Any]:
     return prefer_h2
 
 
+def _web_listeners() -> Callable[[Any], Any]:
+    from chaoskit.proxy import web_state  # noqa: PLC0415 - tornado only for the web UI
+
+    return web_state.install
+
+
 def _no_typechecks() -> Callable[[Any], Any]:
     def wrap(original: Any) -> Callable[..., None]:
         def __post_init__(self: Any) -> None:  # the dataclass __init__ calls this
@@ -124,6 +140,8 @@ def _dispatch() -> Callable[[Any], Any]:
 
 _HTTP1 = "mitmproxy.proxy.layers.http._http1"
 _HTTP2 = "mitmproxy.proxy.layers.http._http2"
+_WEB_APP = "mitmproxy.tools.web.app"
+_WEB_MASTER = "mitmproxy.tools.web.master:WebMaster"
 _STREAM = "mitmproxy.proxy.layers.http:HttpStream"
 
 #: The name of the patch :class:`~chaoskit.proxy.budget_guard.BodyBudgetGuard` needs to release a
@@ -321,6 +339,32 @@ PATCHES: tuple[Patch, ...] = (
         relies_on=(
             Code(f"{_HTTP2}:parse_h2_request_headers", {"5a1c74d47be3dddc": _M11_12}),
             Code(f"{_HTTP2}:Http2Connection.protocol_error", {"42c710bed5e1a602": _M11_12}),
+        ),
+    ),
+    Patch(
+        "web.listeners",
+        Code(f"{_WEB_MASTER}._sig_servers_changed", {"b09ae75b742de2d4": _W12}),
+        "mitmproxy/tools/web/app.py and master.py show mitmweb's page the listeners as mode "
+        "specs: State.get_json and WebMaster._sig_servers_changed key the servers by spec "
+        "(the Capture tab), Options.get and WebMaster._sig_options_update send the mode option "
+        "(the footer's badge). chaoskit's specs are internal (a Gateway's is "
+        "reverse:http://127.0.0.1:9@..., the admin listener has one). web_state.install gives "
+        "one WebMaster routes for /state and /options (subclasses of mitmweb's handlers, so "
+        "its token check applies) and receivers for those two signals, which name each "
+        "listener (forward proxy, workload, gateway, TCP) with its address and leave the admin "
+        "listener out, and refuses a mode change from the page.",
+        _web_listeners,
+        scope=Scope.WEB,
+        relies_on=(
+            Code(f"{_WEB_MASTER}._sig_options_update", {"5761861bb38e02a7": _W12}),
+            Code(f"{_WEB_APP}:State.get_json", {"20c919955c73ad5d": _W12}),
+            Code(f"{_WEB_APP}:Options.get", {"2df1d3e2a79172ae": _W12}),
+            Code(f"{_WEB_APP}:Options.put", {"f938a0065ec0d1b7": _W12}),
+            Code(f"{_WEB_APP}:AuthRequestHandler.__init_subclass__", {"5014c4f9f4dcbae4": _W12}),
+            Code(
+                f"{_WEB_APP}:AuthRequestHandler._require_auth",
+                {"68d8cf30c28a3df5": "mitmproxy 12.1.0", "d2328542c9d29743": _W12_2},
+            ),
         ),
     ),
 )

@@ -11,7 +11,9 @@ themselves live with the logic they serve
 (:func:`chaoskit.proxy.guards.wrappers`, :func:`chaoskit.proxy.budget_streams.wrappers`,
 :mod:`chaoskit.proxy.dispatch`); nothing is patched at import time. The runtime applies them
 explicitly: :func:`apply` for the process-wide patches (idempotent), ``apply(master)`` for a
-lean Master's hook dispatch, ``apply(own_process=True)`` where chaoskit owns the process.
+lean Master's hook dispatch, ``apply(own_process=True)`` where chaoskit owns the process,
+``apply(web_master=...)`` for what mitmweb's page shows of the listeners
+(:mod:`chaoskit.proxy.web_state`).
 
 **The version guard.** A patch wraps code whose internals mitmproxy may change in any release.
 Before a patch is applied, the code it replaces and the code it relies on are fingerprinted
@@ -145,15 +147,22 @@ def unknown_code(patch: Patch) -> list[str]:
 # -- applying ----------------------------------------------------------------------------------
 
 
-def apply(master: Any = None, *, own_process: bool = False) -> dict[str, Status]:
+def apply(
+    master: Any = None, *, own_process: bool = False, web_master: Any = None
+) -> dict[str, Status]:
     """Apply every process-wide patch (idempotent); with ``master``, that Master's patches
     too (call before any addon is added); with ``own_process``, those only a process
-    chaoskit owns gets. Returns what each patch considered did."""
+    chaoskit owns gets; with ``web_master``, the patches of that mitmweb Master. Returns what
+    each patch considered did."""
     result = {}
     for patch in PATCHES:
         if patch.scope is Scope.MASTER and master is None:
             continue
         if patch.scope is Scope.OWN_PROCESS and not own_process:
+            continue
+        if patch.scope is Scope.WEB:
+            if web_master is not None:
+                result[patch.name] = apply_one(patch, web_master)
             continue
         result[patch.name] = apply_one(patch, master)
     return result
@@ -162,7 +171,7 @@ def apply(master: Any = None, *, own_process: bool = False) -> dict[str, Status]
 def apply_one(patch: Patch, master: Any = None) -> Status:
     """Apply one patch (idempotent) if its code is known (see the module docstring)."""
     owner, attribute, value = resolve(patch.replaces.target)
-    if patch.scope is not Scope.MASTER and patch.name in stacked(value):
+    if not patch.scope.per_master and patch.name in stacked(value):
         return _status.setdefault(patch.name, Status.APPLIED)  # already in place
     if value is None:
         status = Status.NOT_NEEDED if patch.missing_ok else Status.MISSING
@@ -174,7 +183,7 @@ def apply_one(patch: Patch, master: Any = None) -> Status:
             return _record(patch, Status.REFUSED, "unknown code: " + ", ".join(unknown))
         status = Status.UNVERIFIED
     install = patch.make()
-    if patch.scope is Scope.MASTER:
+    if patch.scope.per_master:
         install(master)
     else:
         replacement = install(value)
@@ -203,7 +212,10 @@ def _record(patch: Patch, status: Status, detail: str) -> Status:
             " %s)", patch.name, release, UNVERIFIED_ENV, detail,
         )  # fmt: skip
     else:
-        logger.error(
+        # A web patch changes only what mitmweb's page shows; an ERROR while mitmweb starts
+        # would stop it (its ErrorCheck addon), so that refusal is a WARNING.
+        log = logger.warning if patch.scope is Scope.WEB else logger.error
+        log(
             "chaoskit: patch %s NOT applied on %s (%s): %s. Off as a result: %s Set %s=apply "
             "to apply it anyway.",
             patch.name, release, detail, status.value, patch.why, UNVERIFIED_ENV,

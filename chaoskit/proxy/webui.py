@@ -11,11 +11,22 @@ case never forwards a request to the UI's port (it is one of the proxy's own lis
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx, version
+from mitmproxy.proxy import mode_specs
+from mitmproxy.utils import human
+
+from chaoskit.config.gateway import Gateway
+from chaoskit.proxy import patches
+
+if TYPE_CHECKING:
+    from chaoskit.config.mesh import Mesh
+    from chaoskit.proxy.listeners import ListenerTable
+    from chaoskit.proxy.tcp_connection import TcpTarget
 
 #: The first mitmproxy whose web UI needs a token (GHSA-wg33-5h85-7q5p).
 FIXED_VERSION = (11, 1, 2)
@@ -77,6 +88,28 @@ class _Hiding:
         return str(self.inner)
 
 
+@dataclasses.dataclass(frozen=True)
+class Shown:
+    """One of chaoskit's listeners as mitmweb's page shows it (:mod:`chaoskit.proxy.web_state`)."""
+
+    #: what it is: ``forward proxy``, ``forward proxy of productpage``, ``gateway 8080 (edge)``,
+    #: ``TCP redis:6379``
+    name: str
+    #: mitmweb's server type: ``regular`` (an HTTP proxy, in the Capture tab), ``gateway``,
+    #: ``tcp`` (no Capture section of mitmweb's: they are chaoskit's)
+    kind: str
+    #: where it listens (bound)
+    addresses: tuple[tuple[str, int], ...]
+    running: bool = True
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``forward proxy at 127.0.0.1:15001``: the name the page shows."""
+        where = " and ".join(human.format_address(address) for address in self.addresses)
+        return f"{self.name} at {where}" if where else self.name
+
+
 class WebView:
     """What mitmweb shows beside ``chaoskit proxy --web``: the mesh's traffic, and where it enters.
 
@@ -88,14 +121,88 @@ class WebView:
       when that option is unset; chaoskit's listeners are mode specs with their own addresses,
       so those two options are set to where the forward proxy really listens (they bind
       nothing: every mode names its address).
+    - The listeners themselves (the footer's mode badge, the Capture tab) are named by what
+      they serve, with their addresses (:meth:`shown`), not by their mode specs, and the admin
+      listener is left out: the patch ``web.listeners`` (:mod:`chaoskit.proxy.web_state`),
+      installed on mitmweb's Master when this addon is loaded into it.
     """
 
-    def __init__(self, listen_spec: str, *, admin_spec: str | None) -> None:
+    def __init__(
+        self,
+        listen_spec: str,
+        *,
+        admin_spec: str | None,
+        listeners: ListenerTable | None = None,
+        mesh: Callable[[], Mesh] | None = None,
+        tcp: Mapping[TcpTarget, tuple[str, int]] | None = None,
+    ) -> None:
         #: the mode specs of the forward-proxy listener (``regular@127.0.0.1:15001``) and of
         #: the admin listener (``None``: the proxy has none)
         self.listen_spec = listen_spec
         self.admin_spec = admin_spec
+        #: what the other listeners serve: the workload or Gateway port of a bound port
+        #: (:class:`~chaoskit.proxy.listeners.ListenerTable`), the Gateways of the running
+        #: configuration, and the TCP listeners (target → bound address), read when shown
+        self.listeners = listeners
+        self.mesh = mesh
+        self.tcp = tcp if tcp is not None else {}
         self._answering: list[Any] = []
+
+    def shown(self) -> list[Shown]:
+        """chaoskit's listeners as the page shows them: the forward proxy, each workload's,
+        each Gateway port's (in mitmproxy's ``mode`` order), then the TCP ones; not the admin
+        listener."""
+        servers = {s.mode.full_spec: s for s in ctx.master.addons.get("proxyserver").servers}
+        out = []
+        for spec in ctx.options.mode:
+            if spec == self.admin_spec:
+                continue
+            mode = mode_specs.ProxyMode.parse(spec)
+            server = servers.get(spec)
+            addresses: tuple[tuple[str, int], ...] = ()
+            if server is not None and server.listen_addrs:
+                addresses = tuple((str(a[0]), int(a[1])) for a in server.listen_addrs)
+            elif mode.custom_listen_port is not None:  # not listening (yet)
+                addresses = ((mode.listen_host(), mode.custom_listen_port),)
+            port = addresses[0][1] if addresses else 0
+            name, kind = self._name(spec, mode, port)
+            error = server.last_exception if server is not None else None
+            running = server is not None and server.is_running
+            out.append(Shown(name, kind, addresses, running, str(error) if error else None))
+        for target, address in sorted(self.tcp.items(), key=lambda item: item[1]):
+            out.append(Shown(f"TCP {target}", "tcp", (address,)))
+        return out
+
+    def _name(self, spec: str, mode: mode_specs.ProxyMode, port: int) -> tuple[str, str]:
+        if spec == self.listen_spec:
+            return "forward proxy", "regular"
+        if isinstance(mode, mode_specs.RegularMode):
+            workload = self.listeners.workload_ports.get(port) if self.listeners else None
+            return (f"forward proxy of {workload}" if workload else "forward proxy"), "regular"
+        if isinstance(mode, mode_specs.ReverseMode):
+            return self._gateway(port), "gateway"
+        return mode.description, mode.type_name  # a mode chaoskit does not make
+
+    def _gateway(self, port: int) -> str:
+        """``gateway 8080 (edge)``: the Gateway port of the YAML, and the Gateways serving it."""
+        declared = self.listeners.gateway_ports.get(port) if self.listeners else None
+        if declared is None:  # a reload's new Gateway, not yet mapped
+            return "gateway"
+        gateways = self.mesh().gateways if self.mesh is not None else ()
+        names = sorted(
+            {
+                gw.name
+                for gw in gateways
+                if isinstance(gw, Gateway)
+                for server in gw.servers
+                if server.is_http and server.port is not None and server.port.number == declared
+            }
+        )
+        return f"gateway {declared} ({', '.join(names)})" if names else f"gateway {declared}"
+
+    def load(self, loader: Any) -> None:
+        if is_web_master(ctx.master):  # before its web server listens
+            patches.apply(web_master=ctx.master)
 
     def hidden(self, flow: Any) -> bool:
         """Is ``flow`` one of the admin listener's?"""

@@ -148,6 +148,25 @@ def _selected(args: argparse.Namespace) -> list[str]:
     return [s for s in ORDER if s in chosen and s not in skip]
 
 
+def side_run_args(
+    prog: str, description: str | None, fast: str, out: Path, argv: list[str]
+) -> argparse.Namespace:
+    """The arguments of a benchmark run on its own (``python -m bench.streaming``,
+    ``bench.grpc``): ``--fast`` (what it does: ``fast``), ``--smoke``, ``--out``, ``--keep``;
+    ``mode`` is ``"full"`` without a mode flag."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    mode = p.add_mutually_exclusive_group()
+    for flag, help_text in (
+        ("--fast", fast),
+        ("--smoke", "tiny sizes: only proves the harness works (tests/bench)"),
+    ):
+        mode.add_argument(flag, dest="mode", action="store_const", const=flag[2:], help=help_text)
+    p.add_argument("--out", type=Path, default=out, help="where to write the results")
+    p.add_argument("--keep", action="store_true", help="keep the run's temporary directory")
+    p.set_defaults(mode="full")
+    return p.parse_args(argv)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through every finally: processes get stopped
 

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.__main__ import _cpu_model, _terminate, _version, source_fingerprint
+from bench.__main__ import (
+    _cpu_model,
+    _terminate,
+    _version,
+    side_run_args,
+    source_fingerprint,
+)
 from bench.procs import BenchError, Placement, Processes, free_port, loadavg, placement, run_bounded
 from bench.runner import REPO, SEED, _env, _mitmdump
 from bench.stats import percentile, ratio, spread
@@ -315,17 +321,13 @@ def markdown(run: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.grpc", description=__doc__)
-    mode = p.add_mutually_exclusive_group()
-    for flag, help_text in (
-        ("--fast", "200 latency calls, 2 rounds of 2,000 calls (about 30 s)"),
-        ("--smoke", "tiny sizes: only proves the harness works (tests/bench)"),
-    ):
-        mode.add_argument(flag, dest="mode", action="store_const", const=flag[2:], help=help_text)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the results")
-    p.add_argument("--keep", action="store_true", help="keep the run's temporary directory")
-    p.set_defaults(mode="full")
-    return p.parse_args(argv)
+    return side_run_args(
+        "python -m bench.grpc",
+        __doc__,
+        "200 latency calls, 2 rounds of 2,000 calls (about 30 s)",
+        DEFAULT_OUT,
+        argv,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,6 @@ container; what it holds, in order:
    tunnels go, and that mitmproxy opens no other upstream connection;
 4. :class:`~chaoskit.proxy.h2c.PriorKnowledge` — a cleartext client that opens with the HTTP/2
    preface speaks HTTP/2 (gRPC through a ``CONNECT`` tunnel); then
-   :class:`~chaoskit.proxy.http2_trailers.RequestTrailers` — the request's trailers, for an
-   HTTP/2 upstream;
 5. :class:`~chaoskit.proxy.enforcer.Enforcer` — answers every HTTP request through the
    :class:`~chaoskit.proxy.pipeline.Pipeline`;
 5. :class:`~chaoskit.proxy.websocket_relay.WebSockets` — a WebSocket handshake the enforcer
@@ -35,7 +33,6 @@ from chaoskit.proxy.annotate import FlowAnnotator
 from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.enforcer import Enforcer
 from chaoskit.proxy.h2c import PriorKnowledge
-from chaoskit.proxy.http2_trailers import RequestTrailers
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.proxy.listeners import ListenerTable
@@ -72,8 +69,7 @@ class ChaosCore:
         self.annotator: FlowAnnotator | None = None
         #: mitmproxy registers these after this container, in this order
         self.addons: list[Any] = [
-            self.options, self.identity, self.tunnels, PriorKnowledge(), RequestTrailers(),
-            self.enforcer,
+            self.options, self.identity, self.tunnels, PriorKnowledge(), self.enforcer,
         ]  # fmt: skip
         if self.websockets is not None:
             self.addons.append(self.websockets)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from chaoskit.proxy import patches, replies, response_stream, responses
+from chaoskit.proxy import http2_trailers, patches, replies, response_stream, responses
 from chaoskit.proxy.codec import protocol_violation, request_authority
 from chaoskit.proxy.disconnects import ClientWatch
 from chaoskit.proxy.exchange import Exchange
@@ -122,6 +122,7 @@ class Enforcer:
         ex: Exchange | None = None
         reply: Reply | None
         try:
+            http2_trailers.take(flow)  # for an HTTP/2 upstream (chaoskit.proxy.http2_trailers)
             trusted = from_self(flow, self.own)
             authority = request_authority(flow)
             ex = self.exchange(flow, listener, trust_hops=trusted, authority=authority)

@@ -53,7 +53,8 @@ class FaultedBody:
         self.announced = shaper.announced
         self.deadline: float | None = None
         self.on_end: list[Callable[[], None]] = []
-        self._steps: collections.deque[Step] = collections.deque(shaper.start())
+        #: what the shaper said, in order (a paced piece's rest as a view)
+        self._steps: collections.deque[Step | memoryview] = collections.deque(shaper.start())
         self._upstream_done = False
         #: when pacing (re)started, and the bytes paced since
         self._paced_from: float | None = None
@@ -73,7 +74,7 @@ class FaultedBody:
         while True:
             if self._steps:
                 step = self._steps.popleft()
-                if isinstance(step, bytes):
+                if isinstance(step, (bytes, memoryview)):
                     if step:
                         return await self._paced_piece(step)
                     continue
@@ -103,14 +104,14 @@ class FaultedBody:
             return first
         return await self._inner.read() if self._inner is not None else b""
 
-    async def _paced_piece(self, data: bytes) -> bytes:
+    async def _paced_piece(self, piece: bytes | memoryview) -> bytes:
         rate = self._rate
         if rate is None:
-            return data
+            return bytes(piece)
         size = max(1, min(MAX_SLICE, rate // 20))
-        if len(data) > size:
-            self._steps.appendleft(data[size:])
-            data = data[:size]
+        if len(piece) > size:  # the rest waits its turn (a view: no copy of it per slice)
+            self._steps.appendleft(memoryview(piece)[size:])
+        data = bytes(piece[:size])
         now = self._clock.monotonic()
         if self._paced_from is None:
             self._paced_from = now

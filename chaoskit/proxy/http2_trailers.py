@@ -9,9 +9,9 @@ same (:func:`chaoskit.proxy.upstream_h2.send_h2` sends them; an HTTP/1.1 attempt
 (``http1.read_body`` in :mod:`chaoskit.proxy.patch_table`), as Envoy's default is.
 
 The request path is mitmproxy-free and carries no trailers, so the flow's reach the exchange
-the way the body budget's holding does: :class:`RequestTrailers` (an addon that runs before the
-enforcer, in the same hook task) sets them for the task that handles the flow, and its retries
-and mirrors (tasks copy the context they start in).
+the way the body budget's holding does: the enforcer calls :func:`take` in the flow's hook task
+before the path runs, which makes them current for that task and its retries and mirrors
+(tasks copy the context they start in).
 """
 
 from __future__ import annotations
@@ -39,12 +39,9 @@ def set_current(trailers: Fields) -> None:
     _trailers.set(trailers)
 
 
-class RequestTrailers:
-    """The mitmproxy addon: the flow's request trailers become :func:`current` for its
-    ``request`` hook. Must come before the enforcer (``ChaosCore`` puts it there)."""
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        trailers = flow.request.trailers
-        # Set even when empty: a hook's task copies the context of whichever task started
-        # it, which may be another flow's.
-        set_current(tuple(trailers.items(multi=True)) if trailers else ())
+def take(flow: http.HTTPFlow) -> None:
+    """Make ``flow``'s request trailers current for the rest of its hook's task. Set even when
+    there are none: a hook's task copies the context of whichever task started it, which may
+    be another flow's."""
+    trailers = flow.request.trailers
+    set_current(tuple(trailers.items(multi=True)) if trailers else ())

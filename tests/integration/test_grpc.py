@@ -173,6 +173,37 @@ def test_a_stream_cut_by_the_route_timeout_is_reset_and_not_retried(proxy, chann
     assert "UT" in record.flags and len(record.attempts) == 1
 
 
+# -- UpstreamFault body actions on a server stream: afterEvents counts gRPC messages (item 2) --
+
+
+def test_a_reset_after_two_messages_ends_the_call_after_exactly_two(proxy, channel):
+    proxy.apply(fault("host: greeter\nreset: {afterEvents: 2}\n"))
+    got = []
+    with pytest.raises(grpc.RpcError) as failed:
+        for message in channel.unary_stream("/demo.Echo/Stream")(b"5", timeout=10):
+            got.append(message)
+    assert got == [b"msg0", b"msg1"]
+    assert failed.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
+    record = proxy.records[-1]
+    assert (record.protocol, record.status, record.flags) == ("HTTP/2", 200, ("UC",))
+    assert [a.outcome for a in record.attempts] == ["reset-after-headers"]
+    assert any("UpstreamFault reset after 2 events" in n for n in record.notes), record.notes
+
+
+def test_a_pause_after_the_first_message_delays_the_rest(proxy, channel):
+    proxy.apply(fault("host: greeter\npauseBody: {afterEvents: 1, for: 600ms}\n"))
+    t0 = time.monotonic()
+    arrived = [
+        (time.monotonic() - t0, m)
+        for m in channel.unary_stream("/demo.Echo/Stream")(b"3", timeout=10)
+    ]
+    assert [m for _, m in arrived] == [b"msg0", b"msg1", b"msg2"]  # the call still succeeds
+    assert arrived[1][0] - arrived[0][0] >= 0.55
+    record = proxy.records[-1]
+    assert record.flags == ()
+    assert any("paused the body for 0.6s after 1 gRPC message" in n for n in record.notes)
+
+
 # -- HTTP/2 to endpoints for any client, and HTTP/2 with prior knowledge from clients ----------
 
 

@@ -11,7 +11,6 @@ from chaoskit.proxy.budget_guard import BodyBudgetGuard
 from chaoskit.proxy.core import ChaosCore, default_addons
 from chaoskit.proxy.enforcer import Enforcer
 from chaoskit.proxy.h2c import PriorKnowledge
-from chaoskit.proxy.http2_trailers import RequestTrailers
 from chaoskit.proxy.identity import CallerIdentity
 from chaoskit.proxy.limits import DownstreamLimits
 from chaoskit.proxy.options import ChaosOptions
@@ -26,7 +25,7 @@ def test_the_addons_run_in_order_identity_before_tunnels_before_the_enforcer() -
     core = ChaosCore()
     kinds = [type(a) for a in core.addons]
     assert kinds == [
-        ChaosOptions, CallerIdentity, TunnelScope, PriorKnowledge, RequestTrailers, Enforcer,
+        ChaosOptions, CallerIdentity, TunnelScope, PriorKnowledge, Enforcer,
         WebSockets,
     ]  # fmt: skip
     assert core.enforcer.websockets is core.websockets

@@ -10,12 +10,11 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from chaoskit.proxy import http2_trailers
-from chaoskit.proxy.http2_trailers import RequestTrailers
 
 
 def test_the_flows_trailers_are_current_for_its_hook_and_none_for_a_flow_without():
     def hook(flow: http.HTTPFlow) -> http2_trailers.Fields:
-        RequestTrailers().request(flow)
+        http2_trailers.take(flow)
         return http2_trailers.current()
 
     with_trailers = tflow.tflow()

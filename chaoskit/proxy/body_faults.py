@@ -80,7 +80,7 @@ def shape_whole(resp: UpstreamResponse, plan: AttemptPlan) -> Shaped:
     noun = shaper.counter.noun if shaper.counter is not None else "event"
     parts: list[bytes] = []
     wait: float | None = 0.0
-    reset = False
+    reset = stopped = False
     notes: list[str] = []
     for step in [*shaper.start(), *shaper.feed(resp.body)]:
         if isinstance(step, bytes):
@@ -88,6 +88,7 @@ def shape_whole(resp: UpstreamResponse, plan: AttemptPlan) -> Shaped:
             continue
         if isinstance(step, Pause):
             wait = None if wait is None or step.seconds is None else wait + step.seconds
+        stopped = stopped or isinstance(step, Stop)
         reset = isinstance(step, Stop) and step.reset
         if not reset:
             notes.append(describe(step, noun))
@@ -95,4 +96,7 @@ def shape_whole(resp: UpstreamResponse, plan: AttemptPlan) -> Shaped:
     if wait is not None and plan.slow_body_bps:
         wait += len(body) / plan.slow_body_bps
     length = shaper.announced if shaper.announced is not None else len(body)
-    return Shaped(dataclasses.replace(resp, body=body), wait, reset, tuple(notes), length)
+    # a body cut short never reaches its trailers (as a streamed one's: FaultedBody.trailers)
+    trailers = () if stopped else resp.trailers
+    shaped = dataclasses.replace(resp, body=body, trailers=trailers)
+    return Shaped(shaped, wait, reset, tuple(notes), length)

@@ -85,8 +85,9 @@ def relay(resp: UpstreamResponse, elapsed: float, length: int | None = None) -> 
         headers.append(("content-length", str(length)))
     headers.append(("x-envoy-upstream-service-time", str(int(elapsed * 1000))))
     return Reply(
-        resp.status, tuple(headers), resp.body, reason=resp.reason, local=False, stream=rest
-    )
+        resp.status, tuple(headers), resp.body, reason=resp.reason, local=False, stream=rest,
+        trailers=resp.trailers,
+    )  # fmt: skip
 
 
 def too_large_note(e: ResponseTooLarge) -> str:

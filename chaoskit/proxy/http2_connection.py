@@ -40,6 +40,7 @@ import h2.events
 import h2.settings
 from hyperframe.frame import Frame, GoAwayFrame
 
+from chaoskit.proxy.hpack_literal import LiteralEncoder
 from chaoskit.proxy.http1_response import MAX_HEAD
 from chaoskit.proxy.http2_errors import PROTOCOL, REFUSED, TERMINATION, WIRE_ERRORS, error_name
 from chaoskit.proxy.http2_stream import Http2Stream
@@ -106,8 +107,17 @@ class Http2Connection(asyncio.Protocol):
         self._flush_pending = False
         self._drain: list[asyncio.Future[None]] = []
         self._window: list[asyncio.Future[None]] = []
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Header blocks are built and checked by http2_headers (lower-case names, no
+        # connection-specific headers, no forbidden bytes): h2's own pass over them again is
+        # redundant work on every request.
+        config = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = _H2Connection(config=config)
+        self.h2.encoder = LiteralEncoder()  # type: ignore[assignment]
         self.h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={

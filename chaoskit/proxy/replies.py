@@ -45,6 +45,9 @@ class Reply:
     cut: bool = False
     #: the rest of the body, still arriving: ``body`` goes first, then this, as it comes
     stream: BodyStream | None = None
+    #: the trailers of a whole body (an HTTP/2 upstream's; ``stream`` brings its own), sent to
+    #: HTTP/2 clients only
+    trailers: tuple[tuple[str, str], ...] = ()
 
     def with_headers(self, headers: list[tuple[str, str]]) -> Reply:
         return dataclasses.replace(self, headers=tuple(headers))

@@ -95,7 +95,14 @@ def to_response(flow: http.HTTPFlow, reply: Reply, listener: Listener) -> http.R
         headers.append((b"connection", b"close"))
     reason = (reply.reason or _phrase(reply.status)).encode("latin-1", "replace")
     now = flow.request.timestamp_end or flow.request.timestamp_start
-    return _new_response(reply.status, reason, http.Headers(headers), reply.body, now)
+    response = _new_response(reply.status, reason, http.Headers(headers), reply.body, now)
+    if reply.trailers and flow.request.http_version == "HTTP/2.0":
+        # HTTP/1.1 trailers would need the client's ``te: trailers`` and a chunked body: dropped,
+        # as a streamed reply's are (chaoskit.proxy.response_stream.BodyTrailers)
+        response.trailers = http.Headers(
+            [(header_bytes(k), header_bytes(v)) for k, v in reply.trailers]
+        )
+    return response
 
 
 #: The reply of last resort: fixed bytes, nothing from the request, so building it cannot fail.

@@ -95,6 +95,9 @@ class UpstreamResponse:
     #: the rest of a body that was still arriving with the head (``body`` is what came with
     #: it): read it through, or close it
     rest: BodyStream | None = None
+    #: the trailers of a whole HTTP/2 body (gRPC's ``grpc-status``); a streamed body has its
+    #: own (``rest.trailers``), HTTP/1.1 ones are dropped (Envoy's default)
+    trailers: tuple[tuple[str, str], ...] = ()
 
 
 class BodyGuard:

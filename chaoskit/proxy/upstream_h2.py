@@ -117,9 +117,13 @@ async def send_h2(
     length = next((v for k, v in got if k == "content-length"), None)
     announced = int(length) if length is not None and length.isdigit() else None
     rest = Http2Body(stream, announced)
-    if streamable:
+    if streamable and not stream.ended:
         return UpstreamResponse(status, "", kept, b"", rest)
-    return UpstreamResponse(status, "", kept, await _buffered(status, kept, rest))
+    # Ended already (a unary gRPC answer's headers, message and trailers come in one read), or
+    # not to be streamed: relayed whole, as an HTTP/1.1 body that came with its head is. No
+    # task, no injected body events for what is all here.
+    body = await _buffered(status, kept, rest)
+    return UpstreamResponse(status, "", kept, body, trailers=rest.trailers)
 
 
 async def _buffered(status: int, headers: Headers, rest: Http2Body) -> bytes:
@@ -127,7 +131,7 @@ async def _buffered(status: int, headers: Headers, rest: Http2Body) -> bytes:
     as an HTTP/1.1 one is (:class:`~chaoskit.proxy.upstream.BodyGuard`): by
     :data:`~chaoskit.proxy.upstream.MAX_RESPONSE_BODY`, and by what the flow may still take of
     the global body budget — an announced body before any of it is read, an unannounced one as
-    it arrives. Trailers are not kept (a buffered reply has none)."""
+    it arrives. The trailers stay with ``rest``."""
     guard = BodyGuard(current_holding())
     head = Head(status, "", headers, rest.announced, chunked=False, keep_alive=True)
     parts, size = [], 0

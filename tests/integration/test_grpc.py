@@ -5,6 +5,7 @@ and all (issue #14 items 4-5)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import textwrap
@@ -21,7 +22,7 @@ from chaoskit.proxy.api import Proxy  # noqa: E402
 from chaoskit.records import Record  # noqa: E402
 from chaoskit.testing import Http2Upstream  # noqa: E402
 from tests.builders import fault  # noqa: E402
-from tests.reliability.conftest import wait_for  # noqa: E402
+from tests.reliability.conftest import buffered, wait_for  # noqa: E402
 
 
 class Echo:
@@ -342,6 +343,21 @@ def test_the_route_timeout_caps_a_longer_grpc_timeout(proxy, slow):
     assert "grpc-timeout 5S capped by the route timeout of 0.2s" in record.notes
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "buffered"])
+def test_an_answer_relayed_whole_keeps_its_trailers(proxy, slow, streaming):
+    """A unary answer that arrived whole with its head (streaming on) and any answer with
+    streaming off are relayed whole: their trailers still carry ``grpc-status`` to the client."""
+    proxy.apply(slow_mesh(slow.port, ""))
+    with contextlib.ExitStack() as stack:
+        if not streaming:
+            stack.enter_context(buffered(proxy))
+        ch = stack.enter_context(slow_channel(proxy))
+        assert ch.unary_unary("/grpc/0")(b"hi", timeout=5) == b"hi"
+        with pytest.raises(grpc.RpcError) as failed:
+            ch.unary_unary("/grpc/5")(b"hi", timeout=5)
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_a_call_without_a_deadline_is_told_the_route_timeout(proxy, slow):
     proxy.apply(slow_mesh(slow.port, "timeout: 10s\n"))
     slow.requests.clear()
@@ -397,32 +413,74 @@ def wait_for_record(proxy: Proxy) -> Record:
     return proxy.records[-1]
 
 
+def curl_grpc(proxy: Proxy, url: str, tmp_path, grpc_timeout: str) -> tuple[list[str], float]:
+    """curl's gRPC call through the proxy (HTTP/2 with prior knowledge in a CONNECT tunnel),
+    sending ``grpc-timeout`` without enforcing it: our answer's head lines, and the time."""
+    import subprocess
+
+    from chaoskit.testing.http2_upstream import grpc_message
+
+    body = tmp_path / "body"
+    body.write_bytes(grpc_message(b"hi"))
+    out = subprocess.run(
+        ["curl", "-s", "-D", "-", "-o", "/dev/null", "-w", "%{time_total}",
+         "--http2-prior-knowledge", "-p", "-x", proxy.url, url,
+         "-H", "content-type: application/grpc", "-H", "te: trailers",
+         "-H", f"grpc-timeout: {grpc_timeout}", "--data-binary", f"@{body}"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    head, _, took = out.rpartition("\n")
+    lines = [x.strip() for x in head.lower().splitlines()]  # the CONNECT's answer, then ours
+    return lines[lines.index("http/2 200") :], float(took)
+
+
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 @pytest.mark.parametrize("spec", ["", "timeout: 10s\n"], ids=["no-route-timeout", "10s"])
 def test_the_mesh_answers_a_call_past_its_grpc_timeout(proxy, slow, spec, tmp_path):
     """A client that sends ``grpc-timeout`` without enforcing it (curl) gets Envoy's answer:
     the 504 local reply as gRPC, HTTP 200 with ``grpc-status: 14``, once the header's 300 ms
     are over."""
-    import subprocess
-
-    from chaoskit.testing.http2_upstream import grpc_message
-
     proxy.apply(slow_mesh(slow.port, spec) + (NO_ROUTE_TIMEOUT if not spec else ""))
     proxy.reset()
-    body = tmp_path / "body"
-    body.write_bytes(grpc_message(b"hi"))
-    out = subprocess.run(
-        ["curl", "-s", "-D", "-", "-o", "/dev/null", "-w", "%{time_total}",
-         "--http2-prior-knowledge", "-p", "-x", proxy.url, "http://slow:50051/grpc/0/2000",
-         "-H", "content-type: application/grpc", "-H", "te: trailers",
-         "-H", "grpc-timeout: 300m", "--data-binary", f"@{body}"],
-        capture_output=True, text=True, timeout=30, check=True,
-    ).stdout  # fmt: skip
-    head, _, took = out.rpartition("\n")
-    lines = [x.strip() for x in head.lower().splitlines()]  # the CONNECT's answer, then ours
-    reply = lines[lines.index("http/2 200") :]
+    reply, took = curl_grpc(proxy, "http://slow:50051/grpc/0/2000", tmp_path, "300m")
     assert "grpc-status: 14" in reply and "grpc-message: upstream request timeout" in reply
-    assert 0.3 <= float(took) < 1.5
+    assert 0.3 <= took < 1.5
     record = wait_for_record(proxy)
     assert record.flags == ("UT",) and record.attempts[0].outcome == "route-timeout"
     assert record.notes[0].startswith("grpc-timeout 300m set the timeout to 0.3s")
+
+
+# -- ALLOW_ANY: a host outside the registry, through Istio's PassthroughCluster -----------------
+
+
+def test_a_call_to_a_host_outside_the_registry_passes_through_over_http2(proxy, slow):
+    """The PassthroughCluster speaks the client's protocol (Istio: USE_DOWNSTREAM_PROTOCOL):
+    a gRPC server outside the registry is reached over HTTP/2 and told the call's deadline."""
+    proxy.apply()
+    proxy.reset()
+    slow.requests.clear()
+    options = [("grpc.http_proxy", proxy.url), ("grpc.enable_http_proxy", 1)]
+    with grpc.insecure_channel(f"127.0.0.1:{slow.port}", options=options) as ch:
+        assert ch.unary_unary("/grpc/0")(b"hi", timeout=5) == b"hi"
+    record = wait_for_record(proxy)
+    assert record.cluster == "PassthroughCluster" and record.protocol == "HTTP/2"
+    assert [a.outcome for a in record.attempts] == ["response"]
+    assert 4900 <= timeout_ms(slow.requests[-1].headers["grpc-timeout"]) <= 5000
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_a_passthrough_call_ends_at_its_grpc_timeout(proxy, slow, tmp_path):
+    """Istio's catch-all route has no timeout but honours ``grpc-timeout`` uncapped: the call
+    gets the 504 local reply as gRPC when its own deadline is over, never hangs on."""
+    proxy.apply()
+    proxy.reset()
+    reply, took = curl_grpc(proxy, f"http://127.0.0.1:{slow.port}/grpc/0/2000", tmp_path, "300m")
+    assert "grpc-status: 14" in reply and "grpc-message: upstream request timeout" in reply
+    assert 0.3 <= took < 1.5
+    record = wait_for_record(proxy)
+    assert record.cluster == "PassthroughCluster" and record.flags == ("UT",)
+    assert record.attempts[0].outcome == "route-timeout"
+    assert record.notes == (
+        "grpc-timeout 300m set the timeout to 0.3s (the route has none)",
+        "grpc-timeout 0.3s expired",
+    )

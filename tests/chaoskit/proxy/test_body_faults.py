@@ -3,6 +3,8 @@ the same bytes the stream would give, after the time its pace and pauses add up 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from chaoskit.faults.actions.pause_body import FaultPauseBody
@@ -51,3 +53,20 @@ def test_an_event_cut_is_a_shorter_whole_body() -> None:
     assert shaped.notes == (
         "UpstreamFault ended the body cleanly after 2 SSE events (18 bytes sent)",
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({"truncate": (BodyPoint("events", 1),)}, False),
+        ({"reset": FaultReset("body", after_events=1)}, False),
+        ({"pauses": (FaultPauseBody(BodyPoint("events", 1), 1.0),)}, True),
+    ],
+    ids=["truncate", "reset", "pause"],
+)
+def test_only_a_body_that_reaches_its_end_keeps_its_trailers(fields, kept) -> None:
+    """A gRPC answer cut short never gets its ``grpc-status`` (the client sees the cut), as a
+    streamed one (FaultedBody.trailers)."""
+    grpc = dataclasses.replace(SSE, trailers=(("grpc-status", "0"),))
+    shaped = shape_whole(grpc, plan(**fields))
+    assert shaped.resp.trailers == (grpc.trailers if kept else ())

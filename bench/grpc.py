@@ -1,7 +1,7 @@
 """``python -m bench.grpc [--fast | --smoke] [--out DIR] [--keep]``: gRPC unary calls through
 chaoskit, side by side with a direct connection and stock mitmdump (issue #14, Measure).
 
-Three configurations in one run, all on 127.0.0.1 (docs/performance.md, "gRPC"):
+Six configurations in one run, interleaved, all on 127.0.0.1 (docs/performance.md, "gRPC"):
 
 ``direct``    the gRPC origin, :mod:`bench.grpc_origin` (grpcio, one echo method).
 ``mitmdump``  stock ``mitmdump`` as a regular proxy, the channel's ``grpc.http_proxy``. It cannot
@@ -13,6 +13,27 @@ Three configurations in one run, all on 127.0.0.1 (docs/performance.md, "gRPC"):
 ``chaoskit``  ``chaoskit proxy`` (the CLI) with a ServiceEntry ``echo`` (port protocol ``GRPC``),
               the channel's ``grpc.http_proxy``: each call is routed and sent to the origin over
               chaoskit's own HTTP/2 connection, as Istio would.
+
+Stock mitmdump's plaintext figure is a byte relay's, so three more configurations carry the same
+calls over TLS, where both proxies handle them as HTTP/2 — the like-for-like comparison. The
+origin also listens with TLS (ALPN ``h2``, a self-signed certificate made at start-up); the
+client opens the ``CONNECT`` tunnel, then TLS with ALPN ``h2``, and verifies the certificate
+against one CA only, never skipping verification:
+
+``direct-tls``    the origin's TLS port; the client trusts the origin's certificate.
+``mitmdump-tls``  the same stock ``mitmdump`` (``ssl_insecure=true``, so it accepts the
+                  self-signed origin), ``CONNECT 127.0.0.1:<tls port>``: it intercepts with its
+                  CA (the client trusts ``mitmproxy-ca-cert.pem`` from its confdir), parses each
+                  call and sends it to the origin over TLS with ALPN ``h2``.
+``chaoskit-tls``  the same chaoskit, ServiceEntry ``echo-tls`` (port protocol ``GRPC``) with a
+                  DestinationRule ``tls.mode: SIMPLE``: it intercepts with its CA (the client
+                  trusts ``mitmproxy-ca-cert.pem`` from its ``--state-dir``), routes each call
+                  and originates TLS with ALPN ``h2`` to the endpoint. The run counts the calls
+                  chaoskit's access log shows answered, per configuration.
+
+Added latency is measured against ``direct`` for the plaintext proxies and ``direct-tls`` for
+the TLS ones; the report's like-for-like line sets chaoskit-tls / mitmdump-tls against the same
+1.5× goal, next to the plaintext ratio.
 
 Measured (grpcio asyncio clients, :mod:`bench.grpc_client`, in their own process):
 
@@ -50,15 +71,27 @@ from bench.__main__ import (
     side_run_args,
     source_fingerprint,
 )
+from bench.grpc_origin import METHOD
 from bench.procs import BenchError, Placement, Processes, free_port, loadavg, placement, run_bounded
 from bench.runner import REPO, SEED, _env, _mitmdump
 from bench.stats import percentile, ratio, spread
 
 DEFAULT_OUT = REPO / "bench" / "results"
-CONFIGS = ("direct", "mitmdump", "chaoskit")
+CONFIGS = ("direct", "mitmdump", "chaoskit", "direct-tls", "mitmdump-tls", "chaoskit-tls")
+#: What each proxied configuration's added latency is measured against.
+BASELINE = {
+    "mitmdump": "direct",
+    "chaoskit": "direct",
+    "mitmdump-tls": "direct-tls",
+    "chaoskit-tls": "direct-tls",
+}
 #: The mesh host of the origin, and its service port.
 HOST = "echo"
 PORT = 50051
+#: The mesh host of the origin's TLS port (same service port number, its own host: a registry
+#: host name, so chaoskit intercepts the client's TLS; the DestinationRule makes it originate
+#: TLS towards the endpoint).
+TLS_HOST = "echo-tls"
 #: The issue's targets.
 ADDED_P50_MS = 3.0
 THROUGHPUT_VS_MITMDUMP = 1.5
@@ -85,14 +118,14 @@ GRPC_PLANS = {
 }  # fmt: skip
 
 
-def grpc_mesh(port: int) -> str:
-    """The origin as a mesh service whose port speaks gRPC (HTTP/2 to the endpoint)."""
+def _service(host: str, port: int) -> str:
+    """A mesh service whose port speaks gRPC (HTTP/2 to the endpoint) at 127.0.0.1:``port``."""
     return f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {{name: {HOST}}}
+metadata: {{name: {host}}}
 spec:
-  hosts: [{HOST}]
+  hosts: [{host}]
   location: MESH_INTERNAL
   ports: [{{number: {PORT}, name: grpc, protocol: GRPC}}]
   resolution: STATIC
@@ -101,39 +134,86 @@ spec:
 """
 
 
+def grpc_mesh(port: int, tls_port: int | None = None) -> str:
+    """The origin as mesh service :data:`HOST`; with ``tls_port``, its TLS port as
+    :data:`TLS_HOST` too, whose DestinationRule originates TLS (``SIMPLE``, ALPN ``h2`` for a
+    GRPC port: docs/proxy.md §3 and §16)."""
+    mesh = _service(HOST, port)
+    if tls_port is None:
+        return mesh
+    return f"""{mesh}---
+{_service(TLS_HOST, tls_port)}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {TLS_HOST}}}
+spec:
+  host: {TLS_HOST}
+  trafficPolicy: {{tls: {{mode: SIMPLE}}}}
+"""
+
+
 def start(procs: Processes, place: Placement, run_dir: Path) -> list[dict[str, Any]]:
-    """The origin and both proxies, ready; the client's targets, in :data:`CONFIGS` order."""
+    """The origin and both proxies, ready; the client's targets, in :data:`CONFIGS` order.
+
+    One process per proxy carries its plaintext and its TLS configuration (the calls of the
+    configurations never overlap). ``ssl_insecure`` only concerns mitmdump's upstream TLS: its
+    plaintext tunnels stay byte relays."""
     env = _env()
-    origin_port, mitm_port, ck_port, admin = free_port(), free_port(), free_port(), free_port()
+    origin_port, tls_port = free_port(), free_port()
+    mitm_port, ck_port, admin = free_port(), free_port(), free_port()
+    origin_dir, mitm_conf = run_dir / "origin", run_dir / "mitmdump-conf"
+    ck_state = run_dir / "chaoskit-state"
     origin = procs.spawn(
-        "origin", [sys.executable, "-m", "bench.grpc_origin", str(origin_port)],
+        "origin",
+        [sys.executable, "-m", "bench.grpc_origin", str(origin_port),
+         "--tls", str(tls_port), str(origin_dir)],
         cpu=place.client, env=env,
     )  # fmt: skip
-    procs.wait_ready(origin, port=origin_port, text="ready")
+    procs.wait_ready(origin, port=tls_port, text="ready")
     mitm = procs.spawn(
         "mitmdump",
         [*_mitmdump(), "--listen-host", "127.0.0.1", "-p", str(mitm_port), "-q",
-         "--set", f"confdir={run_dir / 'mitmdump-conf'}"],
+         "--set", f"confdir={mitm_conf}", "--set", "ssl_insecure=true"],
         cpu=place.proxy, env=env,
     )  # fmt: skip
     mesh = run_dir / "grpc.yaml"
-    mesh.write_text(grpc_mesh(origin_port))
+    mesh.write_text(grpc_mesh(origin_port, tls_port))
     chaoskit = procs.spawn(
         "chaoskit",
         [sys.executable, "-m", "chaoskit", "proxy", "-f", str(mesh),
          "--listen", f"127.0.0.1:{ck_port}", "--admin", f"127.0.0.1:{admin}",
-         "--seed", str(SEED), "--state-dir", str(run_dir / "chaoskit-state"),
+         "--seed", str(SEED), "--state-dir", str(ck_state),
          "--access-log", str(run_dir / "chaoskit-access.log")],
         cpu=place.proxy, env=env,
     )  # fmt: skip
     procs.wait_ready(mitm, port=mitm_port)
     procs.wait_ready(chaoskit, port=ck_port, text="chaoskit proxy ready")
-    direct = f"127.0.0.1:{origin_port}"
+    direct, direct_tls = f"127.0.0.1:{origin_port}", f"127.0.0.1:{tls_port}"
+    mitm_url, ck_url = f"http://127.0.0.1:{mitm_port}", f"http://127.0.0.1:{ck_port}"
+    # The client trusts only the certificate it must see: the origin's when direct, else the
+    # intercepting proxy's CA (mitmdump writes it on start-up, chaoskit prints it when ready).
     return [
         {"name": "direct", "address": direct, "proxy": None},
-        {"name": "mitmdump", "address": direct, "proxy": f"http://127.0.0.1:{mitm_port}"},
-        {"name": "chaoskit", "address": f"{HOST}:{PORT}", "proxy": f"http://127.0.0.1:{ck_port}"},
-    ]
+        {"name": "mitmdump", "address": direct, "proxy": mitm_url},
+        {"name": "chaoskit", "address": f"{HOST}:{PORT}", "proxy": ck_url},
+        {"name": "direct-tls", "address": direct_tls, "proxy": None,
+         "ca": str(origin_dir / "cert.pem")},
+        {"name": "mitmdump-tls", "address": direct_tls, "proxy": mitm_url,
+         "ca": str(mitm_conf / "mitmproxy-ca-cert.pem")},
+        {"name": "chaoskit-tls", "address": f"{TLS_HOST}:{PORT}", "proxy": ck_url,
+         "ca": str(ck_state / "mitmproxy-ca-cert.pem")},
+    ]  # fmt: skip
+
+
+def answered_in_access_log(log: Path) -> dict[str, int]:
+    """Calls chaoskit's access log shows answered (200, over HTTP/2) for each of its
+    configurations: proof that it carried them as HTTP, not as a tunnel."""
+    text = log.read_text() if log.exists() else ""
+    head = f'"POST {METHOD} HTTP/2" 200 '
+    return {
+        name: sum(1 for line in text.splitlines() if head in line and f'"{host}:{PORT}"' in line)
+        for name, host in (("chaoskit", HOST), ("chaoskit-tls", TLS_HOST))
+    }
 
 
 def _client(place: Placement, spec: dict[str, Any], timeout: float) -> Any:
@@ -152,15 +232,15 @@ def latency(place: Placement, targets: list[dict[str, Any]], plan: GrpcPlan) -> 
     per = res["targets"]
     samples = {name: per[name].pop("samples_ms") for name in per}
     added: dict[str, Any] = {}
-    for name in ("mitmdump", "chaoskit"):
-        d: dict[str, Any] = {"vs": "direct"}
+    for name, base in BASELINE.items():
+        d: dict[str, Any] = {"vs": base}
         for q in ("p50", "p90", "p99"):
-            a, c = per[name]["latency_ms"].get(q), per["direct"]["latency_ms"].get(q)
+            a, c = per[name]["latency_ms"].get(q), per[base]["latency_ms"].get(q)
             d[q] = round(a - c, 3) if a is not None and c is not None else None
         blocks = []
         for i in range(0, len(samples[name]) - 99, 100):
             x = percentile(samples[name][i : i + 100], 50)
-            y = percentile(samples["direct"][i : i + 100], 50)
+            y = percentile(samples[base][i : i + 100], 50)
             if x is not None and y is not None:
                 blocks.append(x - y)
         d["p50_by_block_of_100"] = spread(blocks, 3)
@@ -183,18 +263,28 @@ def throughput(place: Placement, targets: list[dict[str, Any]], plan: GrpcPlan) 
     calls = plan.throughput_calls * plan.throughput_rounds * len(targets)
     res = _client(place, spec, timeout=calls / 100 + 120)
     runs = {name: t["runs"] for name, t in res["targets"].items()}
-    table = {
+    table: dict[str, dict[str, Any]] = {
         name: {
             "rps": spread([r["rps"] for r in rs], 1),
             "errors": sum(sum(r["errors"].values()) for r in rs),
         }
         for name, rs in runs.items()
     }
-    per_round = [
-        c["rps"] / m["rps"]
-        for c, m in zip(runs["chaoskit"], runs["mitmdump"], strict=True)
-        if c["rps"] and m["rps"]
-    ]
+
+    def versus(a: str, b: str) -> dict[str, Any]:
+        per_round = [
+            x["rps"] / y["rps"]
+            for x, y in zip(runs[a], runs[b], strict=True)
+            if x["rps"] and y["rps"]
+        ]
+        return {
+            "ratio_of_medians": ratio(table[a]["rps"]["median"], table[b]["rps"]["median"]),
+            "per_round": spread(per_round, 3),
+        }
+
+    def rps(name: str) -> Any:
+        return table[name]["rps"]["median"]
+
     return {
         "calls_per_round": plan.throughput_calls,
         "rounds": plan.throughput_rounds,
@@ -202,15 +292,11 @@ def throughput(place: Placement, targets: list[dict[str, Any]], plan: GrpcPlan) 
         "payload_bytes": plan.payload,
         "results": table,
         "runs": runs,
-        "chaoskit_vs_mitmdump": {
-            "ratio_of_medians": ratio(
-                table["chaoskit"]["rps"]["median"], table["mitmdump"]["rps"]["median"]
-            ),
-            "per_round": spread(per_round, 3),
-        },
-        "chaoskit_vs_direct": ratio(
-            table["chaoskit"]["rps"]["median"], table["direct"]["rps"]["median"]
-        ),
+        "chaoskit_vs_mitmdump": versus("chaoskit", "mitmdump"),
+        "chaoskit_vs_direct": ratio(rps("chaoskit"), rps("direct")),
+        # like for like: both proxies intercept the TLS and carry each call as HTTP/2
+        "chaoskit_tls_vs_mitmdump_tls": versus("chaoskit-tls", "mitmdump-tls"),
+        "chaoskit_tls_vs_direct_tls": ratio(rps("chaoskit-tls"), rps("direct-tls")),
     }
 
 
@@ -219,6 +305,10 @@ def throughput(place: Placement, targets: list[dict[str, Any]], plan: GrpcPlan) 
 MITMDUMP_NOTE = (
     "stock mitmdump cannot read HTTP/2 with prior knowledge: it relays these calls' CONNECT "
     "tunnels as opaque TCP (no HTTP parsing, no routing)"
+)
+TLS_NOTE = (
+    "over TLS both proxies intercept with their own CA (the client verifies it), parse each "
+    "call as HTTP/2 and send it to the origin over TLS with ALPN h2: the like-for-like comparison"
 )
 
 
@@ -234,7 +324,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"<= {ADDED_P50_MS:g} ms", fmt(add.get("p50"), 2, " ms"),
             report._le(add.get("p50"), ADDED_P50_MS),
             f"p99 +{fmt(add.get('p99'), 2)} ms; stock mitmdump (TCP relay) "
-            f"+{fmt(get(lat, 'added_ms', 'mitmdump', 'p50'), 2)} ms p50",
+            f"+{fmt(get(lat, 'added_ms', 'mitmdump', 'p50'), 2)} ms p50; over TLS (vs "
+            f"direct-tls) chaoskit-tls +{fmt(get(lat, 'added_ms', 'chaoskit-tls', 'p50'), 2)} ms, "
+            f"mitmdump-tls +{fmt(get(lat, 'added_ms', 'mitmdump-tls', 'p50'), 2)} ms p50",
         ))  # fmt: skip
     tp = results.get("throughput")
     if tp:
@@ -248,6 +340,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             report._ge(r, THROUGHPUT_VS_MITMDUMP),
             f"direct {fmt(get(tp, 'results', 'direct', 'rps', 'median'), 0)} calls/s; "
             + MITMDUMP_NOTE,
+        ))  # fmt: skip
+        r = get(tp, "chaoskit_tls_vs_mitmdump_tls", "ratio_of_medians")
+        out.append(report._target(
+            "grpc-throughput-tls",
+            f"gRPC unary over TLS, {tp['concurrency']} in flight, like for like: chaoskit-tls "
+            "calls/s vs stock mitmdump-tls",
+            f">= {THROUGHPUT_VS_MITMDUMP:g}×",
+            f"{fmt(r, 2, '×')} ({fmt(get(tp, 'results', 'chaoskit-tls', 'rps', 'median'), 0)} vs "
+            f"{fmt(get(tp, 'results', 'mitmdump-tls', 'rps', 'median'), 0)} calls/s)",
+            report._ge(r, THROUGHPUT_VS_MITMDUMP),
+            f"direct-tls {fmt(get(tp, 'results', 'direct-tls', 'rps', 'median'), 0)} calls/s; "
+            + TLS_NOTE,
         ))  # fmt: skip
     return out
 
@@ -265,6 +369,7 @@ def markdown(run: dict[str, Any]) -> str:
         f"- Placement: {meta['placement']}",
         f"- chaoskit sources: {meta['chaoskit_source']}",
         f"- mitmdump: {MITMDUMP_NOTE}.",
+        f"- mitmdump-tls, chaoskit-tls: {TLS_NOTE}.",
         "",
         "## Targets",
         "",
@@ -283,16 +388,16 @@ def markdown(run: dict[str, Any]) -> str:
             f"{lat['rate_per_target']}/s, interleaved, after {lat['warmup_per_target']} not "
             f"counted; {lat['payload_bytes']}-byte messages, one channel each)",
             "",
-            row("Configuration", "p50 ms", "p90 ms", "p99 ms", "max ms", "added p50 ms",
-                "added p99 ms", "errors"),
-            row("---", *["---:"] * 7),
+            row("Configuration", "p50 ms", "p90 ms", "p99 ms", "max ms", "added to",
+                "added p50 ms", "added p99 ms", "errors"),
+            row("---", *["---:"] * 4, "---", *["---:"] * 3),
         ]  # fmt: skip
         for name, t in lat["targets"].items():
             q = t["latency_ms"]
             add = lat["added_ms"].get(name, {})
             lines.append(row(
-                name, q.get("p50"), q.get("p90"), q.get("p99"), q.get("max"), add.get("p50"),
-                add.get("p99"), sum(t["errors"].values()),
+                name, q.get("p50"), q.get("p90"), q.get("p99"), q.get("max"), add.get("vs"),
+                add.get("p50"), add.get("p99"), sum(t["errors"].values()),
             ))  # fmt: skip
     tp = res.get("throughput")
     if tp:
@@ -307,12 +412,15 @@ def markdown(run: dict[str, Any]) -> str:
         ]
         for name, t in tp["results"].items():
             lines.append(row(name, st(t["rps"], 0), t["errors"]))
-        r = tp["chaoskit_vs_mitmdump"]
+        r, rt = tp["chaoskit_vs_mitmdump"], tp["chaoskit_tls_vs_mitmdump_tls"]
         lines += [
             "",
-            f"chaoskit / mitmdump: {report._fmt(r['ratio_of_medians'], 2)}× (per round "
-            f"{st(r['per_round'], 2)}); chaoskit / direct: "
-            f"{report._fmt(tp['chaoskit_vs_direct'], 2)}×.",
+            f"- plaintext: chaoskit / mitmdump (a TCP relay): "
+            f"{report._fmt(r['ratio_of_medians'], 2)}× (per round {st(r['per_round'], 2)}); "
+            f"chaoskit / direct: {report._fmt(tp['chaoskit_vs_direct'], 2)}×.",
+            f"- TLS, like for like: chaoskit-tls / mitmdump-tls: "
+            f"{report._fmt(rt['ratio_of_medians'], 2)}× (per round {st(rt['per_round'], 2)}); "
+            f"chaoskit-tls / direct-tls: {report._fmt(tp['chaoskit_tls_vs_direct_tls'], 2)}×.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -375,6 +483,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f" failed: {type(e).__name__}: {str(e)[:2000]}", flush=True)
                 else:
                     print(f" {time.monotonic() - s0:.0f} s", flush=True)
+        # read once chaoskit has stopped (its log flushed)
+        run["results"]["chaoskit_access_log"] = answered_in_access_log(
+            run_dir / "chaoskit-access.log"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)

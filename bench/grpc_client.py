@@ -3,10 +3,12 @@
 
 Like :mod:`bench.stream_client` (one JSON spec on standard input, one JSON result on standard
 output, run pinned to the client CPU). Every target is one grpcio asyncio channel, made once:
-``{"name", "address", "proxy"}``, where ``proxy`` (an ``http://`` URL or ``null``) becomes the
-channel's ``grpc.http_proxy`` option — grpcio then opens a ``CONNECT`` tunnel and speaks
-HTTP/2 with prior knowledge inside it. Each call is ``/bench.Echo/Say`` with ``payload`` bytes;
-``warmup`` calls per target come first and are not counted.
+``{"name", "address", "proxy", "ca"}``, where ``proxy`` (an ``http://`` URL or ``null``)
+becomes the channel's ``grpc.http_proxy`` option — grpcio then opens a ``CONNECT`` tunnel and
+speaks HTTP/2 inside it: with prior knowledge, or, when ``ca`` names a PEM file, over TLS (ALPN
+``h2``) whose certificate must chain to that file (never unverified). Each call is
+``/bench.Echo/Say`` with ``payload`` bytes; ``warmup`` calls per target come first and are not
+counted.
 
 ``latency``     every ``1/rate`` s, one call to each target in turn (the first target
                 rotating), the calls of a tick one after another, never overlapping; ``count``
@@ -24,6 +26,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -38,7 +41,12 @@ def _channel(target: dict[str, Any]) -> grpc.aio.Channel:
     options: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0)]
     if target.get("proxy"):
         options = [("grpc.http_proxy", target["proxy"]), ("grpc.enable_http_proxy", 1)]
-    return grpc.aio.insecure_channel(target["address"], options=options)
+    if not target.get("ca"):
+        return grpc.aio.insecure_channel(target["address"], options=options)
+    # TLS inside the tunnel, verified against this CA only: the proxy's own when one is in the
+    # path (it intercepts), the origin's self-signed certificate when not.
+    trust = grpc.ssl_channel_credentials(root_certificates=Path(target["ca"]).read_bytes())
+    return grpc.aio.secure_channel(target["address"], trust, options=options)
 
 
 def _caller(channel: grpc.aio.Channel, payload: bytes, timeout: float) -> Call:

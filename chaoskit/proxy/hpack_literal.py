@@ -15,12 +15,16 @@ dynamic table size update to 0 (§6.3): the peer then knows this side indexes no
 so intermediaries do not index them either, as hpack's own encoder does for them.
 
 Drop-in for h2's ``H2Connection.encoder``: h2 calls :meth:`encode` with the header block and
-sets :attr:`header_table_size` when the peer's setting changes.
+sets :attr:`header_table_size` when the peer's setting changes. chaoskit's upstream connections
+(:mod:`chaoskit.proxy.http2_connection`) use it, and so do mitmproxy's HTTP/2 connections to
+clients (patch ``http2.literal_headers``, :func:`with_literal_encoder`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from hpack.table import HeaderTable
 
@@ -102,3 +106,15 @@ class LiteralEncoder:
             self._announce = False
             parts.insert(0, _TABLE_SIZE_ZERO)
         return b"".join(parts)
+
+
+def with_literal_encoder(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap an ``H2Connection`` subclass's ``__init__`` (mitmproxy's ``BufferedH2Connection``)
+    so that every connection it builds encodes with a :class:`LiteralEncoder`."""
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.encoder = LiteralEncoder()
+
+    return __init__

@@ -51,3 +51,27 @@ def test_representations() -> None:
     assert encode_field(b"authorization", b"t") == b"\x1f\x08\x01t"
     # a new name is a literal too, with a length past the 7-bit prefix (300 = 127 + 173)
     assert encode_field(b"x-long", b"v" * 300) == b"\x00\x06x-long\x7f\xad\x01" + b"v" * 300
+
+
+def test_mitmproxys_http2_connections_encode_with_it_once_patched() -> None:
+    """Patch ``http2.literal_headers``: mitmproxy's connections to HTTP/2 clients (its
+    ``BufferedH2Connection``) get the encoder too, and still frame valid header blocks."""
+    import h2.config
+    from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
+
+    from chaoskit.proxy import patches
+
+    patches.apply()
+    server = BufferedH2Connection(h2.config.H2Configuration(client_side=False))
+    assert isinstance(server.encoder, LiteralEncoder)
+    client = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    client.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/"),
+                            (":authority", "a")], end_stream=True)  # fmt: skip
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(b":status", b"200"), (b"grpc-status", b"0")], end_stream=True)
+    (response, *_) = client.receive_data(server.data_to_send())
+    assert response.headers == [(b":status", b"200"), (b"grpc-status", b"0")]

@@ -280,8 +280,13 @@ PATCHES: tuple[Patch, ...] = (
         "message to a stream found through the flow's server connection, which an addon-"
         "answered flow does not have, and asserts HTTP/1 otherwise. The wrapper routes "
         "chaoskit's body events (response_stream.BodyData/BodyEnd/BodyReset) to the stream "
-        "that holds the flow, through the tunnels of intercepted CONNECTs.",
+        "that holds the flow, through the tunnels of intercepted CONNECTs, and lets the relay "
+        "see what BufferedH2Connection queues for an HTTP/2 client whose window is shut "
+        "(response_stream.CLIENT_STREAM_BUFFER).",
         _streams("_handle_event"),
+        relies_on=(
+            Code(f"{_HTTP_H2}:BufferedH2Connection.send_data", {"9d015583edd735d9": _M11_12}),
+        ),
     ),
     Patch(
         "message.skip_typechecks",

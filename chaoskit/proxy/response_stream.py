@@ -8,9 +8,13 @@ body pieces are injected into its HTTP stream afterwards (:class:`ClientStream`)
 ``ResponseData`` events mitmproxy frames for the client's protocol (chunked HTTP/1.1, HTTP/2
 DATA frames). The client connection's write buffer is drained after each piece, so a slow
 client slows the upstream down (the upstream connection stops being read) instead of filling
-memory. :class:`StreamedReplies` runs each relay in a task of its own, watched for the
-client going away like a request (:class:`~chaoskit.proxy.disconnects.ClientWatch`), and
-records the request when its body ended.
+memory. An HTTP/2 client can also hold its stream's flow-control window shut: mitmproxy then
+queues the DATA frames itself, without limit, so the relay waits while more than
+:data:`CLIENT_STREAM_BUFFER` is queued for the stream (Envoy's per-stream buffer limit, with
+the upstream read-disabled above it) — the upstream's own window then holds it back.
+:class:`StreamedReplies` runs each relay in a task of its own, watched for the client going
+away like a request (:class:`~chaoskit.proxy.disconnects.ClientWatch`), and records the
+request when its body ended.
 """
 
 from __future__ import annotations
@@ -48,9 +52,21 @@ class StreamStart:
         return data
 
 
+#: What a streamed reply may have queued for an HTTP/2 client whose window is shut, before the
+#: relay stops reading the upstream: Envoy's default per-connection (and per-stream) buffer
+#: limit, ``per_connection_buffer_limit_bytes``.
+CLIENT_STREAM_BUFFER = 1024 * 1024
+#: How often a relay held back by an HTTP/2 client's shut window looks again (mitmproxy says
+#: nothing when the window opens).
+HELD_POLL_SECONDS = 0.01
+
+
 @dataclasses.dataclass
 class BodyData(events.MessageInjected[bytes]):
-    """A piece of a streamed reply's body."""
+    """A piece of a streamed reply's body. The layer that takes it sets :attr:`held` for an
+    HTTP/2 client: the bytes of the stream mitmproxy still queues, the window being shut."""
+
+    held: Callable[[], int] | None = dataclasses.field(default=None, init=False, compare=False)
 
 
 @dataclasses.dataclass
@@ -86,13 +102,17 @@ class ClientStream:
         self.sent = 0
 
     async def send(self, data: bytes) -> None:
-        await self.handler.server_event(BodyData(self.flow, data))
+        event = BodyData(self.flow, data)
+        await self.handler.server_event(event)
         self.sent += len(data)
         io = self.handler.transports.get(self.handler.client)
         writer = getattr(io, "writer", None)
         if writer is not None:
             with contextlib.suppress(OSError):  # the client went away: the watch cancels us
                 await writer.drain()
+        held = event.held
+        while held is not None and held() > CLIENT_STREAM_BUFFER:
+            await asyncio.sleep(HELD_POLL_SECONDS)  # a reset or a cut stream empties it too
 
     async def end(self, trailers: Sequence[tuple[str, str]] = ()) -> None:
         if trailers and self.flow.request.http_version == "HTTP/2.0":
@@ -224,6 +244,21 @@ def wrappers() -> dict[str, Wrap]:
             stream_id, event.message, layers.ErrorCode.GENERIC_SERVER_ERROR
         )
 
+    def held_by_client(layer: Any, stream_id: int) -> Callable[[], int] | None:
+        """What mitmproxy's HTTP/2 connection to the client queues for ``stream_id`` while the
+        client's window is shut (``BufferedH2Connection.stream_buffers``); ``None`` for an
+        HTTP/1 client, whose socket's write buffer says it instead."""
+        h2_conn = getattr(layer.connections.get(layer.context.client), "h2_conn", None)
+        buffers = getattr(h2_conn, "stream_buffers", None)
+        if buffers is None:
+            return None
+
+        def held() -> int:
+            queued = buffers.get(stream_id)
+            return sum(len(item.data) for item in queued) if queued else 0
+
+        return held
+
     def wrap_layer(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
         def _handle_event(self: Any, event: Any) -> Iterator[Any]:
             if not isinstance(event, (BodyData, BodyTrailers, BodyEnd, BodyReset)):
@@ -233,6 +268,8 @@ def wrappers() -> dict[str, Wrap]:
                 if getattr(stream, "flow", None) is event.flow:
                     if stream.server_state == stream.state_stream_response_body:
                         yield from self.event_to_child(stream, translate(event, stream.stream_id))
+                        if isinstance(event, BodyData):
+                            event.held = held_by_client(self, stream.stream_id)
                     return
             # not here: into the tunnels this layer carries (an intercepted CONNECT)
             for stream in list(self.streams.values()):

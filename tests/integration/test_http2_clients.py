@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import ssl
 import textwrap
@@ -13,6 +15,7 @@ import pytest
 
 from chaoskit.testing.http2_upstream import Http2Upstream
 from tests.integration.h2_client import h2_exchange, tls_through_connect
+from tests.reliability.conftest import wait_for
 
 httpx = pytest.importorskip("httpx")
 h2_events = pytest.importorskip("h2.events")
@@ -173,3 +176,69 @@ def test_an_http2_websocket_is_refused_as_istio_refuses_it_and_recorded(mesh, up
     assert any("extended CONNECT (:protocol websocket" in n for n in record.notes)
     status, _, _ = answer(h2_exchange(tls_through_connect(mesh), post("/after"), b"x"))
     assert status == "200"
+
+
+# -- a client that stops reading ----------------------------------------------------------------
+
+
+def queued_for_clients() -> int:
+    """The DATA mitmproxy's HTTP/2 connections to clients hold because a window is shut
+    (``BufferedH2Connection.stream_buffers``; the proxy runs in this process)."""
+    from mitmproxy.proxy.layers.http._http_h2 import BufferedH2Connection
+
+    return sum(
+        len(item.data)
+        for conn in gc.get_objects()
+        if isinstance(conn, BufferedH2Connection)
+        for queue in conn.stream_buffers.values()
+        for item in queue
+    )
+
+
+def test_a_client_that_keeps_its_window_shut_holds_the_upstream_back(mesh, h2_upstream):
+    """mitmproxy queues what an HTTP/2 client's window does not admit, without limit: a client
+    that stops reading a streamed download would have the proxy hold all of it. The relay
+    stops at Envoy's buffer limit (plus the piece in hand, at most one upstream window), the
+    upstream's own window then holds the endpoint back; once the client reads again, every
+    byte arrives."""
+    import h2.config
+    import h2.connection
+
+    from chaoskit.proxy.http2_connection import STREAM_WINDOW
+    from chaoskit.proxy.response_stream import CLIENT_STREAM_BUFFER
+    from tests.integration.h2_client import get
+
+    mesh.apply(SECURE.format(protocol="HTTP2", port=h2_upstream.port))
+    size = 8 * 1024 * 1024
+    tls = tls_through_connect(mesh)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, get(f"/bytes/{size}"), end_stream=True)
+    tls.sendall(conn.data_to_send())
+    got, ended = 0, False
+
+    def read(acknowledge: bool) -> None:
+        nonlocal got, ended
+        for event in conn.receive_data(tls.recv(65536)):
+            if isinstance(event, h2_events.DataReceived):
+                got += len(event.data)
+                if acknowledge:
+                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            ended = ended or isinstance(event, h2_events.StreamEnded)
+        tls.sendall(conn.data_to_send())
+
+    with tls:
+        tls.settimeout(0.05)
+        for _ in range(20):  # a second with the default 64 KiB window, never opened
+            with contextlib.suppress(TimeoutError):
+                read(acknowledge=False)
+        assert got <= 65535
+        assert 0 < queued_for_clients() <= CLIENT_STREAM_BUFFER + STREAM_WINDOW
+        conn.acknowledge_received_data(got, 1)  # what came while the window was kept shut
+        tls.sendall(conn.data_to_send())
+        tls.settimeout(10)
+        while not ended:
+            read(acknowledge=True)
+    assert got == size
+    assert wait_for(lambda: mesh.records and mesh.records[-1].path == f"/bytes/{size}")
+    assert mesh.records[-1].flags == ()

@@ -55,9 +55,10 @@ def stream_shaped(
 
     body = FaultedBody(
         resp.body, resp.rest, shaper, rate=plan.slow_body_bps, clock=s.clock, sleep=s.sleep,
-        on_step=on_step,
+        on_step=on_step, trailers=resp.trailers,
     )  # fmt: skip
-    return dataclasses.replace(resp, body=b"", rest=body)
+    # the trailers of a whole body go with the stream: only a body that reaches its end has them
+    return dataclasses.replace(resp, body=b"", rest=body, trailers=())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

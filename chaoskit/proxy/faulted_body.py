@@ -28,9 +28,9 @@ MAX_SLICE = 64 * 1024
 
 
 class FaultedBody:
-    """``first`` (what came with the head) then ``inner`` (``None``: the body was whole),
-    shaped by ``shaper``; ``rate`` bytes per second when paced. ``on_step`` hears each pause
-    and stop as it happens (the record's notes)."""
+    """``first`` (what came with the head) then ``inner`` (``None``: the body was whole, with
+    ``trailers``), shaped by ``shaper``; ``rate`` bytes per second when paced. ``on_step`` hears
+    each pause and stop as it happens (the record's notes)."""
 
     def __init__(
         self,
@@ -42,8 +42,10 @@ class FaultedBody:
         clock: Clock,
         sleep: Sleep,
         on_step: Callable[[Pause | Stop], None],
+        trailers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._first = first
+        self._whole_trailers = trailers
         self._inner = inner
         self._shaper = shaper
         self._rate = rate
@@ -66,6 +68,8 @@ class FaultedBody:
         """The upstream's trailers, for a body that reached its end (a cut one has none)."""
         if self._stopped:
             return ()
+        if self._inner is None:
+            return self._whole_trailers
         return tuple(getattr(self._inner, "trailers", ()))
 
     async def read(self) -> bytes:

@@ -96,9 +96,9 @@ def to_response(flow: http.HTTPFlow, reply: Reply, listener: Listener) -> http.R
     reason = (reply.reason or _phrase(reply.status)).encode("latin-1", "replace")
     now = flow.request.timestamp_end or flow.request.timestamp_start
     response = _new_response(reply.status, reason, http.Headers(headers), reply.body, now)
-    if reply.trailers and flow.request.http_version == "HTTP/2.0":
+    if reply.trailers and reply.stream is None and flow.request.http_version == "HTTP/2.0":
         # HTTP/1.1 trailers would need the client's ``te: trailers`` and a chunked body: dropped,
-        # as a streamed reply's are (chaoskit.proxy.response_stream.BodyTrailers)
+        # as a streamed reply's are (its stream brings its own: response_stream.BodyTrailers)
         response.trailers = http.Headers(
             [(header_bytes(k), header_bytes(v)) for k, v in reply.trailers]
         )

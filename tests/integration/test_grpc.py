@@ -484,3 +484,27 @@ def test_a_passthrough_call_ends_at_its_grpc_timeout(proxy, slow, tmp_path):
         "grpc-timeout 300m set the timeout to 0.3s (the route has none)",
         "grpc-timeout 0.3s expired",
     )
+
+
+@pytest.mark.parametrize(
+    ("action", "answered"),
+    [("slowBody: {bytesPerSecond: 1000}", True), ("pauseBody: {afterEvents: 1, for: 200ms}", True),
+     ("truncateBody: {afterBytes: 3}", False)],
+    ids=["slowBody", "pauseBody", "truncateBody"],
+)  # fmt: skip
+def test_a_whole_answer_keeps_its_status_only_when_its_body_ends(proxy, slow, action, answered):
+    """An answer that arrived whole with its head (``slow`` writes headers, message and
+    trailers at once) hands its trailers (``grpc-status``) on only when the body action lets
+    it reach its end; a body cut short has none, and the call fails (as a streamed one)."""
+    proxy.apply(slow_mesh(slow.port, "") + "---\n" + fault(f"host: slow\n{action}\n"))
+    proxy.reset()
+    with slow_channel(proxy) as ch:
+        if answered:
+            assert ch.unary_unary("/grpc/0")(b"hi", timeout=10) == b"hi"
+        else:
+            with pytest.raises(grpc.RpcError) as failed:
+                ch.unary_unary("/grpc/0")(b"hi", timeout=10)
+            assert failed.value.code() != grpc.StatusCode.OK
+    record = wait_for_record(proxy)
+    name = action.partition(":")[0]
+    assert record.attempts[0].faults == (f"UpstreamFault/default/f:{name}",)

@@ -1,9 +1,10 @@
 """An HPACK encoder (RFC 7541) that never touches the dynamic table and never Huffman-codes.
 
 Why: hpack's own ``Encoder`` searches its dynamic table linearly for every header and
-Huffman-codes every new string in Python; on a gRPC call those two were the largest single cost
-of chaoskit's upstream HTTP/2 client (about 7 % of the proxy's CPU per call under load,
-docs/performance.md §gRPC). A header block made only of static-table references and plain
+Huffman-codes every new string in Python. Sending a gRPC request's headers (h2's
+``send_headers``, timed alone) took 47 µs with it and takes 26 µs with this encoder and h2's
+redundant outbound checks off, out of about 1.2 ms of the proxy's CPU per call
+(docs/performance.md §gRPC). A header block made only of static-table references and plain
 literals is valid HPACK for every decoder, costs a few dict lookups and byte joins, and keeps
 no compression state — so nothing a peer's ``SETTINGS_HEADER_TABLE_SIZE`` does can put the two
 ends out of step. The price is a larger block (a few hundred bytes for a gRPC request instead

@@ -57,8 +57,8 @@ class StreamStart:
 #: limit, ``per_connection_buffer_limit_bytes``.
 CLIENT_STREAM_BUFFER = 1024 * 1024
 #: How often a relay held back by an HTTP/2 client's shut window looks again (mitmproxy says
-#: nothing when the window opens).
-HELD_POLL_SECONDS = 0.01
+#: nothing when the window opens): at first, then twice as long each time up to the last.
+HELD_POLL_SECONDS = (0.01, 0.1)
 
 
 @dataclasses.dataclass
@@ -111,8 +111,12 @@ class ClientStream:
             with contextlib.suppress(OSError):  # the client went away: the watch cancels us
                 await writer.drain()
         held = event.held
+        delay, longest = HELD_POLL_SECONDS
         while held is not None and held() > CLIENT_STREAM_BUFFER:
-            await asyncio.sleep(HELD_POLL_SECONDS)  # a reset or a cut stream empties it too
+            # a reset or a cut stream empties it too; a client that never reads again costs
+            # ten wake-ups a second until the route timeout or its going away ends the relay
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, longest)
 
     async def end(self, trailers: Sequence[tuple[str, str]] = ()) -> None:
         if trailers and self.flow.request.http_version == "HTTP/2.0":

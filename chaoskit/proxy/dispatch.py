@@ -14,7 +14,10 @@ error handling, from a table built once per change of the addon chain:
 - awaitable results are awaited; a module attribute named like a hook is ignored; another
   non-callable one is an ``AddonManagerError``, logged like any addon error;
 - ``handle_lifecycle`` sends the ``update`` event after a flow event only when some addon has an
-  ``update`` hook.
+  ``update`` hook;
+- :meth:`DispatchAddonManager.start_lifecycle` is ``handle_lifecycle`` split at the first
+  handler that returns an awaitable: what runs at once runs, the rest comes back as a coroutine
+  (:mod:`chaoskit.proxy.hook_inline` needs no task for a hook whose handlers all return).
 
 The table assumes nested ``addons`` lists do not change after an addon is added, which holds
 for the lean Master's addons (mitmproxy's script loader, which does change them, is not one of
@@ -27,7 +30,7 @@ import inspect
 import logging
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from mitmproxy import exceptions, flow, hooks
@@ -97,31 +100,82 @@ class DispatchAddonManager(AddonManager):
     # -- dispatch -------------------------------------------------------------------------
 
     async def handle_lifecycle(self, event: hooks.Hook) -> None:
+        rest = self.start_lifecycle(event)
+        if rest is not None:
+            await rest
+
+    def start_lifecycle(self, event: hooks.Hook) -> Coroutine[Any, Any, None] | None:
+        """Call ``handle_lifecycle``'s handlers synchronously, as far as they go: None when
+        every handler returned (the event is handled), else a coroutine that awaits the
+        awaitable a handler returned and goes on with the rest. What an eager task running
+        ``handle_lifecycle`` does up to its first suspension, without the task
+        (:mod:`chaoskit.proxy.hook_inline` finishes hooks in the event that raised them)."""
         args = event.args()
-        await self._trigger(event.name, args)
+        rest = self._start(event.name, args)
         # The table first: no addon of the lean Master has ``update``, and isinstance against
         # mitmproxy's Flow is an ABC check (0.6 % of the proxy's CPU, for nothing).
-        if self._table(hooks.UpdateHook.name) and isinstance(args[0], flow.Flow):
-            await self._trigger(hooks.UpdateHook.name, [[args[0]]])
+        if not (self._table(hooks.UpdateHook.name) and isinstance(args[0], flow.Flow)):
+            return rest
+        if rest is None:
+            return self._start(hooks.UpdateHook.name, [[args[0]]])
+        return self._then_update(rest, args[0])
+
+    async def _then_update(self, rest: Coroutine[Any, Any, None], data: flow.Flow) -> None:
+        await rest
+        more = self._start(hooks.UpdateHook.name, [[data]])
+        if more is not None:
+            await more
 
     async def trigger_event(self, event: hooks.Hook) -> None:
-        await self._trigger(event.name, event.args())
+        rest = self._start(event.name, event.args())
+        if rest is not None:
+            await rest
 
-    async def _trigger(self, name: str, args: list[Any]) -> None:
-        for funcs in self._table(name):
+    def _start(
+        self, name: str, args: list[Any], group: int = 0, at: int = 0
+    ) -> Coroutine[Any, Any, None] | None:
+        """Call the handlers of ``name`` from handler ``at`` of top-level addon ``group`` on,
+        until one returns an awaitable; then return :meth:`_resume` for it (None when all
+        ran). An error skips the rest of its top-level addon (mitmproxy's ``safecall``)."""
+        table = self._table(name)
+        for g in range(group, len(table)):
+            funcs = table[g]
             try:
-                for func in funcs:
-                    result = func(*args)
+                for i in range(at if g == group else 0, len(funcs)):
+                    result = funcs[i](*args)
                     if result is not None and inspect.isawaitable(result):
-                        await result
+                        return self._resume(name, args, g, i, result)
             except exceptions.AddonHalt:
-                return
+                return None
             except exceptions.OptionsError:
                 raise
             except Exception as e:
-                _, _, tb = sys.exc_info()
-                tb = cut_traceback(tb, "_trigger")
-                logger.error(f"Addon error: {e}", exc_info=(type(e), e, tb))
+                _log_addon_error(e, "_start")
+        return None
+
+    async def _resume(
+        self, name: str, args: list[Any], group: int, at: int, pending: Awaitable[Any]
+    ) -> None:
+        try:
+            await pending
+        except exceptions.AddonHalt:
+            return
+        except exceptions.OptionsError:
+            raise
+        except Exception as e:
+            _log_addon_error(e, "_resume")
+            group, at = group + 1, 0
+        else:
+            at += 1
+        rest = self._start(name, args, group, at)
+        if rest is not None:
+            await rest
+
+
+def _log_addon_error(e: Exception, frame: str) -> None:
+    """Log as mitmproxy's ``safecall`` does, the traceback cut below our ``frame``."""
+    tb = cut_traceback(sys.exc_info()[2], frame)
+    logger.error(f"Addon error: {e}", exc_info=(type(e), e, tb))
 
 
 def use_dispatch(master: Master) -> None:

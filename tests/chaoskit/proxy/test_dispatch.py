@@ -133,6 +133,55 @@ def test_addon_halt_stops_the_event() -> None:
     assert ours == theirs == ["a.request"]
 
 
+def test_after_a_handler_suspends_errors_and_halts_are_handled_as_mitmproxy_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Recorder.response suspends first: what follows it runs in the coroutine start_lifecycle
+    # hands back, with the same error handling as the part that ran at once.
+    def build(calls: list[str]) -> list[Any]:
+        return [
+            Parent("p", calls, [Recorder("c1", calls, response=ValueError("late")),
+                                Recorder("c2", calls)]),
+            Recorder("h", calls, response=exceptions.AddonHalt()),
+            Recorder("z", calls),
+        ]  # fmt: skip
+
+    with caplog.at_level(logging.ERROR):
+        theirs, ours = run_both(build, flow_hook("response"))
+    assert ours == theirs == ["p.response", "c1.response", "h.response"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "Addon error: late"
+    ] * 2
+
+
+def test_start_lifecycle_runs_the_handlers_that_return_and_hands_back_the_rest() -> None:
+    class Mixed(Recorder):
+        def requestheaders(self, flow: Any) -> None:
+            self.calls.append(f"{self.name}.requestheaders")
+
+    async def main() -> list[list[str]]:
+        master = new_master()
+        calls: list[str] = []
+        master.addons.add(Mixed("a", calls), Mixed("b", calls))
+        seen = []
+        f = tflow.tflow(resp=True)
+        assert master.addons.start_lifecycle(hooks.all_hooks["requestheaders"](f)) is None
+        seen.append(list(calls))  # both ran, no coroutine to await
+        calls.clear()
+        rest = master.addons.start_lifecycle(hooks.all_hooks["response"](f))
+        assert rest is not None
+        seen.append(list(calls))  # a's coroutine is handed back, not yet run
+        await rest
+        seen.append(list(calls))
+        return seen
+
+    assert asyncio.run(main()) == [
+        ["a.requestheaders", "b.requestheaders"],
+        [],
+        ["a.response", "b.response"],
+    ]
+
+
 def test_options_error_propagates() -> None:
     async def main() -> None:
         master = new_master()

@@ -61,7 +61,7 @@ _DEFAULT_WINDOW = 65535
 MAX_FRAME_SIZE_DEFAULT = 16384
 
 
-class _H2Connection(h2.connection.H2Connection):
+class _H2Connection(h2.connection.H2Connection):  # type: ignore[misc, unused-ignore]  # h2 4.1: untyped
     """h2 closes its state machine on any GOAWAY and then refuses every frame, but RFC 9113
     §6.8 lets the streams up to ``last_stream_id`` finish (and servers draining gracefully
     rely on it): the connection stays open for them; :class:`Http2Connection` starts no new
@@ -117,7 +117,7 @@ class Http2Connection(asyncio.Protocol):
             normalize_outbound_headers=False,
         )
         self.h2 = _H2Connection(config=config)
-        self.h2.encoder = LiteralEncoder()  # type: ignore[assignment]
+        self.h2.encoder = LiteralEncoder()  # type: ignore[assignment, unused-ignore]
         self.h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
@@ -133,7 +133,8 @@ class Http2Connection(asyncio.Protocol):
 
     @property
     def max_concurrent_streams(self) -> int:
-        return self.h2.remote_settings.max_concurrent_streams
+        limit: int = self.h2.remote_settings.max_concurrent_streams
+        return limit
 
     @property
     def active(self) -> int:

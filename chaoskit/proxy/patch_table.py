@@ -278,11 +278,16 @@ PATCHES: tuple[Patch, ...] = (
         "response_stream.StreamStart and leaves the stream in state_stream_response_body for "
         "the body chaoskit injects piece by piece.",
         _streams("send_response"),
-        relies_on=(Code(f"{_STREAM}.state_stream_response_body", {"d6f3f1a5cfa9bdd7": _M12}),),
+        relies_on=(
+            Code(
+                f"{_STREAM}.state_stream_response_body",
+                {"e86070b8ea64d694": _M11, "d6f3f1a5cfa9bdd7": _M12},
+            ),
+        ),
     ),
     Patch(
         "layer.inject_body",
-        Code("mitmproxy.proxy.layers.http:HttpLayer._handle_event", {"0d74163b724a7ed3": _M12}),
+        Code("mitmproxy.proxy.layers.http:HttpLayer._handle_event", {"0d74163b724a7ed3": _M11_12}),
         "mitmproxy/proxy/layers/http/__init__.py, HttpLayer._handle_event routes an injected "
         "message to a stream found through the flow's server connection, which an addon-"
         "answered flow does not have, and asserts HTTP/1 otherwise. The wrapper routes "

@@ -220,6 +220,11 @@ def wrappers() -> dict[str, Wrap]:
 
     send_http: Any = http_layer.SendHttp
     layers: Any = _events
+    # mitmproxy 12 names its error kinds (ErrorCode); 11 passes the HTTP status, 502 for a server
+    # error: either way an HTTP/2 client gets RST_STREAM INTERNAL_ERROR and an HTTP/1 client a
+    # closed connection once the head is out.
+    error_code = getattr(layers, "ErrorCode", None)
+    server_error = error_code.GENERIC_SERVER_ERROR if error_code is not None else 502
 
     def wrap_send(original: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
         def send_response(self: Any, already_streamed: bool = False) -> Iterator[Any]:
@@ -244,9 +249,7 @@ def wrappers() -> dict[str, Wrap]:
             return layers.ResponseTrailers(stream_id, http.Headers(fields))
         if isinstance(event, BodyEnd):
             return layers.ResponseEndOfMessage(stream_id)
-        return layers.ResponseProtocolError(
-            stream_id, event.message, layers.ErrorCode.GENERIC_SERVER_ERROR
-        )
+        return layers.ResponseProtocolError(stream_id, event.message, server_error)
 
     def held_by_client(layer: Any, stream_id: int) -> Callable[[], int] | None:
         """What mitmproxy's HTTP/2 connection to the client queues for ``stream_id`` while the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chaoskit.errors import ProxyError
@@ -31,8 +33,6 @@ def test_the_python_api_refuses_the_web_ui_on_an_unfixed_mitmproxy(monkeypatch):
 
 
 def test_the_addon_refuses_to_run_inside_an_unfixed_mitmweb(monkeypatch):
-    import asyncio
-
     from mitmproxy.test import taddons
 
     from chaoskit.proxy.core import ChaosCore
@@ -73,13 +73,16 @@ def test_admin_flows_are_hidden_and_forgotten_once_answered():
         web.requestheaders(flow)
         return flow
 
-    with taddons.context(view, web) as tctx:
-        tctx.master.view = view  # what WebMaster has
-        web.configure({"view_filter"})
-        first = arrive(ADMIN)
-        mesh = arrive(None)
-        assert list(view) == [mesh] and view.store_count() == 2  # hidden, kept while live
-        first.live = False  # answered
-        arrive(ADMIN)
-        assert list(view) == [mesh] and view.store_count() == 2  # the answered one is gone
-        assert first.error is None  # forgotten, never killed
+    async def run() -> None:  # inside a running loop: mitmproxy 11's taddons leaks its own
+        with taddons.context(view, web) as tctx:
+            tctx.master.view = view  # what WebMaster has
+            web.configure({"view_filter"})
+            first = arrive(ADMIN)
+            mesh = arrive(None)
+            assert list(view) == [mesh] and view.store_count() == 2  # hidden, kept while live
+            first.live = False  # answered
+            arrive(ADMIN)
+            assert list(view) == [mesh] and view.store_count() == 2  # answered one is gone
+            assert first.error is None  # forgotten, never killed
+
+    asyncio.run(run())

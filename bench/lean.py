@@ -1,7 +1,8 @@
 """mitmproxy's own cost on this machine: a lean Master with no addon, as a reverse proxy.
 
 ``python -m bench.lean TARGET_URL PORT`` builds ``Master`` with only the five addons
-``chaoskit proxy`` also uses (core, proxyserver, next_layer, tlsconfig, errorcheck; see
+``chaoskit proxy`` also uses (core, proxyserver, next_layer, tlsconfig, errorcheck — chaoskit's
+start-up check in place of mitmproxy's, which costs nothing per request; see
 ``chaoskit.proxy.runtime.make_master``) with mitmproxy's stock hook dispatch, and lets mitmproxy
 forward natively: what mitmproxy's machinery alone costs per request. chaoskit's runtime also hosts
 these five, but dispatches hooks through a table (``chaoskit.proxy.dispatch``) and forwards

@@ -23,12 +23,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from mitmproxy import options
-from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 from mitmproxy.proxy import mode_specs
 
 from chaoskit.errors import ProxyError
 from chaoskit.proxy import patches
+from chaoskit.proxy.startup_check import StartupCheck
 
 T = TypeVar("T")
 logger = logging.getLogger("chaoskit")
@@ -55,7 +56,7 @@ def make_master(opts: options.Options) -> Master:
     patches.apply(master)
     master.addons.add(
         core.Core(), proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(),
-        errorcheck.ErrorCheck(),
+        StartupCheck(),
     )  # fmt: skip
     return master
 
@@ -110,6 +111,10 @@ class ProxyRuntime:
             from mitmproxy.tools.web.master import WebMaster  # noqa: PLC0415 - only for --web
 
             self.master = WebMaster(opts, with_termlog=False)
+            stock = self.master.addons.get("errorcheck")
+            stock.finish()  # its handler on the root logger, which remove() leaves in place
+            self.master.addons.remove(stock)
+            self.master.addons.add(StartupCheck())
         else:
             self.master = make_master(opts)
         self.master.addons.add(*self.addons)
@@ -118,8 +123,9 @@ class ProxyRuntime:
             opts.update(web_port=self.web_port, web_host="127.0.0.1", web_open_browser=False)
         run = asyncio.ensure_future(self.master.run())
         ps = self.master.addons.get("proxyserver")
+        check: StartupCheck = self.master.addons.get("errorcheck")
         try:
-            while not (len(ps.servers) and all(s.is_running for s in ps.servers)):
+            while not (check.started and len(ps.servers) and all(s.is_running for s in ps.servers)):
                 if run.done():
                     run.result()  # raise why startup failed
                     raise ProxyError("proxy stopped during start-up")
@@ -132,13 +138,16 @@ class ProxyRuntime:
             self.master.shutdown()
             with contextlib.suppress(BaseException):
                 await run
+            with contextlib.suppress(Exception):  # listeners opened before the start failed
+                await ps.servers.update([])
             raise
         if on_ready is not None:
             on_ready()
         await run
 
     def start(self, timeout: float = 15.0) -> None:
-        """Start in a daemon thread; returns when every listener accepts connections."""
+        """Start in a daemon thread; returns when every listener accepts connections and every
+        addon's ``running`` hook has run (the Master's last start-up check passed)."""
         with _RUNNING_LOCK:
             if _RUNNING:
                 # mitmproxy keeps its Master in module globals (ctx.master): a second proxy in

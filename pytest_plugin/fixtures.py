@@ -9,7 +9,6 @@ streams, and undoes it all at the end, so tests never see each other's faults.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +46,6 @@ class Settings:
 
 settings_key = pytest.StashKey[Settings]()
 
-#: (message regex, module regex) of the DeprecationWarnings mitmproxy's dependencies raise when
-#: imported: ldap3 (proxy auth) uses pyasn1's old names; passlib imports the stdlib `crypt`
-#: (Python 3.11/3.12).
-_IMPORT_WARNINGS = (
-    (r"(tagMap|typeMap) is deprecated", r"ldap3\.utils\.asn1"),
-    (r"'crypt' is deprecated", r"passlib\."),
-)
 handle_key = pytest.StashKey["Chaos"]()
 
 
@@ -93,10 +85,11 @@ def chaos_proxy(
     # of its dependencies warn at import time; those warnings are theirs, not the user's tests',
     # and under `filterwarnings = error` they would stop the session. Only those two are
     # silenced (exact message and module), once, on pytest's main thread: any other deprecation
-    # still reaches the user's filters.
-    with warnings.catch_warnings():
-        for message, module in _IMPORT_WARNINGS:
-            warnings.filterwarnings("ignore", message, DeprecationWarning, module)
+    # still reaches the user's filters. (Importing chaoskit.proxy defers the default addons
+    # that import them: chaoskit.proxy.deferred_addons.)
+    from chaoskit.proxy.deferred_addons import dependency_warnings_silenced  # noqa: PLC0415
+
+    with dependency_warnings_silenced():
         from chaoskit.proxy.api import Proxy  # noqa: PLC0415
     from chaoskit.errors import ConfigError  # noqa: PLC0415
 

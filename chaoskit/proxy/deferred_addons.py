@@ -1,8 +1,8 @@
-"""Import ``mitmproxy.addons`` without the 34 default addons chaoskit's lean Master never uses.
+"""Import ``mitmproxy.addons`` without the default addons chaoskit's lean Master never uses.
 
-``mitmproxy/addons/__init__.py`` imports every default addon so that ``default_addons()`` can
-list them. Their imports load Flask and Jinja (onboarding), ldap3 and passlib (proxy auth),
-Werkzeug (map local), pyparsing and more. chaoskit's Master uses four of the addon modules
+``mitmproxy/addons/__init__.py`` imports every default addon (31 in mitmproxy 12.3) so that
+``default_addons()`` can list them. Their imports load Flask and Jinja (onboarding), ldap3 and
+passlib (proxy auth), Werkzeug (map local) and more. chaoskit's Master uses four addon modules
 (``chaoskit.proxy.runtime.make_master``), but the first ``import mitmproxy.addons.core`` (and
 ``mitmproxy.master`` does such an import) runs that package file and pays for all of them:
 about 0.15–0.25 s of every proxy's start-up, the largest single share of a pytest session's

@@ -3,10 +3,10 @@
 mitmproxy's ``ErrorCheck`` addon ends ``Master.run`` with ``sys.exit(1)`` when any ERROR record
 reaches the root logger while the Master starts. That suits ``mitmdump``, which owns its process.
 chaoskit's proxy also runs inside other programs (the pytest plugin, a test suite's fixtures),
-where a record from someone else can land in that window: an ``aiohttp`` session of an earlier
-proxy, collected late, is reported by ``asyncio`` from whichever thread ran the collector. One
-such stray record refused a start in CI with nothing but ``proxy failed to start: 1`` as the
-reason, and left that proxy's listening socket open.
+where a record from someone else can land in that window — ``asyncio`` reporting an object
+collected late, from whichever thread ran the collector, or another thread's own errors. In CI
+such a record (ErrorCheck does not say which) refused a start with nothing but ``proxy failed
+to start: 1`` as the reason, and left that proxy's listening socket open.
 
 :class:`StartupCheck` keeps ErrorCheck's job — a listener that cannot open or an addon that
 fails to load stops the start — for records logged on the proxy's own thread by mitmproxy or
